@@ -1,0 +1,33 @@
+"""Styx: run AI and batch workloads on any infrastructure from one task description.
+
+The SDK is imported lazily so that ``import styx`` stays cheap for the CLI.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from styx.spec.dag import Dag
+    from styx.spec.resources import Resources
+    from styx.spec.task import Task
+
+_LAZY = {
+    "Task": "styx.spec.task",
+    "Resources": "styx.spec.resources",
+    "Dag": "styx.spec.dag",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'styx' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = ["Dag", "Resources", "Task", "__version__"]

@@ -1,0 +1,1 @@
+"""Styx agent layer (see ../shared/DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Styx catalog layer (see ../shared/DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Styx cli layer (see ../shared/DESIGN.md)."""

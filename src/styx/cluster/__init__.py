@@ -1,0 +1,1 @@
+"""Styx cluster layer (see ../shared/DESIGN.md)."""

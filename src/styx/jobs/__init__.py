@@ -1,0 +1,1 @@
+"""Styx jobs layer (see ../shared/DESIGN.md)."""

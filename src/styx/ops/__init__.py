@@ -1,0 +1,1 @@
+"""Styx ops layer (see ../shared/DESIGN.md)."""

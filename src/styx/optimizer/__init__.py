@@ -1,0 +1,1 @@
+"""Styx optimizer layer (see ../shared/DESIGN.md)."""

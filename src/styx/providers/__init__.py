@@ -1,0 +1,1 @@
+"""Styx providers layer (see ../shared/DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Styx spec layer (see ../shared/DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Styx state layer (see ../shared/DESIGN.md)."""
