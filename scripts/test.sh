@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Run the whole test suite on a fresh Debian machine: install what the tests need (Debian and
+# PyPI packages, PostgreSQL), start PostgreSQL on a unix socket, then run pytest inside a network
+# namespace with no route out (only loopback and the test hosts the tests create).
+# Usage: bash scripts/test.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+
+need_apt=()
+for bin in sshd:openssh-server rsync:rsync ip:iproute2 nft:nftables; do
+  command -v "${bin%%:*}" >/dev/null 2>&1 || need_apt+=("${bin#*:}")
+done
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "Installing Debian packages: ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+bash scripts/install.sh "test,runtime"
+py="$root/.venv/bin/python"
+
+pgdir="${STYX_TEST_PG_DIR:-/tmp/styx-ci-pg}"
+pg_url="$(bash scripts/postgres.sh start "$pgdir" | tail -n 1)"
+cleanup() {
+  bash scripts/postgres.sh stop "$pgdir" >/dev/null 2>&1 || true
+  [ -n "${made_ns:-}" ] && ip netns delete styx-ci 2>/dev/null || true
+}
+trap cleanup EXIT
+
+echo "== lint"
+"$py" -m ruff check src tests bench
+"$py" -m mypy
+
+run=("$py" -m pytest "$@")
+export STYX_TEST_PG_URL="$pg_url"
+if [ "$(id -u)" = 0 ] && ip netns list >/dev/null 2>&1; then
+  if ! ip netns list | grep -qw styx-ci; then ip netns add styx-ci; made_ns=1; fi
+  ip -n styx-ci link set lo up
+  echo "== tests (inside network namespace styx-ci: loopback only)"
+  ip netns exec styx-ci "${run[@]}"
+else
+  echo "== tests (WARNING: not root, so not inside a network namespace)"
+  "${run[@]}"
+fi
