@@ -1,0 +1,146 @@
+"""Job logs: ``logs/<job_id>/run.log`` (all nodes) and, for multi-node jobs, ``rank-<r>.log``.
+
+Single-node output is written byte for byte as it arrives. Multi-node output is split into
+lines and each line of ``run.log`` is prefixed ``(rank R, NAME) ``; a partial line waits for its
+newline (or the end of the node's part). Writes go straight to the OS (unbuffered files) and wake
+the followers of the job's log at once, so the first output reaches ``styx exec`` quickly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+RUN_LOG = "run.log"
+_READ = 1 << 16
+
+
+class Signal:
+    """A level-triggered wake-up that many coroutines can await (one per job)."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def fire(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float | None = None) -> None:
+        event = self._event
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+
+class JobLog:
+    """Writes one job's logs; ``nodes`` are the node names in rank order."""
+
+    def __init__(self, log_dir: Path, nodes: list[str], on_write: Callable[[], None]) -> None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.multi = len(nodes) > 1
+        self._names = nodes
+        self._on_write = on_write
+        self._run = open(log_dir / RUN_LOG, "ab", buffering=0)  # noqa: SIM115 (long-lived)
+        self._per_node = (
+            [open(log_dir / f"rank-{r}.log", "ab", buffering=0) for r in range(len(nodes))]  # noqa: SIM115
+            if self.multi else []
+        )
+        self._partial: list[bytes] = [b""] * len(nodes)
+
+    def write(self, rank: int, data: bytes) -> None:
+        """Append what node ``rank`` printed."""
+        if not self.multi:
+            self._run.write(data)
+            self._on_write()
+            return
+        self._per_node[rank].write(data)
+        buf = self._partial[rank] + data
+        lines = buf.split(b"\n")
+        self._partial[rank] = lines.pop()
+        if lines:
+            prefix = self._prefix(rank)
+            self._run.write(b"".join(prefix + line + b"\n" for line in lines))
+            self._on_write()
+
+    def end_part(self, rank: int) -> None:
+        """Flush node ``rank``'s unfinished last line."""
+        if self.multi and self._partial[rank]:
+            self._run.write(self._prefix(rank) + self._partial[rank] + b"\n")
+            self._partial[rank] = b""
+            self._on_write()
+
+    def note(self, text: str) -> None:
+        """A line from the agent itself (why a job failed or was cancelled)."""
+        self._run.write(f"styx: {text}\n".encode())
+        self._on_write()
+
+    def _prefix(self, rank: int) -> bytes:
+        return f"(rank {rank}, {self._names[rank]}) ".encode()
+
+    def close(self) -> None:
+        for r in range(len(self._partial)):
+            self.end_part(r)
+        for f in (self._run, *self._per_node):
+            f.close()
+
+
+def tail_start(path: Path, lines: int | None) -> int:
+    """Offset of the last ``lines`` lines of ``path`` (0 for all, or when it is missing)."""
+    if not lines or not path.exists():
+        return 0
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        end = pos = f.tell()
+        found = 0
+        while pos > 0:
+            step = min(_READ, pos)
+            pos -= step
+            f.seek(pos)
+            block = f.read(step)
+            if pos + step == end and block.endswith(b"\n"):
+                block = block[:-1]
+            for i in range(len(block) - 1, -1, -1):
+                if block[i] == 10:
+                    found += 1
+                    if found == lines:
+                        return pos + i + 1
+        return 0
+
+
+async def follow(
+    path: Path,
+    signal: Signal,
+    is_done: Callable[[], bool],
+    follow_: bool,
+    start: int = 0,
+) -> AsyncIterator[str]:
+    """Text of ``path`` from ``start``: up to the current end, or (``follow_``) until
+    ``is_done()`` and everything written before it has been read."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    offset = start
+    fh = None
+    try:
+        while True:
+            done = is_done()  # read *before* draining, so nothing written before the end is lost
+            if fh is None and path.exists():
+                fh = open(path, "rb")  # noqa: SIM115
+                fh.seek(offset)
+            data = fh.read(_READ) if fh is not None else b""
+            if data:
+                offset += len(data)
+                text = decoder.decode(data)
+                if text:
+                    yield text
+                continue
+            if not follow_ or done:
+                tail = decoder.decode(b"", final=True)
+                if tail:
+                    yield tail
+                return
+            await signal.wait(timeout=1.0)
+    finally:
+        if fh is not None:
+            fh.close()

@@ -1,0 +1,388 @@
+"""The agent's typed, versioned wire protocol and its on-disk config.
+
+Everything that crosses the agent's socket or lives in ``agent.json`` is defined here as a frozen
+dataclass with ``to_dict``/``from_dict``. The wire format is plain JSON, one object per line, over
+a stream socket (a local unix socket, or one forwarded through SSH):
+
+* request: ``{"v": PROTOCOL_VERSION, "op": "<op>", "args": {...}}``
+* reply: ``{"v": ..., "ok": true, "result": ...}`` or ``{"v": ..., "ok": false, "error":
+  {"code", "message", "hint"}}``
+* streamed replies (``tail_logs``) send ``{"v": ..., "chunk": "<text>"}`` lines first and end
+  with an ordinary reply.
+
+A request whose ``v`` differs from :data:`PROTOCOL_VERSION` gets the ``agent-protocol-mismatch``
+error. Unknown fields in a request are rejected (``invalid-request``) so that typos surface.
+This module imports nothing outside the standard library and :mod:`styx.errors`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from styx.agent._fields import (
+    f_bool,
+    f_check_keys,
+    f_int,
+    f_num,
+    f_obj,
+    f_opt_int,
+    f_opt_num,
+    f_opt_str,
+    f_str,
+    f_str_list,
+    f_str_map,
+    invalid,
+)
+from styx.errors import AgentError
+
+PROTOCOL_VERSION = 1
+
+#: The config file's name inside an agent root folder.
+CONFIG_NAME = "agent.json"
+
+#: SkyPilot's default per-node CPU demand of a job that names neither CPUs nor accelerators
+#: (``DEFAULT_TASK_CPU_DEMAND``): two tiny jobs share one CPU.
+DEFAULT_CPU_DEMAND = 0.5
+
+#: Rows ``queue`` returns by default besides every unfinished job (SkyPilot lists recent jobs).
+DEFAULT_QUEUE_LIMIT = 200
+
+
+class JobStatus(enum.StrEnum):
+    """A job's state; the names and meanings are SkyPilot's."""
+
+    INIT = "INIT"
+    PENDING = "PENDING"
+    SETTING_UP = "SETTING_UP"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    FAILED_SETUP = "FAILED_SETUP"
+    FAILED_DRIVER = "FAILED_DRIVER"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        """True once the job has ended; a terminal status never changes again."""
+        return self in TERMINAL_STATUSES
+
+    def can_become(self, new: JobStatus) -> bool:
+        """Whether the transition ``self -> new`` is allowed (see :data:`TRANSITIONS`)."""
+        return new in TRANSITIONS[self]
+
+
+TERMINAL_STATUSES = frozenset(
+    {
+        JobStatus.SUCCEEDED,
+        JobStatus.FAILED,
+        JobStatus.FAILED_SETUP,
+        JobStatus.FAILED_DRIVER,
+        JobStatus.CANCELLED,
+    }
+)
+#: Statuses that make a cluster busy (not idle) for autostop.
+ACTIVE_STATUSES = frozenset({JobStatus.PENDING, JobStatus.SETTING_UP, JobStatus.RUNNING})
+
+_ENDINGS = frozenset({JobStatus.CANCELLED, JobStatus.FAILED_DRIVER})
+TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.INIT: _ENDINGS | {JobStatus.PENDING},
+    JobStatus.PENDING: _ENDINGS | {JobStatus.SETTING_UP, JobStatus.RUNNING, JobStatus.FAILED},
+    JobStatus.SETTING_UP: _ENDINGS
+    | {JobStatus.RUNNING, JobStatus.FAILED_SETUP, JobStatus.FAILED},
+    JobStatus.RUNNING: _ENDINGS | {JobStatus.SUCCEEDED, JobStatus.FAILED},
+    **{s: frozenset[JobStatus]() for s in TERMINAL_STATUSES},
+}
+
+
+# --- job values ----------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Demand:
+    """What a job needs on each of its nodes. ``gpus`` may be fractional."""
+
+    cpus: float = DEFAULT_CPU_DEMAND
+    gpus: float = 0.0
+    accelerator: str | None = None
+    memory_gb: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: object, strict: bool = True) -> Demand:
+        d = f_obj(raw, "demand")
+        f_check_keys(d, cls, strict)
+        return cls(cpus=f_num(d, "cpus", DEFAULT_CPU_DEMAND), gpus=f_num(d, "gpus", 0.0),
+                   accelerator=f_opt_str(d, "accelerator"), memory_gb=f_opt_num(d, "memory_gb"))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobSpec:
+    """A job to run on the cluster: ``setup`` then ``run`` under bash on ``num_nodes`` nodes.
+
+    ``envs`` holds every variable the job sees, secrets included; the names in
+    ``secret_env_names`` are secrets, whose values the agent keeps out of its database and logs.
+    ``cpus=None`` means SkyPilot's default demand (:data:`DEFAULT_CPU_DEMAND`). ``cwd=None``
+    runs in the user's home folder. Higher ``priority`` runs first.
+    """
+
+    name: str | None = None
+    setup: str | None = None
+    run: str | None = None
+    envs: dict[str, str] = dataclasses.field(default_factory=dict)
+    secret_env_names: list[str] = dataclasses.field(default_factory=list)
+    num_nodes: int = 1
+    cpus: float | None = None
+    gpus: float = 0.0
+    accelerator: str | None = None
+    memory_gb: float | None = None
+    cwd: str | None = None
+    priority: int = 0
+    user: str | None = None
+    task_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_nodes < 1:
+            raise invalid("num_nodes must be at least 1.")
+        if (self.cpus is not None and self.cpus < 0) or self.gpus < 0:
+            raise invalid("cpus and gpus must not be negative.")
+
+    @property
+    def demand(self) -> Demand:
+        """The per-node demand the scheduler honours (defaults filled in)."""
+        cpus = DEFAULT_CPU_DEMAND if self.cpus is None else self.cpus
+        return Demand(cpus=cpus, gpus=self.gpus, accelerator=self.accelerator,
+                      memory_gb=self.memory_gb)
+
+    def public_envs(self) -> dict[str, str]:
+        """``envs`` without the secrets: what may be written to disk."""
+        secret = set(self.secret_env_names)
+        return {k: v for k, v in self.envs.items() if k not in secret}
+
+    def secret_envs(self) -> dict[str, str]:
+        """Only the secret variables."""
+        return {k: self.envs[k] for k in self.secret_env_names if k in self.envs}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: object, strict: bool = True) -> JobSpec:
+        d = f_obj(raw, "job spec")
+        f_check_keys(d, cls, strict)
+        return cls(
+            name=f_opt_str(d, "name"), setup=f_opt_str(d, "setup"), run=f_opt_str(d, "run"),
+            envs=f_str_map(d, "envs"), secret_env_names=f_str_list(d, "secret_env_names"),
+            num_nodes=f_int(d, "num_nodes", 1), cpus=f_opt_num(d, "cpus"),
+            gpus=f_num(d, "gpus", 0.0), accelerator=f_opt_str(d, "accelerator"),
+            memory_gb=f_opt_num(d, "memory_gb"), cwd=f_opt_str(d, "cwd"),
+            priority=f_int(d, "priority", 0), user=f_opt_str(d, "user"),
+            task_id=f_opt_str(d, "task_id"),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobRecord:
+    """What the agent remembers about a job. Times are Unix seconds; ``nodes`` are the IPs the
+    job ran on, in rank order."""
+
+    job_id: int
+    name: str | None
+    status: JobStatus
+    submitted_at: float
+    started_at: float | None = None
+    ended_at: float | None = None
+    exit_code: int | None = None
+    num_nodes: int = 1
+    demand: Demand = dataclasses.field(default_factory=Demand)
+    user: str | None = None
+    log_dir: str = ""
+    failure_reason: str | None = None
+    priority: int = 0
+    task_id: str | None = None
+    nodes: list[str] = dataclasses.field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["status"] = self.status.value
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: object, strict: bool = False) -> JobRecord:
+        d = f_obj(raw, "job record")
+        f_check_keys(d, cls, strict)
+        try:
+            status = JobStatus(f_str(d, "status"))
+        except ValueError as e:
+            raise invalid(f"Unknown job status {d.get('status')!r}.") from e
+        return cls(
+            job_id=f_int(d, "job_id"), name=f_opt_str(d, "name"), status=status,
+            submitted_at=f_num(d, "submitted_at"), started_at=f_opt_num(d, "started_at"),
+            ended_at=f_opt_num(d, "ended_at"), exit_code=f_opt_int(d, "exit_code"),
+            num_nodes=f_int(d, "num_nodes", 1),
+            demand=Demand.from_dict(d.get("demand", {}), strict=strict),
+            user=f_opt_str(d, "user"), log_dir=f_str(d, "log_dir", ""),
+            failure_reason=f_opt_str(d, "failure_reason"), priority=f_int(d, "priority", 0),
+            task_id=f_opt_str(d, "task_id"), nodes=f_str_list(d, "nodes"),
+        )
+
+
+# --- cluster config (agent.json) ------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """One node of the cluster as the provisioner sees it."""
+
+    ip: str
+    name: str
+    cpus: float
+    memory_gb: float
+    gpus: float = 0.0
+    accelerator: str | None = None
+
+    @classmethod
+    def from_dict(cls, raw: object, strict: bool = True) -> NodeInfo:
+        d = f_obj(raw, "node")
+        f_check_keys(d, cls, strict)
+        return cls(ip=f_str(d, "ip"), name=f_str(d, "name"), cpus=f_num(d, "cpus"),
+                   memory_gb=f_num(d, "memory_gb"), gpus=f_num(d, "gpus", 0.0),
+                   accelerator=f_opt_str(d, "accelerator"))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AutostopConfig:
+    """Stop (or tear down, if ``down``) the cluster after ``idle_minutes`` without active jobs.
+    ``idle_minutes=None`` disables autostop; ``0`` stops as soon as the cluster is idle."""
+
+    idle_minutes: int | None = None
+    down: bool = False
+
+    @classmethod
+    def from_dict(cls, raw: object, strict: bool = True) -> AutostopConfig:
+        d = f_obj(raw, "autostop")
+        f_check_keys(d, cls, strict)
+        minutes = f_opt_int(d, "idle_minutes")
+        if minutes is not None and minutes < 0:
+            raise invalid("idle_minutes must be >= 0, or null to disable autostop.")
+        return cls(idle_minutes=minutes, down=f_bool(d, "down"))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """``agent.json``: written by the provisioner, read by the agent at start.
+
+    ``nodes`` are in rank order, the head first. ``ray_address`` is the head's ``ip:port`` of
+    the cluster's own (Styx-owned port) Ray. ``stop_command``/``down_command`` are argv lists
+    the agent runs when autostop fires. ``env`` is exported to every job. ``cloud``, ``region``
+    and ``zone`` fill ``SKYPILOT_CLUSTER_INFO``.
+    """
+
+    cluster_name: str
+    styx_version: str
+    ray_address: str
+    nodes: list[NodeInfo]
+    autostop: AutostopConfig = dataclasses.field(default_factory=AutostopConfig)
+    stop_command: list[str] = dataclasses.field(default_factory=list)
+    down_command: list[str] = dataclasses.field(default_factory=list)
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
+    cloud: str | None = None
+    region: str | None = None
+    zone: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.nodes:
+            raise invalid("agent.json must list at least the head node.")
+
+    @property
+    def head(self) -> NodeInfo:
+        return self.nodes[0]
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> AgentConfig:
+        try:
+            d = f_obj(json.loads(text), "agent.json")
+        except json.JSONDecodeError as e:
+            raise invalid(f"agent.json is not valid JSON: {e}.") from e
+        f_check_keys(d, cls, strict=True)
+        nodes = d.get("nodes")
+        if not isinstance(nodes, list):
+            raise invalid("Field 'nodes' must be a list.")
+        return cls(
+            cluster_name=f_str(d, "cluster_name"), styx_version=f_str(d, "styx_version"),
+            ray_address=f_str(d, "ray_address"), nodes=[NodeInfo.from_dict(n) for n in nodes],
+            autostop=AutostopConfig.from_dict(d.get("autostop", {})),
+            stop_command=f_str_list(d, "stop_command"), down_command=f_str_list(d, "down_command"),
+            env=f_str_map(d, "env"), cloud=f_opt_str(d, "cloud"), region=f_opt_str(d, "region"),
+            zone=f_opt_str(d, "zone"),
+        )
+
+    def write(self, root: str | os.PathLike[str]) -> Path:
+        """Atomically write ``agent.json`` into ``root`` (created if missing)."""
+        path = Path(root) / CONFIG_NAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(self.to_json())
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, root: str | os.PathLike[str]) -> AgentConfig:
+        return cls.from_json((Path(root) / CONFIG_NAME).read_text())
+
+
+# --- envelopes ------------------------------------------------------------------------------
+
+OPS = frozenset(
+    {"ping", "submit", "queue", "job", "cancel", "tail_logs", "wait", "set_autostop", "status"}
+)
+
+
+def encode(message: Mapping[str, Any]) -> bytes:
+    """One wire line."""
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
+def request(op: str, args: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    return {"v": PROTOCOL_VERSION, "op": op, "args": dict(args or {})}
+
+
+def ok_reply(result: Any) -> dict[str, Any]:
+    return {"v": PROTOCOL_VERSION, "ok": True, "result": result}
+
+
+def error_reply(code: str, message: str, hint: str) -> dict[str, Any]:
+    return {"v": PROTOCOL_VERSION, "ok": False,
+            "error": {"code": code, "message": message, "hint": hint}}
+
+
+def chunk_reply(text: str) -> dict[str, Any]:
+    return {"v": PROTOCOL_VERSION, "chunk": text}
+
+
+def parse_request(line: bytes) -> tuple[str, dict[str, Any]]:
+    """Decode and check one request line; raises a typed :class:`AgentError`."""
+    try:
+        msg = f_obj(json.loads(line), "request")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise invalid(f"Request is not valid JSON: {e}.") from e
+    version = msg.get("v")
+    if version != PROTOCOL_VERSION:
+        raise AgentError(
+            f"The agent speaks protocol {PROTOCOL_VERSION} but the request uses {version!r}.",
+            "Run `python -m styx.agent ensure` (or `styx start`) to restart the agent at the "
+            "version of the Styx you run.",
+            code="agent-protocol-mismatch",
+        )
+    op = msg.get("op")
+    if not isinstance(op, str) or op not in OPS:
+        raise invalid(f"Unknown operation {op!r}; expected one of {sorted(OPS)}.")
+    return op, f_obj(msg.get("args", {}), "args")

@@ -1,0 +1,166 @@
+"""The agent's socket server: JSON lines in, JSON lines out (see :mod:`styx.agent.protocol`).
+
+A connection may carry any number of requests, one after another. Every failure becomes a typed
+error reply; nothing a client sends can crash the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from styx.agent import _fields as f
+from styx.agent.protocol import (
+    PROTOCOL_VERSION,
+    JobSpec,
+    chunk_reply,
+    encode,
+    error_reply,
+    ok_reply,
+    parse_request,
+)
+from styx.agent.service import Agent
+from styx.errors import AgentError, StyxError
+
+log = logging.getLogger(__name__)
+
+_LINE_LIMIT = 64 * 1024 * 1024  # a submit carries the job's scripts and envs
+
+
+def _only(args: dict[str, Any], *names: str) -> None:
+    unknown = sorted(set(args) - set(names))
+    if unknown:
+        raise f.invalid(f"Unknown argument(s) {unknown}.")
+
+
+def _job_ids(args: dict[str, Any]) -> list[int]:
+    ids = args.get("job_ids")
+    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool)
+                                            for i in ids):
+        raise f.invalid("job_ids must be a list of integers.")
+    return list(ids)
+
+
+class Server:
+    """Serves one :class:`Agent` on a unix socket."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self._ops: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
+            "ping": self._ping, "submit": self._submit, "queue": self._queue, "job": self._job,
+            "cancel": self._cancel, "wait": self._wait, "set_autostop": self._set_autostop,
+            "status": self._status,
+        }
+
+    async def serve(self, socket_path: Path) -> asyncio.Server:
+        """Bind ``socket_path`` (relative to the cwd when the full path is too long)."""
+        with_dir = socket_path
+        if len(str(socket_path)) > 100:
+            os.chdir(socket_path.parent)
+            with_dir = Path(socket_path.name)
+        if with_dir.exists() or with_dir.is_symlink():
+            with_dir.unlink()
+        server = await asyncio.start_unix_server(self._handle, path=str(with_dir),
+                                                 limit=_LINE_LIMIT)
+        os.chmod(with_dir, 0o600)
+        return server
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    line = await reader.readline()
+                except (ValueError, asyncio.LimitOverrunError):
+                    writer.write(encode(error_reply("invalid-request", "Request too large.",
+                                                    "Send a smaller request.")))
+                    break
+                if not line:
+                    break
+                await self._one(line, writer)
+        except (ConnectionError, BrokenPipeError):
+            pass
+        finally:
+            writer.close()
+
+    async def _one(self, line: bytes, writer: asyncio.StreamWriter) -> None:
+        try:
+            op, args = parse_request(line)
+            if op == "tail_logs":
+                await self._tail(args, writer)
+                return
+            reply = ok_reply(await self._ops[op](args))
+        except StyxError as e:
+            reply = error_reply(e.code, e.message, e.hint)
+        except (ConnectionError, BrokenPipeError):
+            raise
+        except Exception as e:
+            log.exception("request failed")
+            reply = error_reply("agent-internal", f"The agent failed: {e}",
+                                "This is a bug in the Styx agent; see agent.log on the head node.")
+        writer.write(encode(reply))
+        await writer.drain()
+
+    # --- operations -------------------------------------------------------------------------
+
+    async def _ping(self, args: dict[str, Any]) -> dict[str, Any]:
+        _only(args)
+        a = self.agent
+        return {"agent_version": a.version, "protocol_version": PROTOCOL_VERSION,
+                "pid": os.getpid(), "cluster_name": a.config.cluster_name,
+                "started_at": a.started_at, "ray_connected": a.executor.connected}
+
+    async def _submit(self, args: dict[str, Any]) -> dict[str, Any]:
+        _only(args, "spec")
+        return {"job_id": self.agent.submit(JobSpec.from_dict(args.get("spec")))}
+
+    async def _queue(self, args: dict[str, Any]) -> dict[str, Any]:
+        _only(args, "all", "limit", "skip_finished")
+        jobs = self.agent.store.queue(all_jobs=f.f_bool(args, "all"),
+                                      limit=f.f_opt_int(args, "limit"),
+                                      skip_finished=f.f_bool(args, "skip_finished"))
+        return {"jobs": [j.to_dict() for j in jobs]}
+
+    async def _job(self, args: dict[str, Any]) -> dict[str, Any]:
+        _only(args, "job_id")
+        return {"job": self.agent.store.get(f.f_int(args, "job_id")).to_dict()}
+
+    async def _cancel(self, args: dict[str, Any]) -> dict[str, Any]:
+        _only(args, "job_ids", "all")
+        every = f.f_bool(args, "all")
+        if not every and "job_ids" not in args:
+            raise f.invalid("cancel needs job_ids or all=true.")
+        ids = None if every else _job_ids(args)
+        return {"cancelled": await self.agent.cancel(ids)}
+
+    async def _wait(self, args: dict[str, Any]) -> dict[str, Any]:
+        _only(args, "job_id", "timeout")
+        rec = await self.agent.wait(f.f_int(args, "job_id"), f.f_opt_num(args, "timeout"))
+        return {"job": rec.to_dict()}
+
+    async def _set_autostop(self, args: dict[str, Any]) -> dict[str, Any]:
+        _only(args, "idle_minutes", "down")
+        minutes = f.f_opt_int(args, "idle_minutes")
+        if minutes is not None and minutes < 0:
+            raise AgentError("idle_minutes must be >= 0.", "Use null to disable autostop.",
+                             code="invalid-request")
+        setting = self.agent.autostop.set(minutes, f.f_bool(args, "down"))
+        return {"autostop": {"idle_minutes": setting.idle_minutes, "down": setting.down}}
+
+    async def _status(self, args: dict[str, Any]) -> dict[str, Any]:
+        _only(args)
+        return self.agent.status()
+
+    async def _tail(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        _only(args, "job_id", "follow", "lines")
+        job_id = f.f_int(args, "job_id")
+        async for text in self.agent.tail(job_id, f.f_bool(args, "follow"),
+                                          f.f_opt_int(args, "lines")):
+            writer.write(encode(chunk_reply(text)))
+            await writer.drain()
+        rec = self.agent.store.get(job_id)
+        writer.write(encode(ok_reply({"status": rec.status.value, "exit_code": rec.exit_code})))
+        await writer.drain()

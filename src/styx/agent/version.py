@@ -1,0 +1,24 @@
+"""The agent's version: the styx package version plus a fingerprint of the agent's own source.
+
+``ensure`` restarts a running agent whose version differs from the caller's, so a changed agent
+(even at the same package version, e.g. an editable install) never keeps serving stale code.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import sys
+from pathlib import Path
+
+
+@functools.cache
+def agent_version() -> str:
+    # The package root is already imported (it is this package's parent); reading its version
+    # costs nothing, unlike importlib.metadata's scan of sys.path.
+    base = str(getattr(sys.modules.get("styx"), "__version__", "0+unknown"))
+    digest = hashlib.sha1()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return f"{base}+{digest.hexdigest()[:10]}"
