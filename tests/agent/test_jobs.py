@@ -1,0 +1,201 @@
+"""Jobs through a real agent on a real Ray: statuses, logs, env, cancel, many jobs, GPUs."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from styx.agent.paths import agent_id
+from styx.agent.proctree import marked
+from styx.agent.protocol import JobSpec, JobStatus
+from styx.errors import AgentError, JobNotFound
+
+from .conftest import AgentHandle
+
+pytestmark = pytest.mark.ray
+
+
+def run(agent: AgentHandle, **kw: object) -> tuple[int, str]:
+    """Submit, follow the logs to the end, return (job id, output)."""
+    job_id = agent.client.submit(JobSpec(**kw))  # type: ignore[arg-type]
+    return job_id, "".join(agent.client.tail_logs(job_id, follow=True))
+
+
+def test_submit_queue_logs_wait(agent: AgentHandle) -> None:
+    job_id, out = run(agent, name="hello", run="echo hello; echo world >&2")
+    assert out == "hello\nworld\n"
+    rec = agent.client.wait(job_id)
+    assert rec.status is JobStatus.SUCCEEDED and rec.exit_code == 0
+    assert rec.name == "hello" and rec.nodes == ["127.0.0.1"]
+    assert rec.submitted_at <= rec.started_at <= rec.ended_at  # type: ignore[operator]
+    assert job_id in [j.job_id for j in agent.client.queue()]
+    assert agent.client.job(job_id) == rec
+    assert "".join(agent.client.tail_logs(job_id, follow=False)) == out
+    assert "".join(agent.client.tail_logs(job_id, follow=False, lines=1)) == "world\n"
+
+
+def test_setup_failure_is_failed_setup(agent: AgentHandle) -> None:
+    job_id, out = run(agent, setup="echo preparing; exit 3", run="echo never")
+    rec = agent.client.job(job_id)
+    assert rec.status is JobStatus.FAILED_SETUP and rec.exit_code == 3
+    assert "preparing" in out and "never" not in out
+
+
+def test_run_failure_keeps_exit_code(agent: AgentHandle) -> None:
+    job_id, _ = run(agent, setup="true", run="echo oops; exit 42")
+    rec = agent.client.job(job_id)
+    assert rec.status is JobStatus.FAILED and rec.exit_code == 42
+    assert "42" in (rec.failure_reason or "")
+
+
+def test_env_vars(agent: AgentHandle, tmp_path: os.PathLike[str]) -> None:
+    dump = 'python3 -c "import json,os; print(json.dumps(dict(os.environ)))"'
+    job_id, out = run(agent, setup=f"{dump} > {tmp_path}/setup.json", run=dump,
+                      envs={"MINE": "1", "TOKEN": "s3cret"}, secret_env_names=["TOKEN"],
+                      task_id="task-7", user="alice", cwd=str(tmp_path))
+    env = json.loads(out)
+    setup_env = json.loads(Path(f"{tmp_path}/setup.json").read_text())
+    for prefix in ("STYX_", "SKYPILOT_"):
+        assert env[f"{prefix}NODE_RANK"] == "0"
+        assert env[f"{prefix}NODE_IPS"] == "127.0.0.1"
+        assert env[f"{prefix}NUM_NODES"] == "1"
+        assert env[f"{prefix}NUM_GPUS_PER_NODE"] == "0"
+        assert env[f"{prefix}TASK_ID"] == "task-7"
+        assert json.loads(env[f"{prefix}CLUSTER_INFO"])["cluster_name"] == agent.config.cluster_name
+        assert setup_env[f"{prefix}SETUP_NODE_RANK"] == "0"
+        assert setup_env[f"{prefix}SETUP_NODE_IPS"] == "127.0.0.1"
+        assert f"{prefix}NODE_RANK" not in setup_env
+    assert env["SKYPILOT_USER"] == "alice"
+    assert env["MINE"] == "1" and env["TOKEN"] == "s3cret"
+    assert env["STYX_TEST_EXTRA"] == "extra"  # agent.json's env extras
+    assert env["RAY_ADDRESS"] == agent.config.ray_address
+    assert env["PWD"] == str(tmp_path)
+    assert "RAY_JOB_ID" not in env and "CUDA_VISIBLE_DEVICES" not in env
+    # Secrets reach the job but never the agent's database.
+    assert b"s3cret" not in (agent.root / "jobs.db").read_bytes()
+    wal = agent.root / "jobs.db-wal"
+    assert not wal.exists() or b"s3cret" not in wal.read_bytes()
+    assert not list((agent.root / "secrets").glob(f"{job_id}.json"))
+
+
+def test_default_task_id_and_gpu_ids(agent: AgentHandle) -> None:
+    _, out = run(agent, gpus=1, accelerator="fakegpu",
+                 run="echo $CUDA_VISIBLE_DEVICES $SKYPILOT_NUM_GPUS_PER_NODE $STYX_TASK_ID")
+    devices, per_node, task_id = out.split()
+    assert devices in {"0", "1"} and per_node == "1"
+    assert task_id.startswith("styx-") and task_id.endswith(f"_{agent.config.cluster_name}_"
+                                                             + task_id.rsplit("_", 1)[1])
+
+
+def test_users_ray_program_joins_cluster_ray(agent: AgentHandle) -> None:
+    prog = ("import ray; ray.init(); print('NODES', len(ray.nodes())); "
+            "print('ADDR', ray.get_runtime_context().gcs_address)")
+    _, out = run(agent, run=f"{sys.executable} -c \"{prog}\"", cpus=0.5)
+    assert "NODES 1" in out
+    assert f":{agent.config.ray_address.split(':')[1]}" in out  # the cluster's GCS, not 6379
+
+
+def test_infeasible_and_unknown_jobs_are_typed_errors(agent: AgentHandle) -> None:
+    with pytest.raises(AgentError) as e:
+        agent.client.submit(JobSpec(run="true", cpus=64))
+    assert e.value.code == "job-infeasible"
+    with pytest.raises(AgentError):
+        agent.client.submit(JobSpec(run="true", accelerator="H100", gpus=1))
+    with pytest.raises(JobNotFound):
+        agent.client.job(10**9)
+    with pytest.raises(JobNotFound):
+        agent.client.cancel([10**9])
+
+
+def test_cancel_kills_whole_process_tree(agent: AgentHandle, tmp_path: os.PathLike[str]) -> None:
+    pids = f"{tmp_path}/pids"
+    script = f"""
+    sleep 300 & echo $! >> {pids}
+    bash -c 'sleep 301 & echo $! >> {pids}; wait' &
+    setsid bash -c 'sleep 302 & echo $! >> {pids}; wait' &
+    echo $$ >> {pids}
+    echo started
+    wait
+    """
+    job_id = agent.client.submit(JobSpec(run=script))
+    for chunk in agent.client.tail_logs(job_id):
+        if "started" in chunk:
+            break
+    deadline = time.monotonic() + 10
+    while len(Path(pids).read_text().split()) < 4:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    marker = f"{agent_id(agent.root, agent.config.cluster_name)}:{job_id}"
+    assert len(marked(marker)) >= 6  # bash, 3 sleeps, 2 sub-shells
+    assert agent.client.cancel([job_id]) == [job_id]
+    assert marked(marker) == []
+    for pid in map(int, Path(pids).read_text().split()):
+        assert not _alive(pid), f"pid {pid} survived cancel"
+    rec = agent.client.wait(job_id)
+    assert rec.status is JobStatus.CANCELLED
+    assert agent.client.cancel([job_id]) == []  # terminal states never change
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(")")[-1].split()[0] != "Z"
+
+
+def test_hundred_jobs_statuses_and_overlap(agent: AgentHandle) -> None:
+    specs = []
+    for i in range(100):
+        if i % 10 == 3:
+            specs.append(JobSpec(name=f"j{i}", run=f"exit {i % 7 + 1}"))
+        elif i % 10 == 7:
+            specs.append(JobSpec(name=f"j{i}", setup="exit 1", run="true"))
+        else:
+            specs.append(JobSpec(name=f"j{i}", run="sleep 0.2" if i < 8 else "true"))
+    ids = [agent.client.submit(s) for s in specs]
+    records = [agent.client.wait(i, timeout=120) for i in ids]
+    for i, rec in enumerate(records):
+        expected = (JobStatus.FAILED if i % 10 == 3 else
+                    JobStatus.FAILED_SETUP if i % 10 == 7 else JobStatus.SUCCEEDED)
+        assert rec.status is expected, (i, rec)
+        if expected is JobStatus.FAILED:
+            assert rec.exit_code == i % 7 + 1
+    # 0.5 CPU each on 2 CPUs: the first sleeping jobs ran four at a time.
+    sleepers = [r for i, r in enumerate(records[:8]) if specs[i].run == "sleep 0.2"]
+    overlaps = sum(1 for a in sleepers for b in sleepers if a.job_id < b.job_id
+                   and a.started_at < b.ended_at and b.started_at < a.ended_at)  # type: ignore[operator]
+    assert overlaps >= 3
+    assert all(j.job_id in ids for j in agent.client.queue(limit=100)[:100])
+    assert len(agent.client.queue(all=True)) >= 100
+
+
+def test_priority_and_backfill(agent: AgentHandle) -> None:
+    big = agent.client.submit(JobSpec(run="sleep 0.5", cpus=2))
+    waiting_big = agent.client.submit(JobSpec(run="true", cpus=2))
+    small_low = agent.client.submit(JobSpec(run="true", cpus=0.5, priority=-1))
+    urgent = agent.client.submit(JobSpec(run="true", cpus=2, priority=10))
+    recs = {i: agent.client.wait(i, timeout=60) for i in (big, waiting_big, small_low, urgent)}
+    assert all(r.status is JobStatus.SUCCEEDED for r in recs.values())
+    # The urgent job jumped the queue of equally big jobs...
+    assert recs[urgent].started_at < recs[waiting_big].started_at  # type: ignore[operator]
+    # ...and nothing ran beside the 2-CPU jobs.
+    assert recs[small_low].started_at >= recs[big].ended_at  # type: ignore[operator]
+
+
+def test_cancel_pending_and_all(agent: AgentHandle) -> None:
+    hog = agent.client.submit(JobSpec(run="sleep 30", cpus=2))
+    queued = [agent.client.submit(JobSpec(run="true", cpus=1)) for _ in range(3)]
+    time.sleep(0.2)
+    assert agent.client.job(queued[0]).status is JobStatus.PENDING
+    assert agent.client.cancel([queued[0]]) == [queued[0]]
+    assert sorted(agent.client.cancel(all=True)) == sorted([hog, *queued[1:]])
+    assert {agent.client.wait(i).status for i in [hog, *queued]} == {JobStatus.CANCELLED}
+    status = agent.client.status()
+    assert status.pending == status.running == 0 and status.idle
