@@ -7,11 +7,9 @@ stale pid file.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -63,6 +61,9 @@ def _log_file(paths: AgentPaths) -> IO[bytes]:
 
 def run(root: Path) -> int:
     """The agent in the foreground until SIGTERM/SIGINT."""
+    import asyncio
+    import logging
+
     from styx.agent.server import Server
     from styx.agent.service import Agent
 
@@ -158,7 +159,8 @@ def ensure(root: Path, timeout_s: float = 60.0) -> int:
 
     paths = AgentPaths(root)
     mine = agent_version()
-    if _ping_version(paths) == mine:
+    supervised = _held(root / "supervisor.lock")
+    if supervised and _ping_version(paths) == mine:
         return 0
     if not paths.config.exists():
         print(f"styx agent: {paths.config} is missing; the provisioner writes it first",
@@ -166,13 +168,15 @@ def ensure(root: Path, timeout_s: float = 60.0) -> int:
         return 2
     with _flock(root / "ensure.lock", blocking=True):
         running = _ping_version(paths)
-        if running == mine:
+        supervised = _held(root / "supervisor.lock")
+        if running == mine and supervised:
             return 0
-        if running is not None:  # another version: replace it
+        if running is not None and running != mine:  # another version: replace it
             stop(root)
+            supervised = False
         with contextlib.suppress(OSError):
             paths.stopping.unlink()
-        if not _held(root / "supervisor.lock"):
+        if not supervised:  # (a lone agent whose supervisor died is adopted when it exits)
             with _log_file(paths) as out:
                 subprocess.Popen(agent_supervise_argv(str(root), sys.executable), cwd=root,
                                  stdin=subprocess.DEVNULL, stdout=out, stderr=out,
