@@ -18,7 +18,11 @@ import click
 # name -> (module, attribute, one-line help). The help text lives here so that listing the
 # commands imports none of them.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "launch": ("styx.cli.cmd_cluster", "launch", "Launch a task on a cluster (creating it if needed)."),
+    "launch": (
+        "styx.cli.cmd_cluster",
+        "launch",
+        "Launch a task on a cluster (creating it if needed).",
+    ),
     "exec": ("styx.cli.cmd_cluster", "exec_", "Run a task on an existing cluster."),
     "status": ("styx.cli.cmd_status", "status", "Show clusters."),
     "queue": ("styx.cli.cmd_cluster", "queue", "Show a cluster's job queue."),
@@ -28,7 +32,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "start": ("styx.cli.cmd_cluster", "start", "Restart stopped clusters."),
     "down": ("styx.cli.cmd_cluster", "down", "Tear down clusters."),
     "autostop": ("styx.cli.cmd_cluster", "autostop", "Stop or tear down a cluster when idle."),
-    "validate": ("styx.cli.cmd_validate", "validate", "Check task YAML files without running them."),
+    "validate": (
+        "styx.cli.cmd_validate",
+        "validate",
+        "Check task YAML files without running them.",
+    ),
 }
 
 
@@ -66,7 +74,9 @@ class LazyGroup(click.Group):
 
             raise UsageError(
                 f"'{name}' is not a styx command.",
-                f"Did you mean '{close[0]}'?" if close else "Run `styx --help` to list the commands.",
+                f"Did you mean '{close[0]}'?"
+                if close
+                else "Run `styx --help` to list the commands.",
                 code="unknown-command",
             )
         return super().resolve_command(ctx, args)
@@ -92,7 +102,9 @@ def render_error(err: BaseException, debug: bool) -> int:
         traceback.print_exception(err, file=sys.stderr)
     if isinstance(err, StyxError):
         loc = f" ({err.location})" if err.location else ""
-        click.echo(click.style(f"Error [{err.code}]{loc}: ", fg="red", bold=True) + err.message, err=True)
+        click.echo(
+            click.style(f"Error [{err.code}]{loc}: ", fg="red", bold=True) + err.message, err=True
+        )
         if err.hint:
             click.echo(click.style("Hint: ", fg="yellow") + err.hint, err=True)
         return err.exit_code
@@ -101,7 +113,9 @@ def render_error(err: BaseException, debug: bool) -> int:
         err=True,
     )
     if not debug:
-        click.echo("Hint: this is a bug in Styx; rerun with --debug and report the traceback.", err=True)
+        click.echo(
+            "Hint: this is a bug in Styx; rerun with --debug and report the traceback.", err=True
+        )
     return 70
 
 
@@ -123,10 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as e:
         from styx.errors import UsageError
 
-        return render_error(UsageError(e.format_message(), "Run the command with --help to see its options."), debug)
+        return render_error(
+            UsageError(e.format_message(), "Run the command with --help to see its options."), debug
+        )
     except click.exceptions.Exit as e:
         return int(e.exit_code)
-    except BaseException as e:  # noqa: BLE001 - the one place that turns errors into exit codes
+    except BaseException as e:
         if isinstance(e, SystemExit):
             return int(e.code) if isinstance(e.code, int) else (0 if e.code is None else 1)
         return render_error(e, debug)

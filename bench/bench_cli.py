@@ -1,0 +1,63 @@
+"""CLI start-up benchmarks: `styx --help` and `styx status` with 100 clusters in the database.
+
+Baseline, measured in the same run: a bare `python -c pass` with the same interpreter, which is
+the floor any Python CLI pays. Prints medians, p90s and the ratio to the baseline.
+Run: .venv/bin/python bench/bench_cli.py [--runs 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def timed(argv: list[str], env: dict[str, str], runs: int) -> list[float]:
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(
+            argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True
+        )
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def report(name: str, samples: list[float], base: float) -> None:
+    med = statistics.median(samples)
+    p90 = sorted(samples)[int(len(samples) * 0.9) - 1]
+    print(
+        f"{name:<40} median {med * 1000:7.1f} ms  p90 {p90 * 1000:7.1f} ms  ratio {med / base:5.2f}x"
+    )
+
+
+def seed_clusters(env: dict[str, str], n: int) -> None:
+    from styx.state import db as statedb
+
+    os.environ.update(env)
+    database = statedb.Database.open()
+    statedb.seed_demo_clusters(database, n)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=30)
+    args = ap.parse_args()
+    styx = str(Path(sys.executable).with_name("styx"))
+    with tempfile.TemporaryDirectory() as home:
+        env = {**os.environ, "STYX_HOME": home}
+        env.pop("STYX_DB_URL", None)
+        base = statistics.median(timed([sys.executable, "-c", "pass"], env, args.runs))
+        print(f"{'baseline: python -c pass':<40} median {base * 1000:7.1f} ms")
+        report("styx --help", timed([styx, "--help"], env, args.runs), base)
+        seed_clusters(env, 100)
+        report("styx status (100 clusters)", timed([styx, "status"], env, args.runs), base)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""Cluster commands: launch, exec, queue, logs, cancel, stop, start, down, autostop.
+
+Faces only: parse flags, call :mod:`styx.ops`, render. Heavy modules are imported inside the
+command bodies so that ``styx --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+F = Callable[..., Any]
+
+
+def override_options(f: F) -> F:
+    """The task-override flags shared by launch and exec (SkyPilot's names)."""
+    opts = [
+        click.option(
+            "--env",
+            "envs",
+            multiple=True,
+            metavar="KEY[=VAL]",
+            help="Set an env var (KEY alone: take it from this shell).",
+        ),
+        click.option(
+            "--env-file", "env_file", metavar="FILE", help="Read env vars from a dotenv file."
+        ),
+        click.option(
+            "--secret",
+            "secrets",
+            multiple=True,
+            metavar="KEY[=VAL]",
+            help="Set a secret env var (never printed or stored).",
+        ),
+        click.option("--cpus", help='vCPUs per node, e.g. "4" or "4+".'),
+        click.option("--memory", help='Memory per node in GB, e.g. "16", "16+" or "4x".'),
+        click.option("--gpus", help='Accelerators per node, e.g. "A100:8".'),
+        click.option("--num-nodes", type=int, help="Number of nodes."),
+        click.option(
+            "--infra", help="Where to run: local, ssh/<pool>, aws[/region[/zone]], k8s/<context>..."
+        ),
+        click.option("--use-spot/--no-use-spot", default=None, help="Use spot instances."),
+        click.option("--instance-type", help="Instance type."),
+        click.option("--disk-size", help="OS disk size in GB."),
+        click.option("--image-id", help="Image ID, or docker:<image>."),
+        click.option("--ports", multiple=True, help='Ports to open, e.g. 8080 or "8080-8090".'),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _overrides(kw: dict[str, Any]) -> Any:
+    from styx.spec.overrides import Overrides
+
+    return Overrides(
+        env=tuple(kw.pop("envs") or ()),
+        env_file=kw.pop("env_file"),
+        secret=tuple(kw.pop("secrets") or ()),
+        cpus=kw.pop("cpus"),
+        memory=kw.pop("memory"),
+        gpus=kw.pop("gpus"),
+        num_nodes=kw.pop("num_nodes"),
+        infra=kw.pop("infra"),
+        use_spot=kw.pop("use_spot"),
+        instance_type=kw.pop("instance_type"),
+        disk_size=kw.pop("disk_size"),
+        image_id=kw.pop("image_id"),
+        ports=tuple(kw.pop("ports") or ()),
+    )
+
+
+@click.command()
+@click.argument("entrypoint", required=False, metavar="TASK.yaml")
+@click.option("-c", "--cluster", "cluster", help="Cluster name (created if missing; reused if up).")
+@click.option("--dryrun", is_flag=True, help="Print the plan; change nothing.")
+@click.option("-d", "--detach", "detach", is_flag=True, help="Return once the job is submitted.")
+@click.option(
+    "--down", is_flag=True, help="Tear the cluster down when the job finishes (and when idle)."
+)
+@click.option(
+    "-i", "--idle-minutes", "idle_minutes", type=int, help="Autostop after this many idle minutes."
+)
+@click.option("--fast", is_flag=True, help="On an up cluster, skip re-checking the runtime.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("-n", "--name", "task_name", help="Override the task name.")
+@override_options
+def launch(
+    entrypoint: str | None,
+    cluster: str | None,
+    dryrun: bool,
+    detach: bool,
+    down: bool,
+    idle_minutes: int | None,
+    fast: bool,
+    yes: bool,
+    task_name: str | None,
+    **kw: Any,
+) -> int:
+    """Launch a task: provision a cluster (or reuse it), set it up, and run the task."""
+    from styx.ops import launch as ops_launch
+
+    return ops_launch.launch_cli(
+        entrypoint,
+        cluster=cluster,
+        dryrun=dryrun,
+        detach=detach,
+        down=down,
+        idle_minutes=idle_minutes,
+        fast=fast,
+        yes=yes,
+        task_name=task_name,
+        overrides=_overrides(kw),
+    )
+
+
+@click.command("exec")
+@click.argument("cluster")
+@click.argument("entrypoint", metavar="TASK.yaml|COMMAND", nargs=-1, required=True)
+@click.option("-d", "--detach", "detach", is_flag=True, help="Return once the job is submitted.")
+@click.option("-n", "--name", "task_name", help="Override the task name.")
+@override_options
+def exec_(
+    cluster: str, entrypoint: tuple[str, ...], detach: bool, task_name: str | None, **kw: Any
+) -> int:
+    """Run a task (a YAML file or a shell command) on an up cluster; setup is skipped."""
+    from styx.ops import launch as ops_launch
+
+    return ops_launch.exec_cli(
+        cluster,
+        " ".join(entrypoint),
+        detach=detach,
+        task_name=task_name,
+        overrides=_overrides(kw),
+    )
+
+
+@click.command()
+@click.argument("clusters", nargs=-1)
+@click.option(
+    "-a", "--all", "all_jobs", is_flag=True, help="Include finished jobs beyond the recent ones."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def queue(clusters: tuple[str, ...], all_jobs: bool, as_json: bool) -> int:
+    """Show the job queue of clusters (all up clusters when none is named)."""
+    from styx.ops import jobs_ops
+
+    return jobs_ops.queue_cli(list(clusters), all_jobs=all_jobs, as_json=as_json)
+
+
+@click.command()
+@click.argument("cluster")
+@click.argument("job_id", required=False, type=int)
+@click.option("--follow/--no-follow", default=True, help="Follow until the job ends (default).")
+@click.option(
+    "--status",
+    "status_only",
+    is_flag=True,
+    help="Print the job's status only; exit 0 if it succeeded.",
+)
+def logs(cluster: str, job_id: int | None, follow: bool, status_only: bool) -> int:
+    """Show a job's logs (the latest job when no id is given). Ctrl-C leaves the job running."""
+    from styx.ops import jobs_ops
+
+    return jobs_ops.logs_cli(cluster, job_id, follow=follow, status_only=status_only)
+
+
+@click.command()
+@click.argument("cluster")
+@click.argument("job_ids", nargs=-1, type=int)
+@click.option("-a", "--all", "all_jobs", is_flag=True, help="Cancel every unfinished job.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+def cancel(cluster: str, job_ids: tuple[int, ...], all_jobs: bool, yes: bool) -> int:
+    """Cancel jobs on a cluster: by ids, or --all."""
+    from styx.ops import jobs_ops
+
+    return jobs_ops.cancel_cli(cluster, list(job_ids), all_jobs=all_jobs)
+
+
+def _lifecycle(action: str, help_text: str) -> click.Command:
+    @click.command(action, help=help_text)
+    @click.argument("clusters", nargs=-1)
+    @click.option("-a", "--all", "all_clusters", is_flag=True, help="Every cluster.")
+    @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+    def command(clusters: tuple[str, ...], all_clusters: bool, yes: bool) -> int:
+        from styx.ops import cluster_ops
+
+        return cluster_ops.lifecycle_cli(action, list(clusters), all_clusters=all_clusters, yes=yes)
+
+    return command
+
+
+stop = _lifecycle("stop", "Stop clusters, keeping their disks and job history.")
+start = _lifecycle("start", "Start stopped clusters again.")
+down = _lifecycle(
+    "down", "Tear down clusters: remove their machines and everything Styx ran on them."
+)
+
+
+@click.command()
+@click.argument("clusters", nargs=-1, required=True)
+@click.option(
+    "-i",
+    "--idle-minutes",
+    "idle_minutes",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Idle minutes before stopping.",
+)
+@click.option("--cancel", "cancel_", is_flag=True, help="Cancel autostop.")
+@click.option("--down", is_flag=True, help="Tear down instead of stopping.")
+def autostop(clusters: tuple[str, ...], idle_minutes: int, cancel_: bool, down: bool) -> int:
+    """Stop (or tear down, with --down) clusters after they have been idle for a while."""
+    from styx.ops import cluster_ops
+
+    return cluster_ops.autostop_cli(list(clusters), None if cancel_ else idle_minutes, down=down)

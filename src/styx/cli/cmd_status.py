@@ -1,0 +1,44 @@
+"""``styx status``: the clusters table, read from the state database (``-r`` asks the infra)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command()
+@click.argument("clusters", nargs=-1)
+@click.option("-r", "--refresh", is_flag=True, help="Ask the infra and each cluster's agent first.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(clusters: tuple[str, ...], refresh: bool, as_json: bool) -> int:
+    """Show clusters: name, infra, resources, status, autostop and when they were launched."""
+    from styx.ops import common
+    from styx.state.clusters import list_clusters
+
+    db = common.database()
+    records = list_clusters(db, names=list(clusters) if clusters else None)
+    if refresh:
+        from styx.ops.cluster_ops import refresh as refresh_one
+
+        records = [refresh_one(db, r) for r in records]
+    if as_json:
+        rows = [
+            {
+                "name": r.name,
+                "status": r.status.value,
+                "infra": r.provider,
+                "num_nodes": r.num_nodes,
+                "resources": r.launched_resources,
+                "autostop": r.autostop,
+                "launched_at": r.launched_at,
+                "last_use": r.last_use,
+            }
+            for r in records
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return 0
+    from styx.cli.tables import cluster_table
+
+    cluster_table(records)
+    return 0

@@ -1,0 +1,157 @@
+"""Cluster lifecycle: stop, start, down, autostop, and status refresh from the infra."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from styx.errors import StyxError, UsageError
+from styx.ops import common
+from styx.ops.pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from styx.state.db import Database
+    from styx.state.records import ClusterRecord
+
+
+def _targets(db: Database, names: list[str], all_clusters: bool) -> list[ClusterRecord]:
+    from styx.state.clusters import list_clusters
+
+    if all_clusters:
+        return list(list_clusters(db))
+    if not names:
+        raise UsageError("No cluster was named.", "Name one or more clusters, or pass --all.")
+    return [common.require_cluster(db, n) for n in names]
+
+
+def lifecycle_cli(action: str, names: list[str], *, all_clusters: bool, yes: bool) -> int:
+    """``styx stop|start|down``; each cluster is handled under its lock."""
+    db = common.database()
+    pipe = Pipeline()
+    failed = 0
+    for record in _targets(db, names, all_clusters):
+        try:
+            {"stop": stop, "start": start, "down": teardown}[action](record.name, pipe)
+        except StyxError as err:
+            failed += 1
+            from styx.cli.render import print_error_brief
+
+            print_error_brief(record.name, err)
+    return 1 if failed else 0
+
+
+def stop(name: str, pipe: Pipeline) -> None:
+    from styx.state.clusters import set_cluster_status
+    from styx.state.locks import cluster_lock
+    from styx.state.records import ClusterStatus
+
+    db = common.database()
+    with cluster_lock(db, name, purpose="stop", timeout=60.0):
+        record = common.require_cluster(db, name)
+        if record.status is ClusterStatus.STOPPED:
+            pipe.skip("stop", f"cluster '{name}' is already stopped")
+            return
+        with pipe.stage("stop", f"cluster '{name}'"):
+            common.provider_of(record).stop(common.handle_of(record))
+            set_cluster_status(db, name, ClusterStatus.STOPPED, message="stopped by user")
+
+
+def start(name: str, pipe: Pipeline) -> None:
+    from styx.agent.protocol import AutostopConfig
+    from styx.cluster import runtime
+    from styx.state.clusters import set_cluster_status
+    from styx.state.locks import cluster_lock
+    from styx.state.records import ClusterStatus
+
+    db = common.database()
+    with cluster_lock(db, name, purpose="start", timeout=60.0):
+        record = common.require_cluster(db, name)
+        provider = common.provider_of(record)
+        with pipe.stage("start", f"cluster '{name}'"):
+            handle = provider.start(common.handle_of(record))
+            auto = record.autostop or {}
+            runtime.start(
+                handle,
+                provider.runner(handle),
+                autostop=AutostopConfig(auto.get("idle_minutes"), bool(auto.get("down"))),
+                commands=provider.autostop_commands(handle),
+            )
+            set_cluster_status(db, name, ClusterStatus.UP, message="started by user")
+
+
+def teardown(name: str, pipe: Pipeline) -> None:
+    """Remove the cluster's machines and everything Styx ran on them, then its record."""
+    from styx.state.clusters import delete_cluster
+    from styx.state.locks import cluster_lock
+
+    db = common.database()
+    with cluster_lock(db, name, purpose="down", timeout=60.0):
+        record = common.require_cluster(db, name)
+        with pipe.stage("down", f"cluster '{name}'"):
+            common.provider_of(record).terminate(common.handle_of(record))
+            delete_cluster(db, name, message="torn down by user")
+
+
+def autostop_cli(names: list[str], idle_minutes: int | None, *, down: bool) -> int:
+    """``styx autostop``: set (or cancel, with None) on each cluster's agent and record it."""
+    from styx.cluster import runtime
+    from styx.state.clusters import update_cluster
+
+    db = common.database()
+    for name in names:
+        _, handle = common.require_up(db, name)
+        with runtime.client(handle) as client:
+            client.set_autostop(idle_minutes, down=down)
+        update_cluster(
+            db,
+            name,
+            autostop=None if idle_minutes is None else {"idle_minutes": idle_minutes, "down": down},
+        )
+        if idle_minutes is None:
+            click.echo(f"Autostop cancelled for '{name}'.")
+        else:
+            what = "torn down" if down else "stopped"
+            click.echo(f"'{name}' will be {what} after {idle_minutes} idle minute(s).")
+    return 0
+
+
+def autostop_fired(name: str, *, down: bool) -> None:
+    """Run by a local cluster's agent when autostop fires: record first, then stop."""
+    from styx.state.clusters import delete_cluster, get_cluster, set_cluster_status
+    from styx.state.records import ClusterStatus
+
+    db = common.database()
+    record = get_cluster(db, name)
+    if record is None:
+        return
+    handle, provider = common.handle_of(record), common.provider_of(record)
+    if down:
+        delete_cluster(db, name, message="autostop: torn down when idle")
+        provider.terminate(handle)
+    else:
+        set_cluster_status(db, name, ClusterStatus.STOPPED, message="autostop: stopped when idle")
+        provider.stop(handle)
+
+
+def refresh(db: Database, record: ClusterRecord) -> ClusterRecord:
+    """Ask the infra and the agent how the cluster really is, and record what changed."""
+    from styx.cluster import runtime
+    from styx.state.clusters import get_cluster, set_cluster_status
+    from styx.state.records import ClusterStatus
+
+    provider, handle = common.provider_of(record), common.handle_of(record)
+    if record.status is ClusterStatus.STOPPED:
+        return record
+    if not provider.is_up(handle):
+        status, msg = ClusterStatus.STOPPED, "refresh: the infra reports the nodes are not running"
+    elif runtime.ping(handle) is not None:
+        status, msg = ClusterStatus.UP, "refresh: agent answers"
+    else:
+        status, msg = (
+            ClusterStatus.DEGRADED,
+            "refresh: the nodes are up but the agent does not answer",
+        )
+    if status is not record.status:
+        set_cluster_status(db, record.name, status, message=msg)
+    return get_cluster(db, record.name) or record

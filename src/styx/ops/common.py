@@ -1,0 +1,96 @@
+"""Helpers every operation shares: the state database, cluster handles, names."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+from typing import TYPE_CHECKING
+
+from styx.errors import ClusterNotUp, UsageError
+
+if TYPE_CHECKING:
+    from styx.providers.base import ClusterHandle, Provider
+    from styx.state.db import Database
+    from styx.state.records import ClusterRecord
+
+#: SkyPilot's cluster-name rule: start with a letter, then letters, digits, '-', '_' or '.'.
+_NAME_MAX = 63
+
+
+def database() -> Database:
+    """The state database for this process (STYX_DB_URL, config ``db:``, or SQLite)."""
+    from styx.state.db import get_db
+
+    return get_db(config_db_url())
+
+
+def config_db_url() -> str | None:
+    """``db:`` from ~/.styx/config.yaml, read only when STYX_DB_URL is unset."""
+    if os.environ.get("STYX_DB_URL"):
+        return None
+    from styx import paths
+
+    path = paths.config_file()
+    if not path.exists():
+        return None
+    from styx.spec.config import load_config
+
+    value = load_config(str(path)).get("db")
+    return str(value) if value else None
+
+
+def user_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "user"
+
+
+def default_cluster_name() -> str:
+    """A fresh name like ``styx-3f2a-alice``, as SkyPilot makes ``sky-3f2a-alice``."""
+    user = "".join(c for c in user_name().lower() if c.isalnum())[:16] or "user"
+    return f"styx-{secrets.token_hex(2)}-{user}"
+
+
+def check_cluster_name(name: str) -> str:
+    """Reject names that would not work as a folder, a tag or a hostname."""
+    ok = (
+        0 < len(name) <= _NAME_MAX
+        and name[0].isalpha()
+        and all(c.isalnum() or c in "-_." for c in name)
+    )
+    if not ok:
+        raise UsageError(
+            f"'{name}' is not a valid cluster name.",
+            "Use up to 63 letters, digits, '-', '_' or '.', starting with a letter.",
+            code="invalid-cluster-name",
+        )
+    return name
+
+
+def require_cluster(db: Database, name: str) -> ClusterRecord:
+    """The cluster's record; ClusterNotFound when there is none."""
+    from styx.state.clusters import require_cluster as require
+
+    return require(db, name)
+
+
+def handle_of(record: ClusterRecord) -> ClusterHandle:
+    from styx.providers.base import ClusterHandle
+
+    return ClusterHandle.from_json(dict(record.handle))
+
+
+def provider_of(record: ClusterRecord) -> Provider:
+    from styx.providers.registry import get_provider
+
+    return get_provider(record.provider)
+
+
+def require_up(db: Database, name: str) -> tuple[ClusterRecord, ClusterHandle]:
+    """The record and handle of an UP cluster, or a clear error."""
+    record = require_cluster(db, name)
+    if record.status.value != "UP":
+        raise ClusterNotUp(f"Cluster '{name}' is {record.status.value}, not UP.")
+    return record, handle_of(record)

@@ -1,0 +1,204 @@
+"""The local provider: this machine as a one-node cluster (``infra: local``).
+
+It needs no account and is the embedded default when no other infra is enabled. Each local
+cluster has a folder under ``$STYX_HOME/clusters/<name>`` holding its agent root (job table,
+logs) and its synced workdir; its Ray runs on Styx-owned free ports, so several local clusters
+and a user's own Ray on 6379 do not collide.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from styx import paths
+from styx.agent.bootstrap import RayPorts
+from styx.cluster.runner import LocalRunner, Runner
+from styx.errors import ResourcesUnavailable
+from styx.providers.base import ClusterHandle, Node, ProvisionRequest
+
+
+def detect_cpus() -> float:
+    """CPUs this process may use (affinity-aware)."""
+    try:
+        return float(len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return float(os.cpu_count() or 1)
+
+
+def detect_memory_gb() -> float:
+    """Total memory in GiB, from /proc/meminfo."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) / (1024 * 1024), 1)
+    except OSError:
+        pass
+    return 1.0
+
+
+def parse_nvidia_smi(output: str) -> tuple[int, str | None]:
+    """GPU count and accelerator name from ``nvidia-smi --query-gpu=name --format=csv,noheader``."""
+    names = [line.strip() for line in output.splitlines() if line.strip()]
+    if not names:
+        return 0, None
+    return len(names), canonical_gpu_name(names[0])
+
+
+def canonical_gpu_name(raw: str) -> str:
+    """'NVIDIA H100 80GB HBM3' -> 'H100'; 'Tesla T4' -> 'T4'; 'NVIDIA A100-SXM4-80GB' -> 'A100-80GB'."""
+    words = [w for w in raw.replace("NVIDIA", "").replace("Tesla", "").split() if w]
+    if not words:
+        return raw.strip()
+    model = words[0]
+    if "-" in model:
+        base, *rest = model.split("-")
+        mem = [r for r in rest if r.upper().endswith("GB")]
+        return f"{base}-{mem[0].upper()}" if mem and base.upper() == "A100" else base
+    return model
+
+
+def detect_gpus() -> tuple[int, str | None]:
+    """NVIDIA GPUs on this machine via nvidia-smi, where present."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return 0, None
+    try:
+        out = subprocess.run(
+            [exe, "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return 0, None
+    if out.returncode != 0:
+        return 0, None
+    return parse_nvidia_smi(out.stdout)
+
+
+def free_port_block(span: int) -> int:
+    """The first port of ``span`` consecutive free ports (for one cluster's Ray)."""
+    import random
+
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 60000 - span)
+        if all(_port_free(p) for p in (base, base + 1, base + 2, base + 20, base + span - 1)):
+            return base
+    raise ResourcesUnavailable(
+        "No free block of ports was found for the cluster's Ray.",
+        "Free some local ports, or stop other local clusters.",
+    )
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def cluster_dir(cluster_name: str) -> Path:
+    return paths.clusters_dir() / cluster_name
+
+
+class LocalProvider:
+    """This machine as a one-node cluster."""
+
+    name = "local"
+
+    def provision(self, request: ProvisionRequest) -> ClusterHandle:
+        if request.num_nodes != 1:
+            raise ResourcesUnavailable(
+                f"infra 'local' is one machine, but the task asks for {request.num_nodes} nodes.",
+                "Use num_nodes: 1 for local, or an SSH node pool or cloud for multi-node tasks.",
+            )
+        cpus, mem = detect_cpus(), detect_memory_gb()
+        gpus, gpu_name = detect_gpus()
+        self._check_fit(request, cpus, mem, gpus, gpu_name)
+        root = cluster_dir(request.cluster_name)
+        (root / "agent").mkdir(parents=True, exist_ok=True)
+        (root / "workdir").mkdir(parents=True, exist_ok=True)
+        node = Node(
+            name=socket.gethostname() or "localhost",
+            ip="127.0.0.1",
+            cpus=cpus,
+            memory_gb=mem,
+            gpus=float(gpus),
+            accelerator=gpu_name,
+        )
+        return ClusterHandle(
+            cluster_name=request.cluster_name,
+            provider=self.name,
+            nodes=(node,),
+            agent_root=str(root / "agent"),
+            python=sys.executable,
+            workdir=str(root / "workdir"),
+            ray_port=free_port_block(RayPorts.span()),
+            extra={"root": str(root)},
+        )
+
+    @staticmethod
+    def _check_fit(
+        request: ProvisionRequest, cpus: float, mem: float, gpus: int, gpu_name: str | None
+    ) -> None:
+        if request.cpus is not None and request.cpus > cpus:
+            raise ResourcesUnavailable(
+                f"The task asks for {request.cpus:g} CPUs but this machine has {cpus:g}.",
+                "Lower `cpus`, or run on an SSH node pool or a cloud.",
+            )
+        if request.memory_gb is not None and request.memory_gb > mem:
+            raise ResourcesUnavailable(
+                f"The task asks for {request.memory_gb:g} GB of memory but this machine has {mem:g}.",
+                "Lower `memory`, or run on an SSH node pool or a cloud.",
+            )
+        for name, count in (request.accelerators or {}).items():
+            if gpu_name is None or count > gpus or name.upper() != gpu_name.upper():
+                have = f"{gpus}x {gpu_name}" if gpu_name else "no GPUs"
+                raise ResourcesUnavailable(
+                    f"The task asks for {name}:{count:g} but this machine has {have}.",
+                    "Drop `accelerators` to run here, or choose infra that has them.",
+                )
+
+    def is_up(self, handle: ClusterHandle) -> bool:
+        return Path(handle.agent_root).is_dir()
+
+    def stop(self, handle: ClusterHandle) -> None:
+        from styx.cluster import runtime
+
+        runtime.stop_node_processes(handle, self.runner(handle))
+
+    def start(self, handle: ClusterHandle) -> ClusterHandle:
+        return handle
+
+    def terminate(self, handle: ClusterHandle) -> None:
+        self.stop(handle)
+        root = handle.extra.get("root")
+        if root and Path(root).is_dir():
+            shutil.rmtree(root, ignore_errors=True)
+
+    def runner(self, handle: ClusterHandle, node_index: int = 0) -> Runner:
+        return LocalRunner(handle.nodes[node_index].name)
+
+    def autostop_commands(self, handle: ClusterHandle) -> tuple[list[str], list[str]]:
+        base = [
+            handle.python,
+            "-m",
+            "styx.providers.local_hooks",
+            "--cluster",
+            handle.cluster_name,
+            "--home",
+            str(paths.home()),
+        ]
+        if os.environ.get("STYX_DB_URL"):
+            base += ["--db-url", os.environ["STYX_DB_URL"]]
+        return [*base, "stop"], [*base, "down"]
