@@ -75,6 +75,7 @@ class FastReader:
                 if _errors.is_contention(exc) and time.monotonic() < deadline:
                     time.sleep(_errors.backoff_delay(attempt))
                     attempt += 1
+                    self._db.retries += 1
                     continue
                 raise _errors.translate(exc, self._db.where) from exc
 

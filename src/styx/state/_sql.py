@@ -52,9 +52,12 @@ def insert_ignore(session: Session, model: Any, values: Mapping[str, Any]) -> bo
 
     Atomic on both backends (``ON CONFLICT DO NOTHING``), so two racing inserts never fail.
     """
-    stmt = _insert(session, model).values(**values).on_conflict_do_nothing()
-    result = session.execute(stmt)
-    return bool(getattr(result, "rowcount", 0) == 1)
+    insert = _insert(session, model)
+    # RETURNING, because drivers do not all report a rowcount for INSERT (psycopg via SQLAlchemy
+    # gives -1); an ignored row returns nothing.
+    key = next(iter(insert.table.primary_key.columns))
+    stmt = insert.values(**values).on_conflict_do_nothing().returning(key)
+    return session.execute(stmt).first() is not None
 
 
 def upsert(

@@ -97,6 +97,8 @@ class Database:
         self._write_engine: Engine | None = None
         self._schema_ok = False
         self._fast: FastReader | None = None
+        #: Transactions re-run after contention, for benchmarks and tests to report.
+        self.retries = 0
 
     @classmethod
     def open(cls, db_url: str | None = None) -> Database:
@@ -190,6 +192,7 @@ class Database:
                         raise self._busy_error() from exc
                     time.sleep(_errors.backoff_delay(attempt))
                     attempt += 1
+                    self.retries += 1
                     continue
                 if _errors.is_disconnect(exc) and disconnects < 2:
                     disconnects += 1
