@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from styx.agent.bootstrap import agent_call_argv
 from styx.agent.paths import agent_id
 from styx.agent.proctree import marked
-from styx.agent.protocol import JobSpec, JobStatus
+from styx.agent.protocol import JobSpec, JobStatus, encode, request
 from styx.errors import AgentError, JobNotFound
 
 from .conftest import AgentHandle
@@ -199,3 +202,38 @@ def test_cancel_pending_and_all(agent: AgentHandle) -> None:
     assert {agent.client.wait(i).status for i in [hog, *queued]} == {JobStatus.CANCELLED}
     status = agent.client.status()
     assert status.pending == status.running == 0 and status.idle
+
+
+def test_wire_errors_are_typed_replies(agent: AgentHandle) -> None:
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(agent.socket))
+        f = s.makefile("rwb")
+        for line, code in ((b'{"v": 99, "op": "ping"}', "agent-protocol-mismatch"),
+                           (b"not json", "invalid-request"),
+                           (b'{"v": 1, "op": "drop_tables"}', "invalid-request"),
+                           (b'{"v": 1, "op": "job", "args": {"job_id": 999999}}',
+                            "job-not-found"),
+                           (b'{"v": 1, "op": "submit", "args": {"spec": {"rn": "x"}}}',
+                            "invalid-request")):
+            f.write(line + b"\n")
+            f.flush()
+            reply = json.loads(f.readline())
+            assert reply["ok"] is False and reply["error"]["code"] == code, reply
+            assert reply["error"]["message"] and reply["error"]["hint"]
+        f.write(b'{"v": 1, "op": "ping"}\n')  # the connection is still good
+        f.flush()
+        assert json.loads(f.readline())["ok"] is True
+
+
+def test_call_bridge(agent: AgentHandle) -> None:
+    job_id = agent.client.submit(JobSpec(run="echo bridged"))
+    agent.client.wait(job_id)
+    requests = [request("ping"), request("tail_logs", {"job_id": job_id, "follow": True}),
+                request("job", {"job_id": job_id})]
+    out = subprocess.run(agent_call_argv(str(agent.root), sys.executable), check=True,
+                         input=b"".join(encode(r) for r in requests), capture_output=True)
+    replies = [json.loads(line) for line in out.stdout.splitlines()]
+    assert replies[0]["result"]["cluster_name"] == agent.config.cluster_name
+    assert "".join(r.get("chunk", "") for r in replies[1:-2]) == "bridged\n"
+    assert replies[-2]["result"]["status"] == "SUCCEEDED"
+    assert replies[-1]["result"]["job"]["job_id"] == job_id
