@@ -1,0 +1,85 @@
+"""End-to-end fixtures: the real `styx` CLI in a subprocess, an isolated STYX_HOME, real Ray."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class Styx:
+    """Runs `styx ...` with its own STYX_HOME, as a user would."""
+
+    home: Path
+
+    def env(self) -> dict[str, str]:
+        env = {**os.environ, "STYX_HOME": str(self.home)}
+        env.pop("STYX_DB_URL", None)
+        return env
+
+    def __call__(self, *args: str, timeout: float = 180, check: bool = False) -> Result:
+        proc = subprocess.run(
+            [sys.executable, "-m", "styx.cli.main", *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=REPO,
+        )
+        result = Result(proc.returncode, proc.stdout, proc.stderr)
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"styx {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+            )
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return result
+
+
+def own_processes(marker: str) -> list[str]:
+    """Command lines of live processes that mention ``marker`` (a cluster's folder)."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if marker in cmd:
+            out.append(f"{pid}: {cmd[:200]}")
+    return out
+
+
+def wait_for(pred: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def styx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Styx]:
+    home = tmp_path_factory.mktemp("styx-home")
+    runner = Styx(home)
+    yield runner
+    # Whatever a test left behind is torn down, and must leave no process of ours.
+    runner("down", "--all", "-y", timeout=300)
+    assert own_processes(str(home)) == []

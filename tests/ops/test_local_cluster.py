@@ -1,0 +1,142 @@
+"""The local cloud end to end through the real CLI: launch, exec, queue, logs, cancel, down.
+
+Real Ray and the real agent run on this machine; one cluster serves the module.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.ops.conftest import REPO, Styx, own_processes, wait_for
+
+pytestmark = pytest.mark.ray
+
+
+def jobs(styx: Styx, cluster: str) -> dict[int, dict]:
+    out = styx("queue", cluster, "--json", check=True).stdout
+    return {j["job_id"]: j for j in json.loads(out)[cluster]}
+
+
+@pytest.fixture(scope="module")
+def cluster(styx: Styx) -> str:
+    r = styx("launch", "examples/hello.yaml", "-c", "t1", "-y")
+    assert r.returncode == 0, r.stderr
+    return "t1"
+
+
+def test_quickstart_prints_output_and_queue_shows_succeeded(styx: Styx, cluster: str) -> None:
+    # The README's quickstart, checked through its visible effects.
+    q = jobs(styx, cluster)
+    assert q[1]["status"] == "SUCCEEDED"
+    logs = styx("logs", cluster, "1", "--no-follow", check=True).stdout
+    assert "setting up" in logs and "hello from 0" in logs
+    status = styx("status", "--json", check=True).stdout
+    assert [c["status"] for c in json.loads(status) if c["name"] == cluster] == ["UP"]
+
+
+def test_failing_run_is_failed_with_its_exit_code(styx: Styx, cluster: str, tmp_path: Path) -> None:
+    r = styx("exec", cluster, "echo before; exit 7")
+    assert r.returncode == 7
+    assert "before" in r.stdout
+    last = max(jobs(styx, cluster).values(), key=lambda j: j["job_id"])
+    assert last["status"] == "FAILED" and last["exit_code"] == 7
+
+
+def test_failing_setup_is_failed_setup(styx: Styx, tmp_path: Path) -> None:
+    task = tmp_path / "bad_setup.yaml"
+    task.write_text("setup: exit 4\nrun: echo never\n")
+    r = styx("launch", str(task), "-c", "t1", "-y")
+    assert r.returncode != 0
+    assert "never" not in r.stdout
+    last = max(jobs(styx, "t1").values(), key=lambda j: j["job_id"])
+    assert last["status"] == "FAILED_SETUP"
+
+
+def test_envs_workdir_and_skypilot_variables(styx: Styx, cluster: str, tmp_path: Path) -> None:
+    work = tmp_path / "proj"
+    work.mkdir()
+    (work / "data.txt").write_text("payload-42\n")
+    (work / ".gitignore").write_text("ignored.txt\n")
+    (work / "ignored.txt").write_text("should not sync\n")
+    task = tmp_path / "t.yaml"
+    task.write_text(
+        f"workdir: {work}\n"
+        "envs:\n  GREETING: hi\n"
+        "secrets:\n  TOKEN: s3cr3t\n"
+        "run: |\n"
+        "  cat data.txt; ls\n"
+        '  echo "$GREETING rank=$SKYPILOT_NODE_RANK n=$SKYPILOT_NUM_NODES ips=$STYX_NODE_IPS"\n'
+        '  test "$TOKEN" = s3cr3t && echo secret-ok\n'
+    )
+    r = styx("exec", cluster, str(task), "--env", "GREETING=hello")
+    assert r.returncode == 0, r.stderr
+    assert "payload-42" in r.stdout
+    assert "ignored.txt" not in r.stdout
+    assert "hello rank=0 n=1 ips=127.0.0.1" in r.stdout
+    assert "secret-ok" in r.stdout
+    assert "s3cr3t" not in r.stderr
+
+
+def test_cancel_kills_the_whole_process_tree(styx: Styx, cluster: str, tmp_path: Path) -> None:
+    marker = f"styx-cancel-{time.time_ns()}"
+    r = styx("exec", cluster, "-d", f"bash -c 'sleep 300; echo {marker}' & sleep 300 # {marker}")
+    assert r.returncode == 0, r.stderr
+    job_id = max(jobs(styx, cluster))
+    wait_for(lambda: len(own_processes(marker)) >= 2, 30, "the job's processes")
+    r = styx("cancel", cluster, str(job_id))
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: own_processes(marker) == [], 15, "the process tree to die")
+    assert jobs(styx, cluster)[job_id]["status"] == "CANCELLED"
+
+
+def test_fitting_jobs_run_concurrently(styx: Styx, cluster: str) -> None:
+    first = max(jobs(styx, cluster), default=0) + 1
+    for _ in range(2):
+        assert styx("exec", cluster, "-d", "--cpus", "0.5", "sleep 2").returncode == 0
+    wait_for(
+        lambda: all(jobs(styx, cluster)[i]["status"] == "SUCCEEDED" for i in (first, first + 1)),
+        60,
+        "both jobs",
+    )
+    a, b = (jobs(styx, cluster)[i] for i in (first, first + 1))
+    assert a["started_at"] < b["ended_at"] and b["started_at"] < a["ended_at"]
+
+
+def test_unknown_cluster_and_job_errors(styx: Styx, cluster: str) -> None:
+    r = styx("exec", "nope", "echo hi")
+    assert r.returncode == 3 and "cluster-not-found" in r.stderr
+    r = styx("logs", cluster, "99999", "--no-follow")
+    assert r.returncode == 3 and "job-not-found" in r.stderr
+    r = styx("launch", str(REPO / "examples" / "multi_node.yaml"), "-c", "t1")
+    assert r.returncode in (4, 6) and "Hint" in r.stderr
+
+
+def test_down_leaves_no_process(styx: Styx, tmp_path: Path) -> None:
+    r = styx("launch", "examples/hello.yaml", "-c", "t2", "-y")
+    assert r.returncode == 0, r.stderr
+    root = styx.home / "clusters" / "t2"
+    assert own_processes(str(root))
+    assert styx("down", "t2", "-y").returncode == 0
+    wait_for(lambda: own_processes(str(root)) == [], 20, "cluster t2's processes to end")
+    assert not root.exists()
+    assert "t2" not in styx("status").stdout
+
+
+def test_autostop_stops_then_down_removes(styx: Styx) -> None:
+    r = styx("launch", "examples/hello.yaml", "-c", "t3", "-y", "-i", "0")
+    assert r.returncode == 0, r.stderr
+
+    def status() -> str | None:
+        rows = json.loads(styx("status", "--json", check=True).stdout)
+        return next((c["status"] for c in rows if c["name"] == "t3"), None)
+
+    wait_for(lambda: status() == "STOPPED", 120, "autostop to stop t3")
+    agent_root = str(styx.home / "clusters" / "t3" / "agent")
+    wait_for(lambda: own_processes(agent_root) == [], 30, "t3's agent and Ray to stop")
+    r = styx("launch", "examples/hello.yaml", "-c", "t3", "-y", "--down")
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: status() is None, 120, "--down to remove t3")
