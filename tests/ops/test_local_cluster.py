@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tests.ops.conftest import REPO, Styx, own_processes, wait_for
 
 pytestmark = pytest.mark.ray
