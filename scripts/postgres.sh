@@ -17,6 +17,7 @@ usage() { echo "usage: $0 start|stop|url DIR" >&2; exit 2; }
 [[ $# -eq 2 ]] || usage
 cmd=$1
 dir=$2
+case $cmd in start|stop|url) ;; *) usage ;; esac
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 data=$dir/data
