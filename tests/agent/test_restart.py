@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from styx.agent.bootstrap import agent_ensure_argv
+from styx.agent.bootstrap import agent_ensure_argv, agent_stop_argv
 from styx.agent.client import AgentClient
 from styx.agent.db import JobStore
 from styx.agent.paths import agent_id
@@ -100,3 +100,22 @@ def test_ensure_is_idempotent_and_replaces_other_versions(handle: AgentHandle) -
     os.kill(back.pid, signal.SIGKILL)
     subprocess.run(agent_ensure_argv(str(handle.root), sys.executable), check=True)
     assert AgentClient(handle.socket).ping().pid not in {back.pid, pid}
+
+
+def test_stop_fails_running_jobs_and_kills_them(handle: AgentHandle) -> None:
+    c = AgentClient(handle.socket)
+    job = c.submit(JobSpec(run="echo up; sleep 300"))
+    for chunk in c.tail_logs(job):
+        if "up" in chunk:
+            break
+    marker = f"{agent_id(handle.root, handle.config.cluster_name)}:{job}"
+    assert marked(marker)
+    subprocess.run(agent_stop_argv(str(handle.root), sys.executable), check=True, timeout=60)
+    assert marked(marker) == []
+    assert not (handle.root / "agent.sock").exists()
+    store = JobStore(handle.root / "jobs.db")
+    rec = store.get(job)
+    assert rec.status is JobStatus.FAILED_DRIVER and "stopped" in (rec.failure_reason or "")
+    store.close()
+    subprocess.run(agent_ensure_argv(str(handle.root), sys.executable), check=True)
+    assert AgentClient(handle.socket).job(job).status is JobStatus.FAILED_DRIVER

@@ -8,6 +8,7 @@ envs and the secrets' names only.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import time
@@ -66,15 +67,25 @@ class IllegalTransition(Exception):
     """A status change the transition table forbids (a bug, or a race with a terminal state)."""
 
 
+@functools.lru_cache(maxsize=256)
+def _demand(text: str) -> Demand:
+    return Demand.from_dict(json.loads(text), strict=False)  # few distinct values: cache them
+
+
+@functools.lru_cache(maxsize=1024)
+def _nodes(text: str) -> tuple[str, ...]:
+    return tuple(json.loads(text))
+
+
 def _record(row: tuple[Any, ...]) -> JobRecord:
     (job_id, name, user, status, priority, submitted_at, started_at, ended_at, exit_code,
      num_nodes, demand, log_dir, failure_reason, task_id, nodes) = row
     return JobRecord(
         job_id=job_id, name=name, status=JobStatus(status), submitted_at=submitted_at,
         started_at=started_at, ended_at=ended_at, exit_code=exit_code, num_nodes=num_nodes,
-        demand=Demand.from_dict(json.loads(demand), strict=False), user=user, log_dir=log_dir,
+        demand=_demand(demand), user=user, log_dir=log_dir,
         failure_reason=failure_reason, priority=priority, task_id=task_id,
-        nodes=json.loads(nodes),
+        nodes=list(_nodes(nodes)),
     )
 
 

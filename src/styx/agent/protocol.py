@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import json
 import os
 from collections.abc import Mapping
@@ -112,7 +113,8 @@ class Demand:
     memory_gb: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {"cpus": self.cpus, "gpus": self.gpus, "accelerator": self.accelerator,
+                "memory_gb": self.memory_gb}
 
     @classmethod
     def from_dict(cls, raw: object, strict: bool = True) -> Demand:
@@ -120,6 +122,24 @@ class Demand:
         f_check_keys(d, cls, strict)
         return cls(cpus=f_num(d, "cpus", DEFAULT_CPU_DEMAND), gpus=f_num(d, "gpus", 0.0),
                    accelerator=f_opt_str(d, "accelerator"), memory_gb=f_opt_num(d, "memory_gb"))
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_demand(cpus: Any, gpus: Any, accelerator: Any, memory_gb: Any) -> Demand:
+    return Demand.from_dict({"cpus": cpus, "gpus": gpus, "accelerator": accelerator,
+                             "memory_gb": memory_gb})
+
+
+def _demand_of(raw: object, strict: bool) -> Demand:
+    """``Demand.from_dict`` with a cache: a queue reply repeats a few demands thousands of
+    times."""
+    if strict or not isinstance(raw, dict):
+        return Demand.from_dict(raw, strict)
+    try:
+        return _cached_demand(raw.get("cpus", DEFAULT_CPU_DEMAND), raw.get("gpus", 0.0),
+                              raw.get("accelerator"), raw.get("memory_gb"))
+    except TypeError:  # an unhashable value: let the validator say what is wrong
+        return Demand.from_dict(raw, strict)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -209,9 +229,15 @@ class JobRecord:
     nodes: list[str] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["status"] = self.status.value
-        return out
+        # Written out (not dataclasses.asdict): `queue` sends thousands of these.
+        return {
+            "job_id": self.job_id, "name": self.name, "status": self.status.value,
+            "submitted_at": self.submitted_at, "started_at": self.started_at,
+            "ended_at": self.ended_at, "exit_code": self.exit_code, "num_nodes": self.num_nodes,
+            "demand": self.demand.to_dict(), "user": self.user, "log_dir": self.log_dir,
+            "failure_reason": self.failure_reason, "priority": self.priority,
+            "task_id": self.task_id, "nodes": list(self.nodes),
+        }
 
     @classmethod
     def from_dict(cls, raw: object, strict: bool = False) -> JobRecord:
@@ -226,7 +252,7 @@ class JobRecord:
             submitted_at=f_num(d, "submitted_at"), started_at=f_opt_num(d, "started_at"),
             ended_at=f_opt_num(d, "ended_at"), exit_code=f_opt_int(d, "exit_code"),
             num_nodes=f_int(d, "num_nodes", 1),
-            demand=Demand.from_dict(d.get("demand", {}), strict=strict),
+            demand=_demand_of(d.get("demand", {}), strict),
             user=f_opt_str(d, "user"), log_dir=f_str(d, "log_dir", ""),
             failure_reason=f_opt_str(d, "failure_reason"), priority=f_int(d, "priority", 0),
             task_id=f_opt_str(d, "task_id"), nodes=f_str_list(d, "nodes"),
