@@ -123,6 +123,13 @@ def test_down_leaves_no_process(styx: Styx, tmp_path: Path) -> None:
     wait_for(lambda: own_processes(str(root)) == [], 20, "cluster t2's processes to end")
     assert not root.exists()
     assert "t2" not in styx("status").stdout
+    # The cluster is gone, but its job history stays in the state database.
+    from styx.state.cluster_jobs import list_cluster_jobs
+    from styx.state.db import Database
+
+    db = Database(f"sqlite:///{styx.home / 'state.db'}")
+    history = list_cluster_jobs(db, "t2", all_incarnations=True)
+    assert [(j.job_id, j.status.value) for j in history] == [(1, "SUCCEEDED")]
 
 
 def test_autostop_stops_then_down_removes(styx: Styx) -> None:

@@ -8,6 +8,7 @@ import click
 
 from styx.errors import StyxError, UsageError
 from styx.ops import common
+from styx.ops.jobs_ops import save_history
 from styx.ops.pipeline import Pipeline
 
 if TYPE_CHECKING:
@@ -53,7 +54,9 @@ def stop(name: str, pipe: Pipeline) -> None:
             pipe.skip("stop", f"cluster '{name}' is already stopped")
             return
         with pipe.stage("stop", f"cluster '{name}'"):
-            common.provider_of(record).stop(common.handle_of(record))
+            handle = common.handle_of(record)
+            save_history(db, handle)
+            common.provider_of(record).stop(handle)
             set_cluster_status(db, name, ClusterStatus.STOPPED, message="stopped by user")
 
 
@@ -89,7 +92,9 @@ def teardown(name: str, pipe: Pipeline) -> None:
     with cluster_lock(db, name, purpose="down", timeout=60.0):
         record = common.require_cluster(db, name)
         with pipe.stage("down", f"cluster '{name}'"):
-            common.provider_of(record).terminate(common.handle_of(record))
+            handle = common.handle_of(record)
+            save_history(db, handle)
+            common.provider_of(record).terminate(handle)
             delete_cluster(db, name, message="torn down by user")
 
 
@@ -126,6 +131,7 @@ def autostop_fired(name: str, *, down: bool) -> None:
     if record is None:
         return
     handle, provider = common.handle_of(record), common.provider_of(record)
+    save_history(db, handle)
     if down:
         delete_cluster(db, name, message="autostop: torn down when idle")
         provider.terminate(handle)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 import time
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from styx.errors import JobNotFound, UsageError
+from styx.errors import JobNotFound, StyxError, UsageError
 from styx.ops import common
 
 if TYPE_CHECKING:
@@ -46,29 +45,43 @@ def follow_job(handle: ClusterHandle, job_id: int, *, report: bool = True) -> in
             err=True,
         )
         return 130
-    record_final(common.database(), name, job)
     if report:  # the agent's log already ends with the reason of a failure
         color = "green" if job.status.value == "SUCCEEDED" else "red"
         click.echo(click.style(f"Job {job_id} {job.status.value}", fg=color), err=True)
     return exit_code_of(job)
 
 
-def record_final(db: Database, cluster: str, job: JobRecord) -> None:
-    """Mirror a job's state into the client-side history (best effort: the agent is the truth)."""
-    from styx.state.cluster_jobs import update_cluster_job
+def save_history(db: Database, handle: ClusterHandle) -> int:
+    """Copy the agent's whole job table into the client's history of the cluster.
+
+    Called before a cluster is stopped or torn down, so ``cluster_jobs`` keeps what ran there.
+    Best effort: an agent that no longer answers has nothing to give. Returns the rows saved.
+    """
+    from styx.cluster import runtime
+    from styx.state.cluster_jobs import record_cluster_job
     from styx.state.records import ClusterJobStatus
 
-    with contextlib.suppress(JobNotFound):  # a job submitted by another client
-        update_cluster_job(
+    try:
+        with runtime.client(handle, timeout=10.0) as client:
+            jobs = client.queue(all=True)
+    except (StyxError, OSError):
+        return 0
+    for job in jobs:
+        record_cluster_job(
             db,
-            cluster,
+            handle.cluster_name,
             job.job_id,
             status=ClusterJobStatus(job.status.value),
+            name=job.name,
+            submitted_at=job.submitted_at,
             started_at=job.started_at,
             ended_at=job.ended_at,
             exit_code=job.exit_code,
+            user_name=job.user,
+            resources={"num_nodes": job.num_nodes, **job.demand.to_dict()},
             log_path=job.log_dir or None,
         )
+    return len(jobs)
 
 
 def _clusters_for_queue(db: Database, names: list[str]) -> list[Any]:
@@ -141,8 +154,6 @@ def cancel_cli(cluster: str, job_ids: list[int], *, all_jobs: bool) -> int:
     started = time.monotonic()
     with runtime.client(handle, timeout=None) as client:
         cancelled = client.cancel(job_ids, all=all_jobs)
-        for job_id in cancelled:
-            record_final(db, cluster, client.job(job_id))
     if cancelled:
         ids = ", ".join(map(str, cancelled))
         click.echo(f"Cancelled job(s) {ids} on '{cluster}' ({time.monotonic() - started:.2f} s).")

@@ -149,28 +149,18 @@ def job_spec(task: Task, handle: ClusterHandle, *, with_setup: bool) -> JobSpec:
     )
 
 
-def submit(db: Database, task: Task, handle: ClusterHandle, *, with_setup: bool) -> int:
-    """Submit the task to the cluster's agent and record it in the cluster's job history."""
+def submit(task: Task, handle: ClusterHandle, *, with_setup: bool) -> int:
+    """Submit the task to the cluster's agent, which keeps the job table.
+
+    Nothing is written to the local state database here, so ``exec`` never pays for it; the
+    client-side history is copied from the agent when the cluster goes away
+    (:func:`styx.ops.jobs_ops.save_history`).
+    """
     from styx.cluster import runtime
-    from styx.state.cluster_jobs import record_cluster_job
 
     spec = job_spec(task, handle, with_setup=with_setup)
     with runtime.client(handle) as client:
-        job_id = client.submit(spec)
-    record_cluster_job(
-        db,
-        handle.cluster_name,
-        job_id,
-        name=task.name,
-        user_name=spec.user,
-        resources={
-            "num_nodes": spec.num_nodes,
-            "cpus": spec.demand.cpus,
-            "gpus": spec.gpus,
-            "accelerator": spec.accelerator,
-        },
-    )
-    return job_id
+        return client.submit(spec)
 
 
 # --- stages -----------------------------------------------------------------------------------
@@ -368,7 +358,7 @@ def launch_cli(
         sync_workdir(pipe, task, handle, provider)
         sync_file_mounts(pipe, task, handle, provider)
         with pipe.stage("exec", "submitting the job" + (" (setup first)" if task.setup else "")):
-            job_id = submit(db, task, handle, with_setup=True)
+            job_id = submit(task, handle, with_setup=True)
     return _after_submit(pipe, handle, job_id, detach=detach, down=down)
 
 
@@ -388,7 +378,7 @@ def exec_cli(
     pipe = Pipeline(quiet=True)
     sync_workdir(pipe, task, handle, provider)
     sync_file_mounts(pipe, task, handle, provider)
-    job_id = submit(db, task, handle, with_setup=False)
+    job_id = submit(task, handle, with_setup=False)
     return _after_submit(pipe, handle, job_id, detach=detach, down=False, quiet=True)
 
 
