@@ -36,12 +36,27 @@ def report(name: str, samples: list[float], base: float) -> None:
     )
 
 
-def seed_clusters(env: dict[str, str], n: int) -> None:
-    from styx.state import db as statedb
+def seed_clusters(home: str, n: int) -> None:
+    """n realistic cluster rows, as `styx launch` writes them."""
+    from styx.state.clusters import upsert_cluster
+    from styx.state.db import Database
+    from styx.state.records import ClusterStatus
 
-    os.environ.update(env)
-    database = statedb.Database.open()
-    statedb.seed_demo_clusters(database, n)
+    db = Database.open(f"sqlite:///{home}/state.db")
+    for i in range(n):
+        node = {"name": "h", "ip": "127.0.0.1", "cpus": 8, "memory_gb": 32.0}
+        upsert_cluster(
+            db,
+            f"c{i:03d}",
+            provider="local",
+            handle={"cluster_name": f"c{i:03d}", "provider": "local", "nodes": [node]},
+            status=ClusterStatus.UP if i % 3 else ClusterStatus.STOPPED,
+            launched_resources={"cpus": "4+", "accelerators": {"A100": 8}},
+            num_nodes=1 + i % 4,
+            launched_at=1.7e9,
+            last_use="styx launch task.yaml",
+            autostop={"idle_minutes": 10, "down": False},
+        )
 
 
 def main() -> None:
@@ -55,7 +70,7 @@ def main() -> None:
         base = statistics.median(timed([sys.executable, "-c", "pass"], env, args.runs))
         print(f"{'baseline: python -c pass':<40} median {base * 1000:7.1f} ms")
         report("styx --help", timed([styx, "--help"], env, args.runs), base)
-        seed_clusters(env, 100)
+        seed_clusters(home, 100)
         report("styx status (100 clusters)", timed([styx, "status"], env, args.runs), base)
 
 

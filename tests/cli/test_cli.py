@@ -1,0 +1,185 @@
+"""The CLI's face: help, errors without tracebacks, exit codes, validate, and launch --dryrun.
+
+Every command runs as a real subprocess, as a user would run it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+
+
+def styx(
+    *args: str, home: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "STYX_HOME": str(home), **(extra_env or {})}
+    env.pop("STYX_DB_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "styx.cli.main", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def no_traceback(r: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in r.stderr + r.stdout
+
+
+def test_help_lists_commands(tmp_path: Path) -> None:
+    r = styx("--help", home=tmp_path)
+    assert r.returncode == 0
+    for cmd in (
+        "launch",
+        "exec",
+        "status",
+        "queue",
+        "logs",
+        "cancel",
+        "stop",
+        "start",
+        "down",
+        "autostop",
+        "validate",
+    ):
+        assert cmd in r.stdout
+
+
+def test_help_imports_no_heavy_module(tmp_path: Path) -> None:
+    code = (
+        "import sys; from styx.cli.main import main; main(['--help']); "
+        "heavy = [m for m in ('sqlalchemy', 'rich', 'ray', 'yaml', 'styx.spec') if m in sys.modules]; "
+        "sys.exit(1 if heavy else 0)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout
+
+
+def test_unknown_command_suggests(tmp_path: Path) -> None:
+    r = styx("lanch", "x.yaml", home=tmp_path)
+    assert r.returncode == 2
+    assert "unknown-command" in r.stderr and "launch" in r.stderr
+    no_traceback(r)
+
+
+def test_validate_all_examples(tmp_path: Path) -> None:
+    assert len(EXAMPLES) >= 15
+    r = styx("validate", *map(str, EXAMPLES), home=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("ok") == len(EXAMPLES)
+
+
+def test_validate_reports_code_line_and_path(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nresources:\n  cpus: 2\n  acelerators: A100:8\nrun: echo\n")
+    r = styx("validate", str(bad), home=tmp_path)
+    assert r.returncode == 2
+    assert "unknown-key" in r.stderr and ":4" in r.stderr and "resources.acelerators" in r.stderr
+    assert "accelerators" in r.stderr  # did you mean
+    no_traceback(r)
+
+
+def test_yaml_syntax_error_points_at_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nrun: [unclosed\n")
+    r = styx("launch", str(bad), "--dryrun", home=tmp_path)
+    assert r.returncode == 2 and "yaml-syntax" in r.stderr
+    no_traceback(r)
+
+
+def test_debug_adds_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("num_nodes: zero\n")
+    plain = styx("launch", str(bad), "--dryrun", home=tmp_path)
+    debug = styx("--debug", "launch", str(bad), "--dryrun", home=tmp_path)
+    assert plain.returncode == debug.returncode == 2
+    no_traceback(plain)
+    assert "Traceback" in debug.stderr
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    r = styx("launch", str(tmp_path / "nope.yaml"), "--dryrun", home=tmp_path)
+    assert r.returncode == 2
+    no_traceback(r)
+
+
+def test_dryrun_prints_plan_and_redacts_secrets(tmp_path: Path) -> None:
+    r = styx(
+        "launch",
+        "examples/envs_secrets.yaml",
+        "--dryrun",
+        "--env",
+        "RUN_ID=7",
+        "--secret",
+        "HF_TOKEN=hf_supersecret",
+        "--cpus",
+        "2+",
+        home=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "hf_supersecret" not in r.stdout + r.stderr
+    assert "my-wandb-key" not in r.stdout + r.stderr
+    assert "RUN_ID: '7'" in r.stdout
+    assert "HF_TOKEN: <redacted>" in r.stdout
+    assert "2+" in r.stdout
+    assert not (tmp_path / "state.db").exists()  # a dry run changes nothing
+
+
+def test_dryrun_shows_candidates(tmp_path: Path) -> None:
+    r = styx("launch", "examples/any_of.yaml", "--dryrun", home=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "candidates" in r.stdout
+
+
+def test_unsupported_fields_are_refused_not_ignored(tmp_path: Path) -> None:
+    r = styx("launch", "examples/service.yaml", "-c", "svc", home=tmp_path)
+    assert r.returncode == 4 and "not-supported" in r.stderr and "service" in r.stderr
+    no_traceback(r)
+
+
+def test_missing_env_value_is_reported(tmp_path: Path) -> None:
+    r = styx("launch", "examples/envs_secrets.yaml", "-c", "x", home=tmp_path)
+    assert r.returncode == 2 and "RUN_ID" in r.stderr
+    no_traceback(r)
+
+
+@pytest.mark.parametrize(
+    "args, code",
+    [
+        (("logs", "nope"), 3),
+        (("queue", "nope"), 3),
+        (("cancel", "nope", "1"), 3),
+        (("stop", "nope"), 3),
+        (("launch", "examples/hello.yaml", "-c", "1bad name"), 2),
+        (("launch", "examples/hello.yaml", "--num-nodes", "two", "--dryrun"), 2),
+        (("launch", "examples/hello.yaml", "--gpus", "A100:x", "--dryrun"), 2),
+        (("launch", "examples/hello.yaml", "--env-file", "/nonexistent.env", "--dryrun"), 2),
+        (("cancel", "c"), 2),
+    ],
+)
+def test_bad_input_gets_code_and_hint(tmp_path: Path, args: tuple[str, ...], code: int) -> None:
+    r = styx(*args, home=tmp_path)
+    assert r.returncode == code, (r.stdout, r.stderr)
+    assert "rror" in r.stderr and ("Hint" in r.stderr or "hint" in r.stderr)
+    no_traceback(r)
+
+
+def test_invalid_config_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("db: 5\nalowed_clouds: [aws]\n")
+    r = styx("status", home=tmp_path)
+    assert r.returncode == 2 and "invalid-config" in r.stderr and "config.yaml:1" in r.stderr
+    no_traceback(r)
+
+
+def test_status_empty(tmp_path: Path) -> None:
+    r = styx("status", home=tmp_path)
+    assert r.returncode == 0 and "No clusters" in r.stdout
