@@ -42,7 +42,7 @@ class FastReader:
             return None
         try:
             conn = sqlite3.connect(
-                path, timeout=30.0, isolation_level=None, check_same_thread=False
+                path, timeout=db.busy_timeout_s, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error:
             return None  # the SQLAlchemy path reports the failure properly

@@ -19,6 +19,7 @@ jittered exponential backoff; any other failure becomes a :class:`~styx.errors.S
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -86,9 +87,16 @@ class Database:
     child transparently builds its own engine.
     """
 
-    def __init__(self, url: str, *, retry_seconds: float = RETRY_SECONDS) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        retry_seconds: float = RETRY_SECONDS,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
+    ) -> None:
         self.url = normalize_url(url)
         self.retry_seconds = retry_seconds
+        self.busy_timeout_s = busy_timeout_s  # SQLite's own wait for a lock, before we retry
         path = sqlite_path(self.url)
         self.backend = self.url.split(":", 1)[0].split("+", 1)[0]
         self.where = path if path is not None else _errors.redact(self.url)
@@ -99,6 +107,7 @@ class Database:
         self._fast: FastReader | None = None
         #: Transactions re-run after contention, for benchmarks and tests to report.
         self.retries = 0
+        self._lock = threading.Lock()  # guards lazy creation from several threads
 
     @classmethod
     def open(cls, db_url: str | None = None) -> Database:
@@ -121,6 +130,7 @@ class Database:
         self._engine = self._write_engine = None
         self._fast = None
         self._schema_ok = False
+        self._lock = threading.Lock()  # another thread may have held it at the fork
         self._pid = os.getpid()
 
     def engine(self, *, write: bool = False) -> Engine:
@@ -129,8 +139,11 @@ class Database:
         if self._engine is None:
             from styx.state import _engine
 
-            self._engine = _engine.create(self.url, self.where, BUSY_TIMEOUT_S)
-            self._write_engine = self._engine.execution_options(styx_write=True)
+            with self._lock:
+                if self._engine is None:
+                    engine = _engine.create(self.url, self.where, self.busy_timeout_s)
+                    self._write_engine = engine.execution_options(styx_write=True)
+                    self._engine = engine
         if write:
             assert self._write_engine is not None
             return self._write_engine
@@ -145,7 +158,9 @@ class Database:
                 return None
             from styx.state._fast import FastReader
 
-            self._fast = FastReader.open(path, SCHEMA_REVISION, self)
+            with self._lock:
+                if self._fast is None:
+                    self._fast = FastReader.open(path, SCHEMA_REVISION, self)
         return self._fast
 
     def close(self) -> None:
