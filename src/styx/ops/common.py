@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import secrets
@@ -11,6 +12,7 @@ from styx.errors import ClusterNotUp, UsageError
 
 if TYPE_CHECKING:
     from styx.providers.base import ClusterHandle, Provider
+    from styx.spec.config import Config
     from styx.state.db import Database
     from styx.state.records import ClusterRecord
 
@@ -25,10 +27,9 @@ def database() -> Database:
     return get_db(config_db_url())
 
 
-def config_db_url() -> str | None:
-    """``db:`` from ~/.styx/config.yaml, read only when STYX_DB_URL is unset."""
-    if os.environ.get("STYX_DB_URL"):
-        return None
+@functools.cache
+def user_config() -> Config | None:
+    """``~/.styx/config.yaml``, validated (ConfigError names the key and line); None if absent."""
     from styx import paths
 
     path = paths.config_file()
@@ -36,7 +37,15 @@ def config_db_url() -> str | None:
         return None
     from styx.spec.config import load_config
 
-    value = load_config(str(path)).get("db")
+    return load_config(str(path))
+
+
+def config_db_url() -> str | None:
+    """``db:`` from the config; STYX_DB_URL, when set, wins without reading the file."""
+    if os.environ.get("STYX_DB_URL"):
+        return None
+    config = user_config()
+    value = config.get("db") if config is not None else None
     return str(value) if value else None
 
 

@@ -327,6 +327,7 @@ def launch_cli(
     """``styx launch``: returns the process exit code."""
     from styx.spec.support import check_launchable
 
+    common.user_config()  # a broken config.yaml is reported before anything starts
     task = load_task(entrypoint, overrides, task_name)
     name = common.check_cluster_name(cluster) if cluster else common.default_cluster_name()
     if dryrun:
