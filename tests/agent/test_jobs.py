@@ -161,7 +161,7 @@ def test_hundred_jobs_statuses_and_overlap(agent: AgentHandle) -> None:
         elif i % 10 == 7:
             specs.append(JobSpec(name=f"j{i}", setup="exit 1", run="true"))
         else:
-            specs.append(JobSpec(name=f"j{i}", run="sleep 0.2" if i < 8 else "true"))
+            specs.append(JobSpec(name=f"j{i}", run="sleep 1" if i < 8 else "true"))
     ids = [agent.client.submit(s) for s in specs]
     records = [agent.client.wait(i, timeout=120) for i in ids]
     for i, rec in enumerate(records):
@@ -171,7 +171,7 @@ def test_hundred_jobs_statuses_and_overlap(agent: AgentHandle) -> None:
         if expected is JobStatus.FAILED:
             assert rec.exit_code == i % 7 + 1
     # 0.5 CPU each on 2 CPUs: the first sleeping jobs ran four at a time.
-    sleepers = [r for i, r in enumerate(records[:8]) if specs[i].run == "sleep 0.2"]
+    sleepers = [r for i, r in enumerate(records[:8]) if specs[i].run == "sleep 1"]
     overlaps = sum(1 for a in sleepers for b in sleepers if a.job_id < b.job_id
                    and a.started_at < b.ended_at and b.started_at < a.ended_at)  # type: ignore[operator]
     assert overlaps >= 3

@@ -64,9 +64,13 @@ def test_failure_on_one_node_kills_the_other(handle: AgentHandle) -> None:
 def test_cancel_multi_node_and_gang_waits_for_both_nodes(handle: AgentHandle) -> None:
     c = handle.client
     hog = c.submit(JobSpec(run="sleep 300", cpus=1, num_nodes=1))  # lands on the head
-    worker_hog = c.submit(JobSpec(run="sleep 300", cpus=1, num_nodes=2))
+    worker_hog = c.submit(JobSpec(run="echo up; sleep 300", cpus=1, num_nodes=2))
     gang = c.submit(JobSpec(run="echo gang", cpus=1, num_nodes=2))
-    time.sleep(0.5)
+    seen = ""
+    for chunk in c.tail_logs(worker_hog):
+        seen += chunk
+        if seen.count("up\n") == 2:
+            break
     assert c.job(hog).status is JobStatus.RUNNING
     assert c.job(worker_hog).status is JobStatus.RUNNING
     assert c.job(gang).status is JobStatus.PENDING  # h2's only CPU is taken
