@@ -123,6 +123,13 @@ class Value:
         """The display path (``resources.cpus``), or ``the document`` at the root."""
         return format_path(self.src.prefix + self.path) or "the document"
 
+    @property
+    def label(self) -> str:
+        """How messages start: ``'resources.cpus'``, or ``The document`` at a root."""
+        if self.path:
+            return f"'{self.name}'"
+        return f"Document {self.name}" if self.src.prefix else "The document"
+
     def fail(
         self, code: str, message: str, hint: str, details: dict[str, Any] | None = None
     ) -> NoReturn:
@@ -138,10 +145,11 @@ class Value:
         return describe(self.raw)
 
     def wrong_type(self, expected: str, hint: str | None = None) -> NoReturn:
+        where = f" for '{self.name}'" if self.path else " here"
         self.fail(
             "invalid-type",
-            f"'{self.name}' must be {expected}, but it is {self.what()}.",
-            hint or f"Write {expected} for '{self.name}'.",
+            f"{self.label} must be {expected}, but it is {self.what()}.",
+            hint or f"Write {expected}{where}.",
         )
 
     def bad_value(self, message: str, hint: str) -> NoReturn:
@@ -155,9 +163,10 @@ class Value:
     def fields(self, known: Collection[str], *, what: str = "") -> dict[str, Value]:
         """Check this is a mapping whose keys are all in ``known``; return its non-null entries.
 
-        Unknown keys raise ``unknown-key`` with the closest known name as a hint.
+        Unknown keys raise ``unknown-key`` with the closest known name as a hint; ``what``
+        names the mapping in that message.
         """
-        entries = self.entries(what=what)
+        entries = self.entries()
         for key, value in entries.items():
             if key not in known:
                 self._unknown_key(key, value, known, what)

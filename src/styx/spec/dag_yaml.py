@@ -99,9 +99,9 @@ def _add_edges(dag: Dag, deps: Sequence[Value | None], names: dict[str, int]) ->
     for position, value in enumerate(deps):
         if value is None:
             continue
-        for name in parse_depends_on(value):
+        for name, item in parse_depends_on(value):
             if name not in names:
-                _unknown(value, name, names, "depends_on")
+                _unknown(item, name, names, "depends_on")
             upstream = names[name]
             if (upstream, position) in dag.edges:
                 continue

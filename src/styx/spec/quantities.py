@@ -48,10 +48,11 @@ def _finite_positive(v: Value, text: str, what: str) -> float:
     try:
         number = float(text)
     except (ValueError, OverflowError):
-        v.bad_value(f"'{v.name}' is not a valid {what}: {v.what()}.", f"Write a {what}.")
+        number = math.nan
     if not math.isfinite(number) or number <= 0 or number > MAX_INT:
         v.bad_value(
-            f"'{v.name}' must be a positive {what} of sensible size.", f"Write a positive {what}."
+            f"'{v.name}' must be a positive {what}, but it is {v.what()}.",
+            f"Write a {what} above 0 and below {MAX_INT + 1}.",
         )
     return number
 
@@ -171,9 +172,11 @@ def parse_memory(v: Value) -> MemorySpec:
     if text.lower().endswith("x"):
         return MemorySpec(None, num(_finite_positive(v, text[:-1], "memory multiplier")), at_least)
     match = _SIZE.fullmatch(text)
-    unit = match.group(2).lower() if match else ""
-    if match is None or unit not in MEMORY_UNITS_GB:
+    if match is None:
         _finite_positive(v, text, "memory size")  # reports garbage and negatives alike
+        raise AssertionError("unreachable")
+    unit = match.group(2).lower()
+    if unit not in MEMORY_UNITS_GB:
         v.bad_value(
             f"'{v.name}' has an unknown memory unit, {v.what()}.",
             "Use a plain number of GB, or a unit among KB, MB, GB, TB, PB.",
@@ -246,7 +249,7 @@ def parse_accelerators(v: Value) -> tuple[tuple[Accelerator, ...], bool]:
     raw = v.raw
     if isinstance(raw, str):
         text = raw.strip()
-        if text[:1] in "[{" and text[-1:] in "]}":
+        if text.startswith(("[", "{")) and text.endswith(("]", "}")):
             items = [part for part in text[1:-1].split(",") if part.strip()]
             accels = tuple(_accelerator(v, part.strip().strip("'\"")) for part in items)
             return _checked(v, accels, text[0] == "[")

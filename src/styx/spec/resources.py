@@ -176,7 +176,8 @@ def _location(f: dict[str, Value]) -> Infra | None:
                     f"'{f[key].name}' cannot be used together with 'infra'.",
                     "Keep only 'infra', written as cloud/region/zone.",
                 )
-        return q.parse_infra(f["infra"])
+        infra = q.parse_infra(f["infra"])
+        return None if infra.is_any else infra  # "*" says nothing, like no infra at all
     if not any(key in f for key in _LOCATION_KEYS):
         return None
     cloud = q.parse_cloud(f["cloud"]) if "cloud" in f else None

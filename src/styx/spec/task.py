@@ -230,18 +230,18 @@ def reject_dependencies(depends_on: Value | None) -> None:
         return
     names = parse_depends_on(depends_on)
     if names:
-        depends_on.fail(
+        name, value = names[0]
+        value.fail(
             "unknown-dependency",
-            f"'{depends_on.name}' names '{names[0]}', but the file holds no other task.",
+            f"'{value.name}' names '{name}', but the file holds no other task.",
             "Put the tasks in one file as YAML documents separated by '---'.",
         )
 
 
-def parse_depends_on(v: Value) -> tuple[str, ...]:
-    """``depends_on``: a task name or a list of names."""
+def parse_depends_on(v: Value) -> list[tuple[str, Value]]:
+    """``depends_on``: a task name or a list of names; each name with its Value."""
     items = v.items() if isinstance(v.raw, list) else [v]
-    names = tuple(item.string().strip() for item in items)
-    return names
+    return [(item.string().strip(), item) for item in items]
 
 
 def _envs(v: Value) -> FrozenDict[str, str | None]:

@@ -221,7 +221,9 @@ class _Builder:
     def build(self, node: _Node, path: YamlPath) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
-            raise _too_complex(f"expands to more than {MAX_NODES} values", self.file, node.mark)
+            # Report the top-level entry being expanded: the alias use, not the anchor.
+            mark = self.positions.get(path[:1], node.mark)
+            raise _too_complex(f"expands to more than {MAX_NODES} values", self.file, mark)
         if len(path) > MAX_DEPTH:
             raise _too_complex(
                 f"nests deeper than {MAX_DEPTH} levels (is an alias recursive?)",
