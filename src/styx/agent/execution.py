@@ -5,8 +5,9 @@ output back through the task's streaming-generator return channel. A multi-node 
 reserves a placement group of ``num_nodes`` bundles (STRICT_SPREAD, each bundle pinned to the
 node the scheduler chose through Ray's ``node:<ip>`` resource), so the gang starts together or
 not at all. A one-node job skips the placement group and pins its task with a node-affinity
-strategy: measured on a warm cluster it saves a GCS round trip per job and a placement group
-brings nothing to one task.
+strategy, which measured faster on a warm 2-CPU node (30 runs each): first output 5-8 ms vs
+10 ms with a one-bundle placement group, whole job 6-10 ms vs 13 ms; a placement group brings
+nothing to a single task.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ a stream socket (a local unix socket, or one forwarded through SSH):
 
 A request whose ``v`` differs from :data:`PROTOCOL_VERSION` gets the ``agent-protocol-mismatch``
 error. Unknown fields in a request are rejected (``invalid-request``) so that typos surface.
-This module imports nothing outside the standard library and :mod:`styx.errors`.
+This module imports nothing outside the standard library, :mod:`styx.errors` and its own field
+readers (``styx.agent._fields``).
 """
 
 from __future__ import annotations

@@ -333,7 +333,8 @@ class Agent:
         rec = self.store.get(job_id)
         path = Path(rec.log_dir) / logs.RUN_LOG
         start = logs.tail_start(path, lines)
-        async for text in logs.follow(path, self.signal(job_id),
+        sig = self.signal(job_id) if self.is_active(job_id) else logs.Signal()
+        async for text in logs.follow(path, sig,
                                       lambda: not self.is_active(job_id), follow, start):
             yield text
 
