@@ -195,6 +195,16 @@ def test_empty_dag_cannot_be_written() -> None:
         Dag().to_yaml()
 
 
+def test_pickle_and_deepcopy_rebuild_the_graph() -> None:
+    import copy
+    import pickle
+
+    dag = Dag.from_yaml_str(DIAMOND)
+    for clone in (pickle.loads(pickle.dumps(dag)), copy.deepcopy(dag)):
+        assert clone == dag
+        assert names(clone.upstream(clone.tasks[3])) == ["b", "c"]
+
+
 def test_display_documents_redact_secrets() -> None:
     dag = Dag.from_yaml_str("name: p\n---\nsecrets: {K: v4lue}\nrun: a\n---\nrun: b\n")
     assert "v4lue" not in str(dag.to_display_documents())

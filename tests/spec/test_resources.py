@@ -5,7 +5,8 @@ from typing import Any
 import pytest
 
 from styx.errors import SpecError
-from styx.spec.quantities import Accelerator, Autostop, CpuSpec, Infra, MemorySpec, PortRange
+from styx.spec.policies import Autostop
+from styx.spec.quantities import Accelerator, CpuSpec, Infra, MemorySpec, PortRange
 from styx.spec.resources import Resources
 
 

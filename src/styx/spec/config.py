@@ -16,7 +16,8 @@ from typing import Any
 from styx.errors import ConfigError, SpecError
 from styx.spec.check import Value, root
 from styx.spec.frozen import EMPTY, FrozenDict, freeze, thaw
-from styx.spec.quantities import CLOUDS, parse_autostop
+from styx.spec.policies import parse_autostop
+from styx.spec.quantities import CLOUDS
 from styx.spec.schema import (
     Anything,
     Bool,

@@ -49,7 +49,7 @@ class Dag:
     """Tasks (in order) and dependency edges between them; compared by value."""
 
     __slots__ = (
-        "_edges", "_tasks", "_tokens", "execution", "name", "on_failure", "primary_tasks",
+        "_edges", "_ids", "_out", "_tasks", "_tokens", "execution", "name", "on_failure", "primary_tasks",
         "termination_delay",
     )  # fmt: skip
 
@@ -68,7 +68,9 @@ class Dag:
         self.primary_tasks = primary_tasks
         self.termination_delay = termination_delay
         self._tasks: list[Task] = []
+        self._ids: dict[int, int] = {}  # id(task) -> index; tasks are nodes by identity
         self._edges: set[tuple[int, int]] = set()
+        self._out: dict[int, list[int]] = {}  # index -> downstream indices, for fast walks
         self._tokens: list[contextvars.Token[tuple[Dag, ...]]] = []
 
     # -- building -----------------------------------------------------------------------------
@@ -81,13 +83,14 @@ class Dag:
         _stack.reset(self._tokens.pop())
 
     def _index(self, task: Task) -> int | None:
-        return next((i for i, t in enumerate(self._tasks) if t is task), None)
+        return self._ids.get(id(task))
 
     def add(self, task: Task) -> Task:
         """Add ``task`` (once; tasks are told apart by identity) and return it."""
         if not isinstance(task, Task):
             raise TypeError(f"Dag.add expects a Task, got {type(task).__name__}")
         if self._index(task) is None:
+            self._ids[id(task)] = len(self._tasks)
             self._tasks.append(task)
         return task
 
@@ -104,7 +107,9 @@ class Dag:
                 code="dag-cycle",
                 details={"cycle": [self._label(i) for i in path]},
             )
-        self._edges.add((a, b))
+        if (a, b) not in self._edges:
+            self._edges.add((a, b))
+            self._out.setdefault(a, []).append(b)
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -149,11 +154,10 @@ class Dag:
         while ready:
             i = heapq.heappop(ready)
             order.append(i)
-            for a, b in sorted(self._edges):
-                if a == i:
-                    indegree[b] -= 1
-                    if indegree[b] == 0:
-                        heapq.heappush(ready, b)
+            for b in self._out.get(i, ()):
+                indegree[b] -= 1
+                if indegree[b] == 0:
+                    heapq.heappush(ready, b)
         return [self._tasks[i] for i in order]
 
     def __eq__(self, other: object) -> bool:
@@ -168,6 +172,12 @@ class Dag:
             self.name, self.on_failure, self.execution, self.primary_tasks,
             self.termination_delay, tuple(self._tasks), frozenset(self._edges),
         )  # fmt: skip
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Identity maps and context tokens do not survive pickling or deepcopy; rebuild.
+        header = (self.name, self.on_failure, self.execution, self.primary_tasks)
+        state = (*header, self.termination_delay, tuple(self._tasks), tuple(sorted(self._edges)))
+        return (_rebuild, state)
 
     def __repr__(self) -> str:
         names = [t.name or f"<task {i}>" for i, t in enumerate(self._tasks)]
@@ -189,8 +199,8 @@ class Dag:
                 while path[-1] != start:
                     path.append(parents[path[-1]])
                 return path[::-1]
-            for a, b in sorted(self._edges):
-                if a == node and b not in parents:
+            for b in self._out.get(node, ()):
+                if b not in parents:
                     parents[b] = node
                     frontier.append(b)
         return None
@@ -264,3 +274,26 @@ class Dag:
             if "secrets" in display:
                 documents[offset + index]["secrets"] = display["secrets"]
         return documents
+
+
+def _rebuild(
+    name: str | None,
+    on_failure: str,
+    execution: str,
+    primary_tasks: tuple[str, ...],
+    termination_delay: str | FrozenDict[str, str] | None,
+    tasks: tuple[Task, ...],
+    edges: tuple[tuple[int, int], ...],
+) -> Dag:
+    dag = Dag(
+        name,
+        on_failure=on_failure,
+        execution=execution,
+        primary_tasks=primary_tasks,
+        termination_delay=termination_delay,
+    )
+    for task in tasks:
+        dag.add(task)
+    for a, b in edges:
+        dag.add_edge(tasks[a], tasks[b])
+    return dag

@@ -28,12 +28,8 @@ MEMORY_UNITS_GB = {
 }  # fmt: skip
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*(\+?)\s*")
 _ACCEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
-_TIME = re.compile(r"\s*(\d+)\s*([mhdwMHDW]?)\s*")
-_TIME_MINUTES = {"": 1, "m": 1, "h": 60, "d": 60 * 24, "w": 60 * 24 * 7}
 DISK_TIERS = ("low", "medium", "high", "ultra", "best")
 NETWORK_TIERS = ("standard", "best")
-RECOVERY_STRATEGIES = ("FAILOVER", "EAGER_NEXT_REGION", "NONE")
-AUTOSTOP_WAIT_FOR = ("jobs_and_ssh", "jobs", "none")
 MIN_PRIORITY, MAX_PRIORITY = 0, 1000
 
 
@@ -328,98 +324,3 @@ def parse_ports(v: Value) -> tuple[PortRange, ...]:
 
 def ports_to_yaml(ports: tuple[PortRange, ...]) -> Any:
     return ports[0].to_yaml() if len(ports) == 1 else [p.to_yaml() for p in ports]
-
-
-# -- autostop and job recovery ----------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Autostop:
-    """Stop (or with ``down``, tear down) the cluster after ``idle_minutes`` idle; None
-    minutes means the default."""
-
-    enabled: bool = True
-    idle_minutes: int | None = None
-    down: bool = False
-    wait_for: str | None = None
-    hook: str | None = None
-    hook_timeout: int | None = None
-
-    def to_yaml(self) -> Any:
-        if not self.enabled:
-            return False
-        extra = (self.down, self.wait_for, self.hook, self.hook_timeout)
-        if not any(extra):
-            return True if self.idle_minutes is None else self.idle_minutes
-        out: dict[str, Any] = {"idle_minutes": self.idle_minutes, "down": self.down or None}
-        out.update(wait_for=self.wait_for, hook=self.hook, hook_timeout=self.hook_timeout)
-        return {k: x for k, x in out.items() if x is not None}
-
-
-def parse_autostop(v: Value) -> Autostop:
-    """``true``/``false``, minutes (``10``), a duration (``"10h"``), or a mapping."""
-    raw = v.raw
-    if isinstance(raw, bool):
-        return Autostop(enabled=raw)
-    if isinstance(raw, int):
-        return Autostop(idle_minutes=v.integer(minimum=0))
-    if isinstance(raw, str):
-        match = _TIME.fullmatch(raw)
-        if match is None:
-            v.bad_value(
-                f"'{v.name}' is not a duration, {v.what()}.", "Write minutes, or '10m', '2h', '1d'."
-            )
-        minutes = int(match.group(1)) * _TIME_MINUTES[match.group(2).lower()]
-        v.check_range(minutes, 0, MAX_INT)
-        return Autostop(idle_minutes=minutes)
-    if not isinstance(raw, dict):
-        v.wrong_type("true, false, a number of minutes, or a mapping with idle_minutes")
-    f = v.fields(("idle_minutes", "down", "wait_for", "hook", "hook_timeout"))
-    return Autostop(
-        idle_minutes=f["idle_minutes"].integer(minimum=0) if "idle_minutes" in f else None,
-        down=f["down"].boolean() if "down" in f else False,
-        wait_for=f["wait_for"].choice(AUTOSTOP_WAIT_FOR) if "wait_for" in f else None,
-        hook=f["hook"].string() if "hook" in f else None,
-        hook_timeout=f["hook_timeout"].integer(minimum=1) if "hook_timeout" in f else None,
-    )
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class JobRecovery:
-    """How a managed job recovers: the strategy, and restarts on user-code failures."""
-
-    strategy: str | None = None
-    max_restarts_on_errors: int | None = None
-    recover_on_exit_codes: tuple[int, ...] = ()
-
-    def to_yaml(self) -> Any:
-        if self.max_restarts_on_errors is None and not self.recover_on_exit_codes:
-            return self.strategy
-        out: dict[str, Any] = {"strategy": self.strategy}
-        if self.max_restarts_on_errors is not None:
-            out["max_restarts_on_errors"] = self.max_restarts_on_errors
-        if self.recover_on_exit_codes:
-            out["recover_on_exit_codes"] = list(self.recover_on_exit_codes)
-        return out
-
-
-def parse_job_recovery(v: Value) -> JobRecovery:
-    """A strategy name, or a mapping of strategy, max_restarts_on_errors and
-    recover_on_exit_codes (one code or a list)."""
-    if isinstance(v.raw, str):
-        return JobRecovery(v.choice(RECOVERY_STRATEGIES))
-    if not isinstance(v.raw, dict):
-        v.wrong_type("a strategy name or a mapping with 'strategy'")
-    f = v.fields(("strategy", "max_restarts_on_errors", "recover_on_exit_codes"))
-    codes: tuple[int, ...] = ()
-    if "recover_on_exit_codes" in f:
-        item = f["recover_on_exit_codes"]
-        values = item.items() if isinstance(item.raw, list) else [item]
-        codes = tuple(c.integer(minimum=0, maximum=255) for c in values)
-        if len(set(codes)) != len(codes):
-            item.bad_value(f"'{item.name}' lists an exit code twice.", "Remove the repeated code.")
-    return JobRecovery(
-        f["strategy"].choice(RECOVERY_STRATEGIES) if "strategy" in f else None,
-        f["max_restarts_on_errors"].integer(minimum=0) if "max_restarts_on_errors" in f else None,
-        codes,
-    )

@@ -16,15 +16,8 @@ from typing import Any
 from styx.spec import quantities as q
 from styx.spec.check import Value, root
 from styx.spec.frozen import FrozenDict, freeze, thaw
-from styx.spec.quantities import (
-    Accelerator,
-    Autostop,
-    CpuSpec,
-    Infra,
-    JobRecovery,
-    MemorySpec,
-    PortRange,
-)
+from styx.spec.policies import Autostop, JobRecovery, parse_autostop, parse_job_recovery
+from styx.spec.quantities import Accelerator, CpuSpec, Infra, MemorySpec, PortRange
 
 _LOCATION_KEYS = ("cloud", "region", "zone")
 _CANDIDATE_KEYS = (
@@ -213,7 +206,7 @@ def _job_recovery(f: dict[str, Value]) -> JobRecovery | None:
             "Keep only 'job_recovery'.",
         )
     item = f.get("job_recovery") or f.get("spot_recovery")
-    return q.parse_job_recovery(item) if item is not None else None
+    return parse_job_recovery(item) if item is not None else None
 
 
 def parse_resources(v: Value, *, candidate: bool = False) -> Resources:
@@ -252,7 +245,7 @@ def parse_resources(v: Value, *, candidate: bool = False) -> Resources:
         if "labels" in f
         else None,
         image_id=_image_id(f["image_id"]) if "image_id" in f else None,
-        autostop=q.parse_autostop(f["autostop"]) if "autostop" in f else None,
+        autostop=parse_autostop(f["autostop"]) if "autostop" in f else None,
         priority=f["priority"].integer(minimum=q.MIN_PRIORITY, maximum=q.MAX_PRIORITY)
         if "priority" in f
         else None,
