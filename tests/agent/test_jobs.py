@@ -78,7 +78,8 @@ def test_env_vars(agent: AgentHandle, tmp_path: os.PathLike[str]) -> None:
     assert env["STYX_TEST_EXTRA"] == "extra"  # agent.json's env extras
     assert env["RAY_ADDRESS"] == agent.config.ray_address
     assert env["PWD"] == str(tmp_path)
-    assert "RAY_JOB_ID" not in env and "CUDA_VISIBLE_DEVICES" not in env
+    assert "RAY_JOB_ID" not in env and "OMP_NUM_THREADS" not in env
+    assert env["CUDA_VISIBLE_DEVICES"] == ""  # the head has GPUs; this job asked for none
     # Secrets reach the job but never the agent's database.
     assert b"s3cret" not in (agent.root / "jobs.db").read_bytes()
     wal = agent.root / "jobs.db-wal"
@@ -237,3 +238,16 @@ def test_call_bridge(agent: AgentHandle) -> None:
     assert "".join(r.get("chunk", "") for r in replies[1:-2]) == "bridged\n"
     assert replies[-2]["result"]["status"] == "SUCCEEDED"
     assert replies[-1]["result"]["job"]["job_id"] == job_id
+
+
+def test_fractional_gpus_share_and_whole_gpus_are_exclusive(agent: AgentHandle) -> None:
+    c = agent.client
+    ids = [c.submit(JobSpec(gpus=0.5, cpus=0.25, run="echo $CUDA_VISIBLE_DEVICES; sleep 1"))
+           for _ in range(4)]
+    recs = [c.wait(i, timeout=60) for i in ids]
+    assert all(r.status is JobStatus.SUCCEEDED for r in recs)
+    assert max(r.started_at for r in recs) < min(r.ended_at for r in recs)  # type: ignore[type-var]
+    devices = ["".join(c.tail_logs(i)).strip() for i in ids]
+    assert sorted(devices) == ["0", "0", "1", "1"]  # two halves on each of the two GPUs
+    _, out = run(agent, gpus=2, run="echo $CUDA_VISIBLE_DEVICES $STYX_NUM_GPUS_PER_NODE")
+    assert out.split() == ["0,1", "2"]

@@ -226,6 +226,8 @@ def job_envs(
         env = dict(config.env)
         env["RAY_ADDRESS"] = config.ray_address  # so `ray.init()` in the job joins this cluster
         env["STYX_JOB_ID"] = str(job_id)
+        if not demand.gpus and config.nodes[ranks[rank]].gpus:
+            env["CUDA_VISIBLE_DEVICES"] = ""  # as SkyPilot: a job that asked for no GPU sees none
         for key, value in per.items():
             env[f"STYX_{key}"] = value
             env[f"SKYPILOT_{key}"] = value
