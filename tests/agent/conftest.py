@@ -67,6 +67,7 @@ class RayCluster:
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[RayCluster]:
+    pytest.importorskip("ray", reason="Ray is the runtime extra: pip install -e '.[runtime]'")
     ports = RayPorts.from_base(free_port_base())
     temp_dir = f"/tmp/styx-test-ray-{uuid.uuid4().hex[:8]}"
     argv = ray_head_argv(HEAD_IP, num_cpus=HEAD_CPUS, num_gpus=HEAD_GPUS,

@@ -26,6 +26,7 @@ from styx.agent.protocol import (
 from styx.errors import AgentError, JobNotFound, StyxError
 
 _ERRORS: dict[str, type[StyxError]] = {"job-not-found": JobNotFound}
+_IDEMPOTENT = frozenset({"ping", "queue", "job", "status", "set_autostop"})
 
 
 def error_from(reply: dict[str, Any]) -> StyxError:
@@ -133,14 +134,18 @@ class AgentClient:
                 if fresh:
                     self._conn = _Conn(self.socket_path, self.timeout)
                 assert self._conn is not None
+                sent = False
                 try:
                     self._conn.send(msg)
+                    sent = True
                     reply = self._conn.read()
                     break
                 except (OSError, AgentError):
                     self._conn.close()
                     self._conn = None
-                    if fresh or attempt:  # a stale kept connection gets one retry
+                    # A kept connection may have gone stale (agent restarted): retry once, but
+                    # never resend a request the agent may already have acted on.
+                    if fresh or attempt or (sent and op not in _IDEMPOTENT):
                         raise
         return _result(reply)
 
