@@ -13,7 +13,7 @@ Prints:
 from __future__ import annotations
 
 import argparse
-import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -118,14 +118,26 @@ def main() -> None:
     ports = RayPorts.from_base(_free_base())
     temp_dir = f"/tmp/styx-bench-ray-{uuid.uuid4().hex[:6]}"
     ray_bin = str(Path(sys.executable).parent / "ray")
-    subprocess.run(ray_head_argv("127.0.0.1", num_cpus=CPUS, memory_bytes=2 * 1024**3,
-                                 object_store_bytes=100 * 1024**2, ports=ports,
-                                 temp_dir=temp_dir, ray_bin=ray_bin),
-                   check=True, capture_output=True)
+    subprocess.run(
+        ray_head_argv(
+            "127.0.0.1",
+            num_cpus=CPUS,
+            memory_bytes=2 * 1024**3,
+            object_store_bytes=100 * 1024**2,
+            ports=ports,
+            temp_dir=temp_dir,
+            ray_bin=ray_bin,
+        ),
+        check=True,
+        capture_output=True,
+    )
     try:
-        AgentConfig(cluster_name="bench", styx_version="bench",
-                    ray_address=f"127.0.0.1:{ports.gcs}",
-                    nodes=[NodeInfo("127.0.0.1", "head", CPUS, 2)]).write(root)
+        AgentConfig(
+            cluster_name="bench",
+            styx_version="bench",
+            ray_address=f"127.0.0.1:{ports.gcs}",
+            nodes=[NodeInfo("127.0.0.1", "head", CPUS, 2)],
+        ).write(root)
         t = time.perf_counter()
         subprocess.run(agent_ensure_argv(str(root), sys.executable), check=True)
         cold = time.perf_counter() - t
@@ -142,22 +154,29 @@ def main() -> None:
         lat = first_output(sock, args.runs)
         b, m = statistics.median(base), statistics.median(lat)
         print(f"ensure: cold start {cold * 1000:.0f} ms, already running {warm * 1000:.0f} ms")
-        print(f"submit-to-first-output: median {m * 1000:.1f} ms, p90 "
-              f"{pct(lat, 0.9) * 1000:.1f} ms over {args.runs} runs; baseline bash spawn "
-              f"median {b * 1000:.2f} ms; ratio {m / b:.1f}x")
+        print(
+            f"submit-to-first-output: median {m * 1000:.1f} ms, p90 "
+            f"{pct(lat, 0.9) * 1000:.1f} ms over {args.runs} runs; baseline bash spawn "
+            f"median {b * 1000:.2f} ms; ratio {m / b:.1f}x"
+        )
         rate = throughput(client, args.jobs)
-        print(f"throughput: {args.jobs} tiny jobs at once on one node ({CPUS} CPUs, 0.5 CPU "
-              f"each): {rate:.0f} jobs/s ({1000 / rate:.1f} ms/job)")
+        print(
+            f"throughput: {args.jobs} tiny jobs at once on one node ({CPUS} CPUs, 0.5 CPU "
+            f"each): {rate:.0f} jobs/s ({1000 / rate:.1f} ms/job)"
+        )
         fill_history(root / "jobs.db", args.history)
         for all_jobs in (False, True):
             q, n = queue_latency(sock, 20, all_jobs)
-            print(f"queue(all={all_jobs}) with {args.history} jobs in history: {n} rows, "
-                  f"median {statistics.median(q) * 1000:.1f} ms, p90 {pct(q, 0.9) * 1000:.1f} ms")
+            print(
+                f"queue(all={all_jobs}) with {args.history} jobs in history: {n} rows, "
+                f"median {statistics.median(q) * 1000:.1f} ms, p90 {pct(q, 0.9) * 1000:.1f} ms"
+            )
         client.close()
     finally:
         subprocess.run(agent_stop_argv(str(root), sys.executable), check=False)
         subprocess.run(ray_stop_argv(temp_dir, ports.gcs, sys.executable), check=False)
-        os.system(f"rm -rf {root}")
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

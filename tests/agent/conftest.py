@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -78,6 +79,7 @@ def ray_cluster() -> Iterator[RayCluster]:
         yield RayCluster(f"{HEAD_IP}:{ports.gcs}", temp_dir, ports.gcs)
     finally:
         subprocess.run(ray_stop_argv(temp_dir, ports.gcs), timeout=120)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +99,7 @@ def add_ray_worker(ray_cluster: RayCluster) -> Iterator[Callable[[str, int], Non
     yield add
     for temp_dir in temp_dirs:
         subprocess.run(ray_stop_argv(temp_dir), timeout=120)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @dataclass
