@@ -83,10 +83,8 @@ class LocalRunner:
                 timeout=timeout,
                 check=False,
             )
-        except FileNotFoundError as e:
-            raise RemoteError(
-                f"Could not run {argv[0]!r} on {self.node_name}: {e.strerror}."
-            ) from e
+        except FileNotFoundError as e:  # as a shell (and ssh) reports it: exit 127
+            return RunResult(127, "", f"{argv[0]}: {e.strerror}")
         except subprocess.TimeoutExpired as e:
             raise HostUnreachable(
                 f"{argv[0]!r} on {self.node_name} did not finish in {timeout:.0f} s."

@@ -11,6 +11,7 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from styx.errors import NotSupportedError, ResourcesUnavailable, SpecError, StyxError
@@ -231,7 +232,8 @@ def bring_up_runtime(
     *,
     fast: bool,
     autostop: Any,
-) -> None:
+) -> ClusterHandle:
+    """Ray and the agent up on the cluster (installed first if needed); returns the handle."""
     from styx.cluster import runtime
     from styx.state.clusters import set_cluster_status
     from styx.state.records import ClusterStatus
@@ -239,6 +241,7 @@ def bring_up_runtime(
     if fast and runtime.agent_current(handle):
         pipe.skip("runtime", "agent is up (--fast)")
     else:
+        handle = ensure_installed(db, pipe, handle, provider)
         with pipe.stage("runtime", "Ray and the Styx agent on the head node"):
             runtime.start(
                 handle,
@@ -247,6 +250,27 @@ def bring_up_runtime(
                 commands=provider.autostop_commands(handle),
             )
     set_cluster_status(db, handle.cluster_name, ClusterStatus.UP, message="runtime up")
+    return handle
+
+
+def ensure_installed(
+    db: Database, pipe: Pipeline, handle: ClusterHandle, provider: Provider
+) -> ClusterHandle:
+    """Install Ray and Styx into the node's runtime venv when its interpreter lacks them."""
+    import dataclasses
+
+    from styx.cluster import install
+    from styx.state.clusters import update_cluster
+
+    runner = provider.runner(handle)
+    if install.has_runtime(runner, handle.python):
+        return handle
+    venv = str(Path(handle.agent_root).parent.parent.parent / "runtime")
+    with pipe.stage("install runtime", f"Ray and Styx into {venv} (first launch only)"):
+        python = install.install(runner, handle.python, venv, install.RuntimeSource.detect())
+    handle = dataclasses.replace(handle, python=python)
+    update_cluster(db, handle.cluster_name, handle=handle.to_json())
+    return handle
 
 
 def sync_workdir(pipe: Pipeline, task: Task, handle: ClusterHandle, provider: Provider) -> None:
@@ -345,7 +369,7 @@ def launch_cli(
     with cluster_lock(db, name, purpose="launch", timeout=60.0):
         handle, provider = provision(db, pipe, task, name, placement)
         try:
-            bring_up_runtime(
+            handle = bring_up_runtime(
                 db,
                 pipe,
                 handle,

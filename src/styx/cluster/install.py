@@ -1,0 +1,116 @@
+"""Installing the runtime (Ray and Styx) into a venv on a node, e.g. ``~/.styx/runtime``.
+
+Packages come from the package index, or from a local wheelhouse (``STYX_WHEELHOUSE``) for
+nodes without internet. The venv sees the system's site-packages, so a node image that already
+has Ray installs nothing more. Everything runs as argv through the node's runner.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from styx import __version__
+from styx.cluster.runner import Runner
+from styx.errors import RemoteError
+
+#: Ray versions the agent is tested with.
+RAY_REQUIREMENT = "ray[default]>=2.9,<3"
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSource:
+    """Where Styx itself is installed from: a source tree (developers, tests) or the index."""
+
+    source_dir: str | None
+    wheelhouse: str | None
+
+    @classmethod
+    def detect(cls) -> RuntimeSource:
+        root = Path(__file__).resolve().parents[3]
+        source = str(root) if (root / "pyproject.toml").is_file() else None
+        return cls(source_dir=source, wheelhouse=os.environ.get("STYX_WHEELHOUSE") or None)
+
+    def requirements(self) -> list[str]:
+        """What pip installs: Styx's dependencies (from a source tree, which is then put on the
+        venv's path with a .pth file: no build step), or the released package."""
+        if not self.source_dir:
+            return [f"styx[runtime]=={__version__}", RAY_REQUIREMENT]
+        import tomllib
+
+        with open(Path(self.source_dir) / "pyproject.toml", "rb") as f:
+            deps = list(tomllib.load(f)["project"]["dependencies"])
+        return [*deps, RAY_REQUIREMENT]
+
+
+def runtime_python(venv: str) -> str:
+    return str(Path(venv) / "bin" / "python")
+
+
+def has_runtime(runner: Runner, python: str) -> bool:
+    """Whether ``python`` can run the agent and has Ray's CLI beside it."""
+    ray = str(Path(python).with_name("ray"))
+    if runner.run([ray, "--version"], timeout=60).returncode != 0:
+        return False
+    return runner.run([python, "-m", "styx.agent", "--help"], timeout=60).returncode == 0
+
+
+def install(runner: Runner, base_python: str, venv: str, source: RuntimeSource) -> str:
+    """Create the venv (if missing) and install the runtime into it; returns its python."""
+    python = runtime_python(venv)
+    if runner.run([python, "--version"], timeout=30).returncode != 0:
+        runner.run([base_python, "-m", "venv", "--system-site-packages", venv], timeout=300).check(
+            f"Creating the runtime venv {venv} on {runner.node_name}"
+        )
+    pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    if source.wheelhouse:
+        pip += ["--no-index", "--find-links", source.wheelhouse]
+    result = runner.run([*pip, *source.requirements()], timeout=1200)
+    if result.returncode != 0:
+        where = f"the wheelhouse {source.wheelhouse}" if source.wheelhouse else "the package index"
+        raise RemoteError(
+            f"Installing the runtime on {runner.node_name} from {where} failed: "
+            f"{(result.stderr or result.stdout).strip()[-300:]}",
+            "Check the node's internet access, or set STYX_WHEELHOUSE to a folder of wheels.",
+        )
+    if source.source_dir:
+        _link_source(runner, python, str(Path(source.source_dir) / "src"))
+    ray = str(Path(python).with_name("ray"))
+    if runner.run([ray, "--version"], timeout=60).returncode != 0:
+        # Ray came from the system site-packages, whose console script is elsewhere.
+        _put_file(runner, RAY_SHIM.format(python=python), ray, mode=0o755)
+    return python
+
+
+#: The console script pip would have written for Ray's CLI.
+RAY_SHIM = "#!{python}\nimport sys\nfrom ray.scripts.scripts import main\nsys.exit(main())\n"
+
+
+def _put_file(runner: Runner, text: str, dest: str, *, mode: int = 0o644) -> None:
+    """Write ``text`` to ``dest`` on the node, through the runner's file sync."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", delete=False) as f:
+        f.write(text)
+    try:
+        os.chmod(f.name, mode)
+        runner.rsync_up(f.name, dest)
+    finally:
+        os.unlink(f.name)
+
+
+def _link_source(runner: Runner, python: str, src: str) -> None:
+    """Put ``src`` on the runtime's import path with a .pth file in its site-packages."""
+    out = runner.run([python, "-m", "sysconfig"], timeout=60).check("Reading the runtime's paths")
+    purelib = next(
+        (
+            ln.split("=", 1)[1].strip().strip('"')
+            for ln in out.stdout.splitlines()
+            if ln.strip().startswith("purelib =")
+        ),
+        None,
+    )
+    if not purelib:
+        raise RemoteError(f"The runtime python on {runner.node_name} reports no site-packages.")
+    _put_file(runner, src + "\n", f"{purelib}/styx-src.pth")
