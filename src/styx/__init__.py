@@ -18,6 +18,22 @@ _LAZY = {
     "Task": "styx.spec.task",
     "Resources": "styx.spec.resources",
     "Dag": "styx.spec.dag",
+    **{
+        op: "styx.sdk"
+        for op in (
+            "launch",
+            "exec",
+            "status",
+            "queue",
+            "wait",
+            "tail_logs",
+            "cancel",
+            "stop",
+            "start",
+            "down",
+            "autostop",
+        )
+    },
 }
 
 
@@ -30,4 +46,10 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-__all__ = ["Dag", "Resources", "Task", "__version__"]
+__all__ = [
+    "Dag",
+    "Resources",
+    "Task",
+    "__version__",
+    *sorted(set(_LAZY) - {"Dag", "Resources", "Task"}),
+]

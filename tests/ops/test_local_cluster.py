@@ -146,3 +146,44 @@ def test_autostop_stops_then_down_removes(styx: Styx) -> None:
     r = styx("launch", "examples/hello.yaml", "-c", "t3", "-y", "--down")
     assert r.returncode == 0, r.stderr
     wait_for(lambda: status() is None, 120, "--down to remove t3")
+
+
+def test_ctrl_c_while_following_leaves_the_job_running(styx: Styx, cluster: str) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    r = styx("exec", cluster, "-d", "for i in $(seq 60); do echo tick $i; sleep 0.5; done")
+    assert r.returncode == 0, r.stderr
+    job_id = max(jobs(styx, cluster))
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "styx.cli.main", "logs", cluster, str(job_id)],
+        env=styx.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    assert follower.stdout is not None
+    assert "tick" in follower.stdout.readline()  # it is following
+    follower.send_signal(signal.SIGINT)
+    _, err = follower.communicate(timeout=15)
+    assert follower.returncode == 130
+    assert "keeps running" in err and "Traceback" not in err
+    assert jobs(styx, cluster)[job_id]["status"] == "RUNNING"
+    assert styx("cancel", cluster, str(job_id)).returncode == 0
+
+
+def test_python_sdk(styx: Styx, cluster: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import styx as sdk
+
+    monkeypatch.setenv("STYX_HOME", str(styx.home))
+    monkeypatch.delenv("STYX_DB_URL", raising=False)
+    task = sdk.Task(name="sdk", run="echo from-sdk $SKYPILOT_NODE_RANK")
+    result = sdk.launch(task, cluster)
+    assert result.cluster_name == cluster
+    record = sdk.wait(cluster, result.job_id, timeout=60)
+    assert record.status.value == "SUCCEEDED"
+    assert "from-sdk 0" in "".join(sdk.tail_logs(cluster, result.job_id, follow=False))
+    assert result.job_id in [j.job_id for j in sdk.queue(cluster)]
+    assert [c.name for c in sdk.status([cluster])] == [cluster]

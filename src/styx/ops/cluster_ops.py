@@ -100,19 +100,10 @@ def teardown(name: str, pipe: Pipeline) -> None:
 
 def autostop_cli(names: list[str], idle_minutes: int | None, *, down: bool) -> int:
     """``styx autostop``: set (or cancel, with None) on each cluster's agent and record it."""
-    from styx.cluster import runtime
-    from styx.state.clusters import update_cluster
+    from styx import sdk
 
-    db = common.database()
     for name in names:
-        _, handle = common.require_up(db, name)
-        with runtime.client(handle) as client:
-            client.set_autostop(idle_minutes, down=down)
-        update_cluster(
-            db,
-            name,
-            autostop=None if idle_minutes is None else {"idle_minutes": idle_minutes, "down": down},
-        )
+        sdk.autostop(name, idle_minutes, down=down)
         if idle_minutes is None:
             click.echo(f"Autostop cancelled for '{name}'.")
         else:

@@ -21,7 +21,7 @@ def print_plan(task: Task, cluster_name: str) -> None:
     table = Table(box=None, header_style="bold")
     for col in ("#", "INFRA", "CPUS", "MEMORY", "ACCELERATORS", "INSTANCE", "SPOT", "RUNNABLE"):
         table.add_column(col)
-    from styx.ops.launch import choose_placement
+    from styx.ops.stages import choose_placement
 
     try:
         chosen = choose_placement(task, cluster_name).resources

@@ -1,0 +1,232 @@
+"""The stages of a launch: optimize, provision, runtime, sync workdir, sync file mounts.
+
+Each stage is reported through a :class:`~styx.ops.pipeline.Pipeline`; ``launch`` and ``exec``
+in :mod:`styx.ops.launch` put them together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from styx.errors import NotSupportedError, ResourcesUnavailable, SpecError
+from styx.ops import common
+from styx.ops.pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from styx.providers.base import ClusterHandle, Provider, ProvisionRequest
+    from styx.spec.resources import Resources
+    from styx.spec.task import Task
+    from styx.state.db import Database
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What the optimize stage chose: an infra kind and the resources to provision."""
+
+    infra: str
+    resources: Resources
+    request: ProvisionRequest
+
+    def describe(self) -> str:
+        r = self.request
+        parts = [f"{r.num_nodes}x {self.infra}"]
+        if r.cpus:
+            parts.append(f"cpus={r.cpus:g}+")
+        if r.memory_gb:
+            parts.append(f"memory={r.memory_gb:g}GB+")
+        for name, count in (r.accelerators or {}).items():
+            parts.append(f"{name}:{count:g}")
+        return " ".join(parts)
+
+
+# --- optimize -------------------------------------------------------------------------------
+
+
+def choose_placement(task: Task, cluster_name: str) -> Placement:
+    """Resources as written (the optimizer comes later): the first candidate this Styx can run."""
+    from styx.providers.base import ProvisionRequest
+
+    reasons: list[str] = []
+    for candidate in task.resources.candidates():
+        infra = candidate.cloud or "local"
+        if infra != "local":
+            reasons.append(f"infra '{candidate.infra}' is not supported yet")
+            continue
+        if candidate.instance_type or candidate.use_spot:
+            reasons.append("instance_type and use_spot need a cloud")
+            continue
+        accels = {a.name: float(a.count) for a in candidate.accelerators[:1]}
+        cpus = candidate.cpus.count if candidate.cpus else None
+        memory = None
+        if candidate.memory is not None:
+            memory = candidate.memory.gb
+            if memory is None and candidate.memory.per_cpu and cpus:
+                memory = candidate.memory.per_cpu * cpus
+        request = ProvisionRequest(
+            cluster_name=cluster_name,
+            num_nodes=task.num_nodes,
+            cpus=cpus,
+            memory_gb=memory,
+            accelerators=accels or None,
+            ports=tuple(str(p.to_yaml()) for p in candidate.ports),
+        )
+        return Placement("local", candidate, request)
+    raise NotSupportedError(
+        f"No resource candidate of the task can run on this version of Styx ({'; '.join(reasons)}).",
+        "Use `infra: local` (this machine) for now; SSH pools and clouds are on the way.",
+    )
+
+
+# --- stages -----------------------------------------------------------------------------------
+
+
+def provision(
+    db: Database,
+    pipe: Pipeline,
+    task: Task,
+    name: str,
+    placement: Placement,
+) -> tuple[ClusterHandle, Provider]:
+    """Create the cluster's nodes, or reuse them when the cluster exists."""
+    from styx.providers.base import ClusterHandle
+    from styx.providers.registry import get_provider
+    from styx.state.clusters import get_cluster, upsert_cluster
+    from styx.state.records import ClusterStatus
+
+    provider = get_provider(placement.infra)
+    record = get_cluster(db, name)
+    if record is not None and record.status is ClusterStatus.UP:
+        pipe.skip("provision", f"cluster '{name}' is up")
+        handle = ClusterHandle.from_json(dict(record.handle))
+        check_fits_existing(handle, placement)
+        return handle, provider
+    with pipe.stage("provision", f"{placement.describe()} for cluster '{name}'"):
+        if record is not None and record.status is ClusterStatus.STOPPED:
+            handle = provider.start(ClusterHandle.from_json(dict(record.handle)))
+        else:
+            handle = provider.provision(placement.request)
+        upsert_cluster(
+            db,
+            name,
+            provider=provider.name,
+            handle=handle.to_json(),
+            status=ClusterStatus.INIT,
+            launched_resources=placement.resources.to_dict(),
+            num_nodes=task.num_nodes,
+            launched_at=time.time(),
+            last_use=_last_use(),
+            user_name=common.user_name(),
+            message="provisioned",
+        )
+    return handle, provider
+
+
+def check_fits_existing(handle: ClusterHandle, placement: Placement) -> None:
+    request = placement.request
+    if request.num_nodes > len(handle.nodes):
+        raise ResourcesUnavailable(
+            f"Cluster '{handle.cluster_name}' has {len(handle.nodes)} node(s); the task needs "
+            f"{request.num_nodes}.",
+            "Launch on a new cluster name, or lower num_nodes.",
+        )
+    if request.cpus and request.cpus > handle.head.cpus:
+        raise ResourcesUnavailable(
+            f"Cluster '{handle.cluster_name}' has {handle.head.cpus:g} CPUs per node; the task "
+            f"asks for {request.cpus:g}.",
+            "Launch on a new cluster name, or lower cpus.",
+        )
+
+
+def bring_up_runtime(
+    db: Database,
+    pipe: Pipeline,
+    handle: ClusterHandle,
+    provider: Provider,
+    *,
+    fast: bool,
+    autostop: Any,
+) -> ClusterHandle:
+    """Ray and the agent up on the cluster (installed first if needed); returns the handle."""
+    from styx.cluster import runtime
+    from styx.state.clusters import set_cluster_status
+    from styx.state.records import ClusterStatus
+
+    if fast and runtime.agent_current(handle):
+        pipe.skip("runtime", "agent is up (--fast)")
+    else:
+        handle = ensure_installed(db, pipe, handle, provider)
+        with pipe.stage("runtime", "Ray and the Styx agent on the head node"):
+            runtime.start(
+                handle,
+                provider.runner(handle),
+                autostop=autostop,
+                commands=provider.autostop_commands(handle),
+            )
+    set_cluster_status(db, handle.cluster_name, ClusterStatus.UP, message="runtime up")
+    return handle
+
+
+def ensure_installed(
+    db: Database, pipe: Pipeline, handle: ClusterHandle, provider: Provider
+) -> ClusterHandle:
+    """Install Ray and Styx into the node's runtime venv when its interpreter lacks them."""
+    from styx.cluster import install
+    from styx.state.clusters import update_cluster
+
+    runner = provider.runner(handle)
+    if install.has_runtime(runner, handle.python):
+        return handle
+    venv = str(Path(handle.agent_root).parent.parent.parent / "runtime")
+    with pipe.stage("install runtime", f"Ray and Styx into {venv} (first launch only)"):
+        python = install.install(runner, handle.python, venv, install.RuntimeSource.detect())
+    handle = dataclasses.replace(handle, python=python)
+    update_cluster(db, handle.cluster_name, handle=handle.to_json())
+    return handle
+
+
+def sync_workdir(pipe: Pipeline, task: Task, handle: ClusterHandle, provider: Provider) -> None:
+    from styx.cluster.sync import rsync_filter_args
+
+    if not isinstance(task.workdir, str):
+        pipe.skip("sync workdir", "no workdir")
+        return
+    src = os.path.expanduser(task.workdir)
+    if not os.path.isdir(src):
+        raise SpecError(
+            f"The workdir '{task.workdir}' is not a folder.",
+            "Point `workdir` at an existing folder, or remove it.",
+            code="workdir-not-found",
+        )
+    filters = rsync_filter_args(src)
+    with pipe.stage("sync workdir", f"{task.workdir} -> {handle.workdir}"):
+        for i in range(len(handle.nodes)):
+            provider.runner(handle, i).rsync_up(src, handle.workdir, filter_args=filters)
+
+
+def sync_file_mounts(pipe: Pipeline, task: Task, handle: ClusterHandle, provider: Provider) -> None:
+    if not task.file_mounts:
+        pipe.skip("sync file mounts", "no file_mounts")
+        return
+    with pipe.stage("sync file mounts", f"{len(task.file_mounts)} mount(s)"):
+        for dest, mount in task.file_mounts.items():
+            src = os.path.expanduser(str(mount.source))
+            if not os.path.exists(src):
+                raise SpecError(
+                    f"The file_mounts source '{mount.source}' for '{dest}' does not exist.",
+                    "Fix the local path, or remove the mount.",
+                    code="mount-source-not-found",
+                )
+            target = os.path.expanduser(dest) if handle.provider == "local" else dest
+            for i in range(len(handle.nodes)):
+                provider.runner(handle, i).rsync_up(src, target)
+
+
+def _last_use() -> str:
+    import sys
+
+    return " ".join(["styx", *sys.argv[1:]])[:500]

@@ -1,0 +1,140 @@
+"""The Python SDK: the same operations as the CLI, returning values instead of printing.
+
+``import styx`` exposes these lazily (``styx.launch``, ``styx.exec``, ``styx.status`` ...)::
+
+    task = styx.Task(run="echo hi", resources=styx.Resources.from_dict({"cpus": "1+"}))
+    result = styx.launch(task, "dev")           # LaunchResult(cluster_name, job_id)
+    styx.wait("dev", result.job_id)             # the job's JobRecord once it ends
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from styx.ops import common
+from styx.ops.launch import LaunchResult
+from styx.ops.launch import exec_ as _exec
+from styx.ops.launch import launch as _launch
+from styx.ops.pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from styx.agent.protocol import JobRecord
+    from styx.spec.task import Task
+    from styx.state.records import ClusterRecord
+
+
+def launch(
+    task: Task,
+    cluster_name: str | None = None,
+    *,
+    detach: bool = True,
+    down: bool = False,
+    idle_minutes: int | None = None,
+    fast: bool = False,
+) -> LaunchResult:
+    """Launch ``task`` on a cluster (created if missing, reused if up) and submit it."""
+    return _launch(
+        task,
+        cluster_name,
+        detach=detach,
+        down=down,
+        idle_minutes=idle_minutes,
+        fast=fast,
+        quiet=True,
+    )
+
+
+def exec(task: Task, cluster_name: str, *, detach: bool = True) -> LaunchResult:
+    """Run ``task`` on an up cluster, skipping setup."""
+    return _exec(task, cluster_name, detach=detach)
+
+
+def status(
+    cluster_names: builtins.list[str] | None = None,
+    *,
+    refresh: bool = False,
+) -> builtins.list[ClusterRecord]:
+    """The clusters' records; ``refresh`` asks the infra and each agent first."""
+    from styx.ops.cluster_ops import refresh as refresh_one
+    from styx.state.clusters import list_clusters
+
+    db = common.database()
+    records = list_clusters(db, names=cluster_names)
+    return [refresh_one(db, r) for r in records] if refresh else records
+
+
+def queue(cluster_name: str, *, all_jobs: bool = False) -> builtins.list[JobRecord]:
+    """The cluster's jobs, newest first (recent ones, or ``all_jobs``)."""
+    from styx.cluster import runtime
+
+    _, handle = common.require_up(common.database(), cluster_name)
+    with runtime.client(handle) as client:
+        return client.queue(all=all_jobs)
+
+
+def wait(cluster_name: str, job_id: int, timeout: float | None = None) -> JobRecord:
+    """Block until the job ends (or ``timeout`` seconds pass); returns its record."""
+    from styx.cluster import runtime
+
+    _, handle = common.require_up(common.database(), cluster_name)
+    with runtime.client(handle, timeout=None) as client:
+        return client.wait(job_id, timeout=timeout)
+
+
+def tail_logs(cluster_name: str, job_id: int, *, follow: bool = True) -> Iterator[str]:
+    """The job's combined output as text chunks, to its end (``follow``) or to now."""
+    from styx.cluster import runtime
+
+    _, handle = common.require_up(common.database(), cluster_name)
+    with runtime.client(handle, timeout=None) as client:
+        yield from client.tail_logs(job_id, follow=follow)
+
+
+def cancel(
+    cluster_name: str, job_ids: builtins.list[int] | None = None, *, all_jobs: bool = False
+) -> builtins.list[int]:
+    """Cancel jobs (their whole process trees); returns the ids cancelled."""
+    from styx.cluster import runtime
+
+    _, handle = common.require_up(common.database(), cluster_name)
+    with runtime.client(handle, timeout=None) as client:
+        return client.cancel(job_ids, all=all_jobs)
+
+
+def stop(cluster_name: str) -> None:
+    """Stop the cluster, keeping its disks and job history."""
+    from styx.ops import cluster_ops
+
+    cluster_ops.stop(cluster_name, Pipeline(quiet=True))
+
+
+def start(cluster_name: str) -> None:
+    """Start a stopped cluster."""
+    from styx.ops import cluster_ops
+
+    cluster_ops.start(cluster_name, Pipeline(quiet=True))
+
+
+def down(cluster_name: str) -> None:
+    """Tear the cluster down: its machines and everything Styx ran on them."""
+    from styx.ops import cluster_ops
+
+    cluster_ops.teardown(cluster_name, Pipeline(quiet=True))
+
+
+def autostop(cluster_name: str, idle_minutes: int | None, *, down: bool = False) -> None:
+    """Stop (or tear down) the cluster after ``idle_minutes`` idle; None cancels autostop."""
+    from styx.cluster import runtime
+    from styx.state.clusters import update_cluster
+
+    db = common.database()
+    _, handle = common.require_up(db, cluster_name)
+    with runtime.client(handle) as client:
+        client.set_autostop(idle_minutes, down=down)
+    update_cluster(
+        db,
+        cluster_name,
+        autostop=None if idle_minutes is None else {"idle_minutes": idle_minutes, "down": down},
+    )
