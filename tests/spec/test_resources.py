@@ -105,6 +105,14 @@ def test_accelerator_forms(raw: Any, accelerators: tuple[Accelerator, ...], orde
     assert (r.accelerators, r.accelerators_ordered) == (accelerators, ordered)
 
 
+def test_accelerator_counts() -> None:
+    assert parse({"accelerators": "A100:8"}).accelerator_counts == {"A100": 8}
+    assert parse({"accelerators": {"T4:0.5": None, "L4": 1}}).accelerator_counts == {
+        "T4": 0.5,
+        "L4": 1,
+    }
+
+
 def test_accelerator_names_keep_their_casing() -> None:
     assert parse({"accelerators": "a100-80gb:2"}).accelerators == (Accelerator("a100-80gb", 2),)
 
@@ -169,6 +177,15 @@ def test_job_recovery_forms_and_deprecated_name() -> None:
     )
     assert r.job_recovery is not None
     assert (r.job_recovery.strategy, r.job_recovery.recover_on_exit_codes) == (None, (7,))
+
+
+def test_empty_mappings_round_trip() -> None:
+    assert parse({"job_recovery": {}}).job_recovery is None
+    assert parse({"autostop": {}}).to_dict() == {"autostop": True}
+    assert parse({"labels": {}, "accelerator_args": {}}).to_dict() == {
+        "accelerator_args": {},
+        "labels": {},
+    }
 
 
 def test_image_id_per_region() -> None:

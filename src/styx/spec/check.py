@@ -133,9 +133,11 @@ class Value:
     def fail(
         self, code: str, message: str, hint: str, details: dict[str, Any] | None = None
     ) -> NoReturn:
+        """Raise the error for this value's path."""
         raise self.src.error(self.path, code, message, hint, details)
 
     def what(self) -> str:
+        """This value described for a message (never quoting a secret)."""
         if self.secret and isinstance(self.raw, str | int | float | bytes):
             return (
                 "a secret value of the wrong kind"
@@ -145,6 +147,7 @@ class Value:
         return describe(self.raw)
 
     def wrong_type(self, expected: str, hint: str | None = None) -> NoReturn:
+        """Raise ``invalid-type``: this value is not ``expected``."""
         where = f" for '{self.name}'" if self.path else " here"
         self.fail(
             "invalid-type",
@@ -153,9 +156,11 @@ class Value:
         )
 
     def bad_value(self, message: str, hint: str) -> NoReturn:
+        """Raise ``invalid-value`` with this message and hint."""
         self.fail("invalid-value", message, hint)
 
     def child(self, key: str | int, raw: Any) -> Value:
+        """The Value of ``raw`` one step below this one, at ``key``."""
         return Value(raw, (*self.path, key), self.src, self.secret)
 
     # -- containers ---------------------------------------------------------------------------
@@ -214,6 +219,7 @@ class Value:
         return self.raw
 
     def boolean(self) -> bool:
+        """A YAML boolean (``true``/``false``; numbers are refused)."""
         if not isinstance(self.raw, bool):
             self.wrong_type("true or false")
         return self.raw
@@ -246,6 +252,7 @@ class Value:
         return self.raw
 
     def check_range(self, number: float, minimum: float | None, maximum: float | None) -> None:
+        """Raise ``invalid-value`` unless ``minimum <= number <= maximum``."""
         shown = f"{number:g}" if abs(number) < 1e15 else "a very large number"
         if minimum is not None and number < minimum:
             self.bad_value(

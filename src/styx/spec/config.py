@@ -283,6 +283,7 @@ class Config:
         return thaw(node)
 
     def to_dict(self) -> dict[str, Any]:
+        """The validated config as plain data."""
         result: dict[str, Any] = thaw(self.data)
         return result
 

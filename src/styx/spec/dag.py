@@ -115,6 +115,7 @@ class Dag:
 
     @property
     def tasks(self) -> tuple[Task, ...]:
+        """The tasks in file (or insertion) order; edges index into this tuple."""
         return tuple(self._tasks)
 
     @property
@@ -221,6 +222,7 @@ class Dag:
 
     @classmethod
     def from_yaml_str(cls, text: str, *, file: str | None = None) -> Dag:
+        """Read a Dag from YAML text; ``file`` is only used in error locations."""
         from styx.spec.dag_yaml import load_dag
 
         return load_dag(text, file)

@@ -48,6 +48,7 @@ class GitWorkdir:
 
 
 def parse_workdir(v: Value) -> str | GitWorkdir:
+    """``workdir``: a local directory, or ``{url, ref}`` for a git repository."""
     if isinstance(v.raw, dict):
         f = v.fields(("url", "ref"))
         if "url" not in f:
@@ -115,6 +116,7 @@ def _storage_config(v: Value) -> FrozenDict[str, Any]:
 
 
 def parse_file_mount(v: Value) -> FileMount:
+    """One ``file_mounts`` value: a source string or a storage mapping."""
     if not isinstance(v.raw, dict):
         return FileMount(_source(v))
     f = v.fields(("source", "name", "store", "mode", "persistent", "config"))
@@ -136,6 +138,7 @@ def parse_file_mount(v: Value) -> FileMount:
 
 
 def parse_file_mounts(v: Value) -> FrozenDict[str, FileMount]:
+    """``file_mounts``: destination paths on the nodes to sources."""
     mounts: dict[str, FileMount] = {}
     for dest, item in v.entries(what="paths on the nodes to sources").items():
         check_remote_path(item, dest)
@@ -148,6 +151,7 @@ def parse_file_mounts(v: Value) -> FrozenDict[str, FileMount]:
 
 
 def parse_volumes(v: Value) -> FrozenDict[str, Any]:
+    """``volumes``: mount paths to a volume name or a volume mapping."""
     volumes: dict[str, Any] = {}
     for path, item in v.entries(what="mount paths to volumes").items():
         check_remote_path(item, path)
@@ -173,6 +177,7 @@ class DataSize:
 
 
 def parse_data_size(v: Value) -> DataSize:
+    """``inputs``/``outputs``: exactly one ``{path: size_gb}`` entry."""
     entries = v.entries(what="one path to its size in GB")
     if len(entries) != 1:
         v.bad_value(f"'{v.name}' must have exactly one entry.", "Write it as {path: size_in_gb}.")
@@ -188,6 +193,7 @@ class Secret:
     _value: str
 
     def reveal(self) -> str:
+        """The secret itself; only for handing it to the job's environment."""
         return self._value
 
     def __repr__(self) -> str:

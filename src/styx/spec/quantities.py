@@ -271,6 +271,7 @@ def _checked(
 
 
 def accelerators_to_yaml(accels: tuple[Accelerator, ...], ordered: bool) -> Any:
+    """The shortest YAML form that parses back to the same accelerators."""
     if len(accels) == 1:
         return str(accels[0])
     if ordered:
@@ -323,4 +324,5 @@ def parse_ports(v: Value) -> tuple[PortRange, ...]:
 
 
 def ports_to_yaml(ports: tuple[PortRange, ...]) -> Any:
+    """One port or range as itself, several as a list."""
     return ports[0].to_yaml() if len(ports) == 1 else [p.to_yaml() for p in ports]

@@ -61,14 +61,17 @@ class Resources:
 
     @property
     def cloud(self) -> str | None:
+        """The cloud of :attr:`infra` (``kubernetes`` for ``k8s``), or None for any."""
         return self.infra.cloud if self.infra else None
 
     @property
     def region(self) -> str | None:
+        """The region (Kubernetes context, SSH node pool) of :attr:`infra`, or None."""
         return self.infra.region if self.infra else None
 
     @property
     def zone(self) -> str | None:
+        """The zone of :attr:`infra`, or None."""
         return self.infra.zone if self.infra else None
 
     @property
@@ -77,12 +80,18 @@ class Resources:
         return self.accelerators[0] if len(self.accelerators) == 1 else None
 
     @property
+    def accelerator_counts(self) -> dict[str, float]:
+        """``{name: count}`` for the accelerators as written (one entry per candidate)."""
+        return {a.name: a.count for a in self.accelerators}
+
+    @property
     def is_ordered(self) -> bool:
         """True when :meth:`candidates` is a preference order rather than a set."""
         return self.ordered or self.accelerators_ordered
 
     @property
     def is_docker_image(self) -> bool:
+        """True when ``image_id`` is ``docker:<image>``."""
         return isinstance(self.image_id, str) and self.image_id.startswith("docker:")
 
     def candidates(self) -> list[Resources]:
@@ -206,7 +215,8 @@ def _job_recovery(f: dict[str, Value]) -> JobRecovery | None:
             "Keep only 'job_recovery'.",
         )
     item = f.get("job_recovery") or f.get("spot_recovery")
-    return parse_job_recovery(item) if item is not None else None
+    recovery = parse_job_recovery(item) if item is not None else None
+    return None if recovery == JobRecovery() else recovery  # {} says nothing
 
 
 def parse_resources(v: Value, *, candidate: bool = False) -> Resources:

@@ -64,6 +64,8 @@ class Anything(Schema):
 
 
 class Null(Schema):
+    """Only null (for fields where null means something, such as aws.vpc_name)."""
+
     __slots__ = ()
     kinds = frozenset({"null"})
 
@@ -103,6 +105,8 @@ class Str(Schema):
 
 
 class Bool(Schema):
+    """A YAML boolean."""
+
     __slots__ = ()
     kinds = frozenset({"bool"})
 
@@ -111,6 +115,8 @@ class Bool(Schema):
 
 
 class Int(Schema):
+    """A whole number within bounds (booleans refused)."""
+
     __slots__ = ("maximum", "minimum")
     kinds = frozenset({"int"})
 
@@ -124,6 +130,8 @@ class Int(Schema):
 
 
 class Num(Schema):
+    """A finite number, optionally above a minimum."""
+
     __slots__ = ("exclusive_minimum", "minimum")
     kinds = frozenset({"int", "float"})
 
@@ -137,6 +145,8 @@ class Num(Schema):
 
 
 class ListOf(Schema):
+    """A list whose items all follow one schema."""
+
     __slots__ = ("item",)
     kinds = frozenset({"list"})
 

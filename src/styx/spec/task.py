@@ -200,10 +200,12 @@ class Task:
 
 
 def file_location(file: str | None) -> Location | None:
+    """A Location naming just the file, if there is one."""
     return Location(file=file) if file else None
 
 
 def empty_file(file: str | None) -> SpecError:
+    """The ``empty-file`` error for ``file``."""
     return SpecError(
         "The file holds no task.",
         "Add at least a 'run' command, such as run: echo hello.",
@@ -226,6 +228,7 @@ def read_source(source: str | os.PathLike[str]) -> tuple[str, str | None]:
 
 
 def reject_dependencies(depends_on: Value | None) -> None:
+    """A lone task may not depend on anything (``unknown-dependency``)."""
     if depends_on is None:
         return
     names = parse_depends_on(depends_on)
