@@ -75,7 +75,9 @@ class StyxError(Exception):
 
     code: ClassVar[str] = "internal"
     exit_code: ClassVar[int] = 70
-    default_hint: ClassVar[str] = "This is a bug in Styx; please report it with the output of --debug."
+    default_hint: ClassVar[str] = (
+        "This is a bug in Styx; please report it with the output of --debug."
+    )
 
     def __init__(
         self,
@@ -103,7 +105,9 @@ class StyxError(Exception):
         """A JSON-ready form, used by ``--json`` output and the agent protocol."""
         out: dict[str, Any] = {"code": self.code, "message": self.message, "hint": self.hint}
         if self.location is not None:
-            out["location"] = {k: v for k, v in dataclasses.asdict(self.location).items() if v is not None}
+            out["location"] = {
+                k: v for k, v in dataclasses.asdict(self.location).items() if v is not None
+            }
         if self.details:
             out["details"] = self.details
         return out
@@ -121,7 +125,9 @@ class SpecError(UserInputError):
     """A task, DAG or resources description is invalid; ``code`` says how."""
 
     code: ClassVar[str] = "invalid-spec"
-    default_hint: ClassVar[str] = "Fix the task file; `styx validate FILE` checks it without launching."
+    default_hint: ClassVar[str] = (
+        "Fix the task file; `styx validate FILE` checks it without launching."
+    )
 
 
 class ConfigError(UserInputError):
@@ -156,7 +162,9 @@ class NotFoundError(StyxError):
 
 class ClusterNotFound(NotFoundError):
     code: ClassVar[str] = "cluster-not-found"
-    default_hint: ClassVar[str] = "Run `styx status` to list clusters, or `styx launch` to create one."
+    default_hint: ClassVar[str] = (
+        "Run `styx status` to list clusters, or `styx launch` to create one."
+    )
 
 
 class JobNotFound(NotFoundError):
@@ -228,7 +236,9 @@ class StateError(StyxError):
 
     code: ClassVar[str] = "state-error"
     exit_code: ClassVar[int] = 8
-    default_hint: ClassVar[str] = "Check STYX_HOME / STYX_DB_URL and that the database is reachable."
+    default_hint: ClassVar[str] = (
+        "Check STYX_HOME / STYX_DB_URL and that the database is reachable."
+    )
 
 
 class Interrupted(StyxError):

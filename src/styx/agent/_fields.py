@@ -12,8 +12,9 @@ from styx.errors import AgentError
 
 def invalid(message: str) -> AgentError:
     """The typed error for a malformed request or reply."""
-    return AgentError(message, "Upgrade Styx on both ends so they speak one protocol.",
-                      code="invalid-request")
+    return AgentError(
+        message, "Upgrade Styx on both ends so they speak one protocol.", code="invalid-request"
+    )
 
 
 def f_obj(value: object, what: str) -> dict[str, Any]:

@@ -54,9 +54,15 @@ class Autostop:
         self.setting = setting
         self.set_at = time.time()
         self.fired_at = None
-        self._store.set_meta(_META_KEY, {"idle_minutes": setting.idle_minutes,
-                                         "down": setting.down, "set_at": self.set_at,
-                                         "from_file": from_file})
+        self._store.set_meta(
+            _META_KEY,
+            {
+                "idle_minutes": setting.idle_minutes,
+                "down": setting.down,
+                "set_at": self.set_at,
+                "from_file": from_file,
+            },
+        )
 
     def set(self, idle_minutes: int | None, down: bool) -> AutostopConfig:
         """Change the setting; this resets the idle timer."""
@@ -94,8 +100,12 @@ class Autostop:
         down = self.setting.down
         argv = self._config.down_command if down else self._config.stop_command
         self.fired_at = time.time()
-        event = {"action": "down" if down else "stop", "command": argv,
-                 "idle_minutes": self.setting.idle_minutes, "idle_since": self.idle_since()}
+        event = {
+            "action": "down" if down else "stop",
+            "command": argv,
+            "idle_minutes": self.setting.idle_minutes,
+            "idle_since": self.idle_since(),
+        }
         self._store.record_event("autostop", event)
         if not argv:
             log.warning("autostop is due but agent.json has no %s command", event["action"])
@@ -104,8 +114,12 @@ class Autostop:
         with open(self._log_path, "ab") as out:
             try:
                 proc = await asyncio.create_subprocess_exec(
-                    *argv, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
-                    start_new_session=True)
+                    *argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=out,
+                    start_new_session=True,
+                )
                 rc = await proc.wait()
             except OSError as e:
                 rc = 127

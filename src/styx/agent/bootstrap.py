@@ -47,10 +47,17 @@ class RayPorts:
     def from_base(cls, base: int = DEFAULT_RAY_BASE_PORT) -> RayPorts:
         """A block of ``span()`` consecutive ports starting at ``base``."""
         return cls(
-            gcs=base, node_manager=base + 1, object_manager=base + 2, dashboard=base + 3,
-            dashboard_agent_grpc=base + 4, dashboard_agent_listen=base + 5,
-            metrics_export=base + 6, runtime_env_agent=base + 7, ray_client_server=base + 8,
-            min_worker=base + _WORKER_OFFSET, max_worker=base + _WORKER_OFFSET + _WORKER_PORTS - 1,
+            gcs=base,
+            node_manager=base + 1,
+            object_manager=base + 2,
+            dashboard=base + 3,
+            dashboard_agent_grpc=base + 4,
+            dashboard_agent_listen=base + 5,
+            metrics_export=base + 6,
+            runtime_env_agent=base + 7,
+            ray_client_server=base + 8,
+            min_worker=base + _WORKER_OFFSET,
+            max_worker=base + _WORKER_OFFSET + _WORKER_PORTS - 1,
         )
 
     @staticmethod
@@ -70,22 +77,38 @@ def default_temp_dir(root: str) -> str:
 
 
 def _node_args(
-    node_ip: str, num_cpus: float, num_gpus: float, memory_bytes: int | None,
-    object_store_bytes: int | None, ports: RayPorts, temp_dir: str | None,
+    node_ip: str,
+    num_cpus: float,
+    num_gpus: float,
+    memory_bytes: int | None,
+    object_store_bytes: int | None,
+    ports: RayPorts,
+    temp_dir: str | None,
     resources: str | None,
 ) -> list[str]:
     args = [
-        "--node-ip-address", node_ip,
-        "--num-cpus", str(int(num_cpus)),
-        "--num-gpus", str(int(num_gpus)),
-        "--node-manager-port", str(ports.node_manager),
-        "--object-manager-port", str(ports.object_manager),
-        "--dashboard-agent-grpc-port", str(ports.dashboard_agent_grpc),
-        "--dashboard-agent-listen-port", str(ports.dashboard_agent_listen),
-        "--metrics-export-port", str(ports.metrics_export),
-        "--runtime-env-agent-port", str(ports.runtime_env_agent),
-        "--min-worker-port", str(ports.min_worker),
-        "--max-worker-port", str(ports.max_worker),
+        "--node-ip-address",
+        node_ip,
+        "--num-cpus",
+        str(int(num_cpus)),
+        "--num-gpus",
+        str(int(num_gpus)),
+        "--node-manager-port",
+        str(ports.node_manager),
+        "--object-manager-port",
+        str(ports.object_manager),
+        "--dashboard-agent-grpc-port",
+        str(ports.dashboard_agent_grpc),
+        "--dashboard-agent-listen-port",
+        str(ports.dashboard_agent_listen),
+        "--metrics-export-port",
+        str(ports.metrics_export),
+        "--runtime-env-agent-port",
+        str(ports.runtime_env_agent),
+        "--min-worker-port",
+        str(ports.min_worker),
+        "--max-worker-port",
+        str(ports.max_worker),
         "--disable-usage-stats",
     ]
     if memory_bytes is not None:  # without it every node claims the whole machine's memory
@@ -114,12 +137,26 @@ def ray_head_argv(
     """``ray start --head`` on Styx-owned ports, without the dashboard or usage stats."""
     ports = ports or RayPorts.from_base()
     return [
-        ray_bin, "start", "--head", "--port", str(ports.gcs),
-        "--dashboard-port", str(ports.dashboard),
-        "--ray-client-server-port", str(ports.ray_client_server),
+        ray_bin,
+        "start",
+        "--head",
+        "--port",
+        str(ports.gcs),
+        "--dashboard-port",
+        str(ports.dashboard),
+        "--ray-client-server-port",
+        str(ports.ray_client_server),
         "--include-dashboard=false",
-        *_node_args(node_ip, num_cpus, num_gpus, memory_bytes, object_store_bytes, ports,
-                    temp_dir, resources),
+        *_node_args(
+            node_ip,
+            num_cpus,
+            num_gpus,
+            memory_bytes,
+            object_store_bytes,
+            ports,
+            temp_dir,
+            resources,
+        ),
     ]
 
 
@@ -139,9 +176,20 @@ def ray_worker_argv(
     """``ray start --address HEAD`` for a worker node (``head_address`` is ``ip:gcs_port``)."""
     ports = ports or RayPorts.from_base()
     return [
-        ray_bin, "start", "--address", head_address,
-        *_node_args(node_ip, num_cpus, num_gpus, memory_bytes, object_store_bytes, ports,
-                    temp_dir, resources),
+        ray_bin,
+        "start",
+        "--address",
+        head_address,
+        *_node_args(
+            node_ip,
+            num_cpus,
+            num_gpus,
+            memory_bytes,
+            object_store_bytes,
+            ports,
+            temp_dir,
+            resources,
+        ),
     ]
 
 
@@ -172,7 +220,10 @@ def agent_call_argv(root: str, python: str | None = None) -> list[str]:
 
 
 def agent_stop_argv(
-    root: str, python: str | None = None, *, ray_temp_dir: str | None = None,
+    root: str,
+    python: str | None = None,
+    *,
+    ray_temp_dir: str | None = None,
     ray_port: int | None = None,
 ) -> list[str]:
     """Stop the supervisor, the agent and every job process it started on this node; with
@@ -189,8 +240,15 @@ def ray_stop_argv(temp_dir: str, port: int | None = None, python: str | None = N
     """Stop only the Ray processes of the cluster whose temp dir (and GCS port) is given; use it
     on worker nodes, which run no agent."""
     extra = ["--port", str(port)] if port is not None else []
-    return [python or sys.executable, "-m", "styx.agent", "stop-ray", "--temp-dir", temp_dir,
-            *extra]
+    return [
+        python or sys.executable,
+        "-m",
+        "styx.agent",
+        "stop-ray",
+        "--temp-dir",
+        temp_dir,
+        *extra,
+    ]
 
 
 def ray_stop_all_argv(ray_bin: str = "ray") -> list[str]:

@@ -81,8 +81,9 @@ class _Conn:
             self.sock.connect(target)
         except OSError as e:
             self.sock.close()
-            raise AgentError(f"Cannot reach the agent at {path}: {e.strerror or e}.",
-                             code="agent-unreachable") from e
+            raise AgentError(
+                f"Cannot reach the agent at {path}: {e.strerror or e}.", code="agent-unreachable"
+            ) from e
         finally:
             if dir_fd is not None:
                 os.close(dir_fd)
@@ -158,8 +159,9 @@ class AgentClient:
     def submit(self, spec: JobSpec) -> int:
         return int(self.call("submit", {"spec": spec.to_dict()})["job_id"])
 
-    def queue(self, all: bool = False, limit: int | None = None,
-              skip_finished: bool = False) -> list[JobRecord]:
+    def queue(
+        self, all: bool = False, limit: int | None = None, skip_finished: bool = False
+    ) -> list[JobRecord]:
         """Newest first: unfinished jobs plus recent ones; ``all`` for the whole history."""
         r = self.call("queue", {"all": all, "limit": limit, "skip_finished": skip_finished})
         return [JobRecord.from_dict(j) for j in r["jobs"]]
@@ -177,14 +179,14 @@ class AgentClient:
         r = self._blocking("wait", {"job_id": job_id, "timeout": timeout})
         return JobRecord.from_dict(r["job"])
 
-    def tail_logs(self, job_id: int, follow: bool = True,
-                  lines: int | None = None) -> Iterator[str]:
+    def tail_logs(
+        self, job_id: int, follow: bool = True, lines: int | None = None
+    ) -> Iterator[str]:
         """The job's combined log as text chunks: to the job's end (``follow``) or to the
         current end of the file. ``lines`` starts from the last N lines."""
         conn = _Conn(self.socket_path, None if follow else self.timeout)
         try:
-            conn.send(request("tail_logs", {"job_id": job_id, "follow": follow,
-                                            "lines": lines}))
+            conn.send(request("tail_logs", {"job_id": job_id, "follow": follow, "lines": lines}))
             while True:
                 reply = conn.read()
                 if "chunk" in reply:
@@ -204,10 +206,16 @@ class AgentClient:
         r = self.call("status")
         a = r["autostop"]
         return AgentStatus(
-            pending=r["pending"], setting_up=r["setting_up"], running=r["running"],
-            idle=r["idle"], idle_since=r["idle_since"],
+            pending=r["pending"],
+            setting_up=r["setting_up"],
+            running=r["running"],
+            idle=r["idle"],
+            idle_since=r["idle_since"],
             autostop=AutostopConfig(a["idle_minutes"], bool(a["down"])),
-            autostop_fired_at=r["autostop_fired_at"], ray_connected=r["ray_connected"], raw=r)
+            autostop_fired_at=r["autostop_fired_at"],
+            ray_connected=r["ray_connected"],
+            raw=r,
+        )
 
     def _blocking(self, op: str, args: dict[str, Any]) -> Any:
         conn = _Conn(self.socket_path, None)

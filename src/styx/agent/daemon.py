@@ -59,6 +59,7 @@ def _log_file(paths: AgentPaths) -> IO[bytes]:
 
 # --- run ------------------------------------------------------------------------------------
 
+
 def run(root: Path) -> int:
     """The agent in the foreground until SIGTERM/SIGINT."""
     import asyncio
@@ -68,8 +69,11 @@ def run(root: Path) -> int:
     from styx.agent.service import Agent
 
     paths = AgentPaths(root)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     with _flock(root / "agent.lock", blocking=False) as got:
         if not got:
             print("styx agent: another agent already serves this root", file=sys.stderr)
@@ -99,6 +103,7 @@ def run(root: Path) -> int:
 
 # --- supervise ------------------------------------------------------------------------------
 
+
 def supervise(root: Path) -> int:
     """Run the agent and restart it whenever it dies, until SIGTERM/SIGINT."""
     paths = AgentPaths(root)
@@ -121,8 +126,13 @@ def supervise(root: Path) -> int:
         backoff = 0.1
         while not stopping and not paths.stopping.exists():
             with _log_file(paths) as out:
-                child = subprocess.Popen(agent_run_argv(str(root), sys.executable), cwd=root,
-                                         stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+                child = subprocess.Popen(
+                    agent_run_argv(str(root), sys.executable),
+                    cwd=root,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=out,
+                )
             began = time.monotonic()
             child.wait()
             if stopping or paths.stopping.exists():
@@ -140,6 +150,7 @@ def supervise(root: Path) -> int:
 
 
 # --- ensure ---------------------------------------------------------------------------------
+
 
 def _ping_version(paths: AgentPaths) -> str | None:
     from styx.agent.client import AgentClient
@@ -163,8 +174,10 @@ def ensure(root: Path, timeout_s: float = 60.0) -> int:
     if supervised and _ping_version(paths) == mine:
         return 0
     if not paths.config.exists():
-        print(f"styx agent: {paths.config} is missing; the provisioner writes it first",
-              file=sys.stderr)
+        print(
+            f"styx agent: {paths.config} is missing; the provisioner writes it first",
+            file=sys.stderr,
+        )
         return 2
     with _flock(root / "ensure.lock", blocking=True):
         running = _ping_version(paths)
@@ -178,20 +191,29 @@ def ensure(root: Path, timeout_s: float = 60.0) -> int:
             paths.stopping.unlink()
         if not supervised:  # (a lone agent whose supervisor died is adopted when it exits)
             with _log_file(paths) as out:
-                subprocess.Popen(agent_supervise_argv(str(root), sys.executable), cwd=root,
-                                 stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                 start_new_session=True, close_fds=True)
+                subprocess.Popen(
+                    agent_supervise_argv(str(root), sys.executable),
+                    cwd=root,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=out,
+                    start_new_session=True,
+                    close_fds=True,
+                )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if _ping_version(paths) == mine:
                 return 0
             time.sleep(0.05)
-    print(f"styx agent: not answering at {paths.socket} after {timeout_s:g}s; see "
-          f"{paths.agent_log}", file=sys.stderr)
+    print(
+        f"styx agent: not answering at {paths.socket} after {timeout_s:g}s; see {paths.agent_log}",
+        file=sys.stderr,
+    )
     return 1
 
 
 # --- stop -----------------------------------------------------------------------------------
+
 
 def _signal_pidfile(pidfile: Path, lock: Path, grace_s: float) -> None:
     try:
@@ -252,6 +274,7 @@ def stop_ray(temp_dir: str, port: int | None = None) -> int:
 
 
 # --- call -----------------------------------------------------------------------------------
+
 
 def call(root: Path) -> int:
     """Bridge stdin/stdout to the agent's socket: each request line read from stdin is sent and

@@ -78,13 +78,38 @@ def _nodes(text: str) -> tuple[str, ...]:
 
 
 def _record(row: tuple[Any, ...]) -> JobRecord:
-    (job_id, name, user, status, priority, submitted_at, started_at, ended_at, exit_code,
-     num_nodes, demand, log_dir, failure_reason, task_id, nodes) = row
+    (
+        job_id,
+        name,
+        user,
+        status,
+        priority,
+        submitted_at,
+        started_at,
+        ended_at,
+        exit_code,
+        num_nodes,
+        demand,
+        log_dir,
+        failure_reason,
+        task_id,
+        nodes,
+    ) = row
     return JobRecord(
-        job_id=job_id, name=name, status=JobStatus(status), submitted_at=submitted_at,
-        started_at=started_at, ended_at=ended_at, exit_code=exit_code, num_nodes=num_nodes,
-        demand=_demand(demand), user=user, log_dir=log_dir,
-        failure_reason=failure_reason, priority=priority, task_id=task_id,
+        job_id=job_id,
+        name=name,
+        status=JobStatus(status),
+        submitted_at=submitted_at,
+        started_at=started_at,
+        ended_at=ended_at,
+        exit_code=exit_code,
+        num_nodes=num_nodes,
+        demand=_demand(demand),
+        user=user,
+        log_dir=log_dir,
+        failure_reason=failure_reason,
+        priority=priority,
+        task_id=task_id,
         nodes=list(_nodes(nodes)),
     )
 
@@ -114,8 +139,17 @@ class JobStore:
             cur = self._db.execute(
                 "INSERT INTO jobs (name, user, status, priority, submitted_at, num_nodes, demand,"
                 " spec, task_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (spec.name, spec.user, JobStatus.INIT.value, spec.priority, now, spec.num_nodes,
-                 json.dumps(spec.demand.to_dict()), json.dumps(public), spec.task_id),
+                (
+                    spec.name,
+                    spec.user,
+                    JobStatus.INIT.value,
+                    spec.priority,
+                    now,
+                    spec.num_nodes,
+                    json.dumps(spec.demand.to_dict()),
+                    json.dumps(public),
+                    spec.task_id,
+                ),
             )
             job_id = int(cur.lastrowid or 0)
             log_dir = str(log_root / str(job_id))
@@ -155,8 +189,7 @@ class JobStore:
             if nodes is not None:
                 sets.append("nodes = ?")
                 args.append(json.dumps(nodes))
-            self._db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE job_id = ?",
-                             (*args, job_id))
+            self._db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE job_id = ?", (*args, job_id))
             self._event("transition", job_id, {"from": old.value, "to": new.value}, now)
         return self.get(job_id)
 
@@ -166,13 +199,16 @@ class JobStore:
             self._event(kind, job_id, data, time.time())
 
     def _event(self, kind: str, job_id: int | None, data: dict[str, Any], at: float) -> None:
-        self._db.execute("INSERT INTO events (at, kind, job_id, data) VALUES (?, ?, ?, ?)",
-                         (at, kind, job_id, json.dumps(data)))
+        self._db.execute(
+            "INSERT INTO events (at, kind, job_id, data) VALUES (?, ?, ?, ?)",
+            (at, kind, job_id, json.dumps(data)),
+        )
 
     def set_meta(self, key: str, value: Any) -> None:
         with self._db:
-            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                             (key, json.dumps(value)))
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value))
+            )
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -188,8 +224,9 @@ class JobStore:
 
     def get(self, job_id: int) -> JobRecord:
         """One job; raises :class:`~styx.errors.JobNotFound`."""
-        row = self._db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE job_id = ?",
-                               (job_id,)).fetchone()
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)
+        ).fetchone()
         if row is None:
             raise JobNotFound(f"Job {job_id} does not exist on this cluster.")
         return _record(row)
@@ -210,8 +247,9 @@ class JobStore:
         ).fetchall()
         return [_record(r) for r in rows]
 
-    def queue(self, all_jobs: bool = False, limit: int | None = None,
-              skip_finished: bool = False) -> list[JobRecord]:
+    def queue(
+        self, all_jobs: bool = False, limit: int | None = None, skip_finished: bool = False
+    ) -> list[JobRecord]:
         """Newest first: every unfinished job plus the ``limit`` most recent ones
         (``DEFAULT_QUEUE_LIMIT`` by default); ``all_jobs`` lists the whole history."""
         if skip_finished:
@@ -220,8 +258,10 @@ class JobStore:
             where, args = "1", ()
         else:
             n = DEFAULT_QUEUE_LIMIT if limit is None else limit
-            where = (f"job_id > (SELECT COALESCE(MAX(job_id), 0) FROM jobs) - ? "
-                     f"OR status IN ({_ACTIVE_SQL}, 'INIT')")
+            where = (
+                f"job_id > (SELECT COALESCE(MAX(job_id), 0) FROM jobs) - ? "
+                f"OR status IN ({_ACTIVE_SQL}, 'INIT')"
+            )
             args = (n,)
         rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM jobs WHERE {where} ORDER BY job_id DESC", args
@@ -236,8 +276,11 @@ class JobStore:
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Recorded events, oldest first (used by tests and ``status``)."""
         sql = "SELECT at, kind, job_id, data FROM events"
-        rows = (self._db.execute(sql + " WHERE kind = ? ORDER BY id", (kind,)) if kind
-                else self._db.execute(sql + " ORDER BY id")).fetchall()
+        rows = (
+            self._db.execute(sql + " WHERE kind = ? ORDER BY id", (kind,))
+            if kind
+            else self._db.execute(sql + " ORDER BY id")
+        ).fetchall()
         return [{"at": at, "kind": k, "job_id": j, "data": json.loads(d)} for at, k, j, d in rows]
 
     def last_job_end(self) -> float | None:

@@ -63,8 +63,12 @@ class RayExecutor:
 
         head_ip = self.config.head.ip
         ray.init(
-            address=self.config.ray_address, namespace="styx", logging_level=logging.WARNING,
-            log_to_driver=False, configure_logging=True, _node_ip_address=head_ip,
+            address=self.config.ray_address,
+            namespace="styx",
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+            configure_logging=True,
+            _node_ip_address=head_ip,
         )
         self._run_part = ray.remote(num_returns="streaming", max_retries=0)(node_task.run_part)
         self._kill_part = ray.remote(num_cpus=0, max_retries=0)(node_task.kill_part)
@@ -121,12 +125,15 @@ class RayExecutor:
         for i, rank in enumerate(ranks):
             if placement is not None:
                 strategy: Any = PlacementGroupSchedulingStrategy(
-                    placement, placement_group_bundle_index=i)
+                    placement, placement_group_bundle_index=i
+                )
             else:
                 strategy = NodeAffinitySchedulingStrategy(self._rank_node_ids[rank], soft=False)
-            gens.append(self._run_part.options(
-                scheduling_strategy=strategy, **self._options(demand)
-            ).remote(script, envs[i], cwd, marker, demand.gpus > 0))
+            gens.append(
+                self._run_part.options(
+                    scheduling_strategy=strategy, **self._options(demand)
+                ).remote(script, envs[i], cwd, marker, demand.gpus > 0)
+            )
 
         async def consume(i: int, gen: Any) -> PartResult:
             result = PartResult(rank=i)
@@ -198,8 +205,13 @@ async def _await_ref(ref: Any) -> Any:
 
 
 def job_envs(
-    config: AgentConfig, job_id: int, ranks: list[int], demand: Demand, task_id: str | None,
-    user: str | None, setup: bool,
+    config: AgentConfig,
+    job_id: int,
+    ranks: list[int],
+    demand: Demand,
+    task_id: str | None,
+    user: str | None,
+    setup: bool,
 ) -> list[dict[str, str]]:
     """The STYX_* / SKYPILOT_* variables each node of a job sees (index = job rank)."""
     import json
@@ -210,8 +222,14 @@ def job_envs(
     common = {
         "NUM_NODES": str(len(ranks)),
         "TASK_ID": task_id or f"styx-{stamp}_{config.cluster_name}_{job_id}",
-        "CLUSTER_INFO": json.dumps({"cluster_name": config.cluster_name, "cloud": config.cloud,
-                                    "region": config.region, "zone": config.zone}),
+        "CLUSTER_INFO": json.dumps(
+            {
+                "cluster_name": config.cluster_name,
+                "cloud": config.cloud,
+                "region": config.region,
+                "zone": config.zone,
+            }
+        ),
     }
     if user:
         common["USER"] = user
@@ -219,8 +237,13 @@ def job_envs(
     for rank in range(len(ranks)):
         per = dict(common)
         if setup:
-            per.update({"SETUP_NODE_RANK": str(rank), "SETUP_NODE_IPS": ips,
-                        "SETUP_NUM_GPUS_PER_NODE": gpus})
+            per.update(
+                {
+                    "SETUP_NODE_RANK": str(rank),
+                    "SETUP_NODE_IPS": ips,
+                    "SETUP_NUM_GPUS_PER_NODE": gpus,
+                }
+            )
         else:
             per.update({"NODE_RANK": str(rank), "NODE_IPS": ips, "NUM_GPUS_PER_NODE": gpus})
         env = dict(config.env)

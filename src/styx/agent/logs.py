@@ -46,7 +46,8 @@ class JobLog:
         self._run = open(log_dir / RUN_LOG, "ab", buffering=0)  # noqa: SIM115 (long-lived)
         self._per_node = (
             [open(log_dir / f"rank-{r}.log", "ab", buffering=0) for r in range(len(nodes))]  # noqa: SIM115
-            if self.multi else []
+            if self.multi
+            else []
         )
         self._partial: list[bytes] = [b""] * len(nodes)
 

@@ -19,9 +19,16 @@ from styx.agent.proctree import MARKER_ENV, kill_marked
 
 # Set by Ray in its worker processes; meaningless (or harmful) to a user's program.
 _WORKER_ONLY_ENV = (
-    "RAY_RAYLET_PID", "RAY_JOB_ID", "RAY_CLIENT_MODE", "RAY_LD_PRELOAD_ON_WORKERS",
-    "PYTHONBREAKPOINT", "OMP_NUM_THREADS", "PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV",
-    "VIRTUAL_ENV_PROMPT", "CUDA_VISIBLE_DEVICES",
+    "RAY_RAYLET_PID",
+    "RAY_JOB_ID",
+    "RAY_CLIENT_MODE",
+    "RAY_LD_PRELOAD_ON_WORKERS",
+    "PYTHONBREAKPOINT",
+    "OMP_NUM_THREADS",
+    "PYTHONDONTWRITEBYTECODE",
+    "VIRTUAL_ENV",
+    "VIRTUAL_ENV_PROMPT",
+    "CUDA_VISIBLE_DEVICES",
 )
 
 Event = tuple[str, object]
@@ -66,8 +73,14 @@ def run_part(
         yield ("exit", 1)
         return
     proc = subprocess.Popen(
-        ["bash", "-c", script], cwd=workdir, env=full, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, bufsize=0,
+        ["bash", "-c", script],
+        cwd=workdir,
+        env=full,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        bufsize=0,
     )
     try:
         yield ("pid", proc.pid)

@@ -82,8 +82,9 @@ def kill_tree(pids: Iterable[int], grace_s: float) -> None:
     psutil.wait_procs(alive, timeout=1.0)
 
 
-def kill_marked(marker: str, grace_s: float = 1.0, extra_pids: Iterable[int] = (),
-                prefix: bool = False) -> int:
+def kill_marked(
+    marker: str, grace_s: float = 1.0, extra_pids: Iterable[int] = (), prefix: bool = False
+) -> int:
     """Kill every process of a job (of every job of an agent, with ``prefix``) on this node;
     returns how many were found."""
     total = 0

@@ -95,14 +95,14 @@ _ENDINGS = frozenset({JobStatus.CANCELLED, JobStatus.FAILED_DRIVER})
 TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
     JobStatus.INIT: _ENDINGS | {JobStatus.PENDING},
     JobStatus.PENDING: _ENDINGS | {JobStatus.SETTING_UP, JobStatus.RUNNING, JobStatus.FAILED},
-    JobStatus.SETTING_UP: _ENDINGS
-    | {JobStatus.RUNNING, JobStatus.FAILED_SETUP, JobStatus.FAILED},
+    JobStatus.SETTING_UP: _ENDINGS | {JobStatus.RUNNING, JobStatus.FAILED_SETUP, JobStatus.FAILED},
     JobStatus.RUNNING: _ENDINGS | {JobStatus.SUCCEEDED, JobStatus.FAILED},
     **{s: frozenset[JobStatus]() for s in TERMINAL_STATUSES},
 }
 
 
 # --- job values ----------------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Demand:
@@ -114,21 +114,30 @@ class Demand:
     memory_gb: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cpus": self.cpus, "gpus": self.gpus, "accelerator": self.accelerator,
-                "memory_gb": self.memory_gb}
+        return {
+            "cpus": self.cpus,
+            "gpus": self.gpus,
+            "accelerator": self.accelerator,
+            "memory_gb": self.memory_gb,
+        }
 
     @classmethod
     def from_dict(cls, raw: object, strict: bool = True) -> Demand:
         d = f_obj(raw, "demand")
         f_check_keys(d, cls, strict)
-        return cls(cpus=f_num(d, "cpus", DEFAULT_CPU_DEMAND), gpus=f_num(d, "gpus", 0.0),
-                   accelerator=f_opt_str(d, "accelerator"), memory_gb=f_opt_num(d, "memory_gb"))
+        return cls(
+            cpus=f_num(d, "cpus", DEFAULT_CPU_DEMAND),
+            gpus=f_num(d, "gpus", 0.0),
+            accelerator=f_opt_str(d, "accelerator"),
+            memory_gb=f_opt_num(d, "memory_gb"),
+        )
 
 
 @functools.lru_cache(maxsize=256)
 def _cached_demand(cpus: Any, gpus: Any, accelerator: Any, memory_gb: Any) -> Demand:
-    return Demand.from_dict({"cpus": cpus, "gpus": gpus, "accelerator": accelerator,
-                             "memory_gb": memory_gb})
+    return Demand.from_dict(
+        {"cpus": cpus, "gpus": gpus, "accelerator": accelerator, "memory_gb": memory_gb}
+    )
 
 
 def _demand_of(raw: object, strict: bool) -> Demand:
@@ -137,8 +146,12 @@ def _demand_of(raw: object, strict: bool) -> Demand:
     if strict or not isinstance(raw, dict):
         return Demand.from_dict(raw, strict)
     try:
-        return _cached_demand(raw.get("cpus", DEFAULT_CPU_DEMAND), raw.get("gpus", 0.0),
-                              raw.get("accelerator"), raw.get("memory_gb"))
+        return _cached_demand(
+            raw.get("cpus", DEFAULT_CPU_DEMAND),
+            raw.get("gpus", 0.0),
+            raw.get("accelerator"),
+            raw.get("memory_gb"),
+        )
     except TypeError:  # an unhashable value: let the validator say what is wrong
         return Demand.from_dict(raw, strict)
 
@@ -178,8 +191,9 @@ class JobSpec:
     def demand(self) -> Demand:
         """The per-node demand the scheduler honours (defaults filled in)."""
         cpus = DEFAULT_CPU_DEMAND if self.cpus is None else self.cpus
-        return Demand(cpus=cpus, gpus=self.gpus, accelerator=self.accelerator,
-                      memory_gb=self.memory_gb)
+        return Demand(
+            cpus=cpus, gpus=self.gpus, accelerator=self.accelerator, memory_gb=self.memory_gb
+        )
 
     def public_envs(self) -> dict[str, str]:
         """``envs`` without the secrets: what may be written to disk."""
@@ -198,12 +212,19 @@ class JobSpec:
         d = f_obj(raw, "job spec")
         f_check_keys(d, cls, strict)
         return cls(
-            name=f_opt_str(d, "name"), setup=f_opt_str(d, "setup"), run=f_opt_str(d, "run"),
-            envs=f_str_map(d, "envs"), secret_env_names=f_str_list(d, "secret_env_names"),
-            num_nodes=f_int(d, "num_nodes", 1), cpus=f_opt_num(d, "cpus"),
-            gpus=f_num(d, "gpus", 0.0), accelerator=f_opt_str(d, "accelerator"),
-            memory_gb=f_opt_num(d, "memory_gb"), cwd=f_opt_str(d, "cwd"),
-            priority=f_int(d, "priority", 0), user=f_opt_str(d, "user"),
+            name=f_opt_str(d, "name"),
+            setup=f_opt_str(d, "setup"),
+            run=f_opt_str(d, "run"),
+            envs=f_str_map(d, "envs"),
+            secret_env_names=f_str_list(d, "secret_env_names"),
+            num_nodes=f_int(d, "num_nodes", 1),
+            cpus=f_opt_num(d, "cpus"),
+            gpus=f_num(d, "gpus", 0.0),
+            accelerator=f_opt_str(d, "accelerator"),
+            memory_gb=f_opt_num(d, "memory_gb"),
+            cwd=f_opt_str(d, "cwd"),
+            priority=f_int(d, "priority", 0),
+            user=f_opt_str(d, "user"),
             task_id=f_opt_str(d, "task_id"),
         )
 
@@ -232,12 +253,21 @@ class JobRecord:
     def to_dict(self) -> dict[str, Any]:
         # Written out (not dataclasses.asdict): `queue` sends thousands of these.
         return {
-            "job_id": self.job_id, "name": self.name, "status": self.status.value,
-            "submitted_at": self.submitted_at, "started_at": self.started_at,
-            "ended_at": self.ended_at, "exit_code": self.exit_code, "num_nodes": self.num_nodes,
-            "demand": self.demand.to_dict(), "user": self.user, "log_dir": self.log_dir,
-            "failure_reason": self.failure_reason, "priority": self.priority,
-            "task_id": self.task_id, "nodes": list(self.nodes),
+            "job_id": self.job_id,
+            "name": self.name,
+            "status": self.status.value,
+            "submitted_at": self.submitted_at,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "exit_code": self.exit_code,
+            "num_nodes": self.num_nodes,
+            "demand": self.demand.to_dict(),
+            "user": self.user,
+            "log_dir": self.log_dir,
+            "failure_reason": self.failure_reason,
+            "priority": self.priority,
+            "task_id": self.task_id,
+            "nodes": list(self.nodes),
         }
 
     @classmethod
@@ -249,18 +279,26 @@ class JobRecord:
         except ValueError as e:
             raise invalid(f"Unknown job status {d.get('status')!r}.") from e
         return cls(
-            job_id=f_int(d, "job_id"), name=f_opt_str(d, "name"), status=status,
-            submitted_at=f_num(d, "submitted_at"), started_at=f_opt_num(d, "started_at"),
-            ended_at=f_opt_num(d, "ended_at"), exit_code=f_opt_int(d, "exit_code"),
+            job_id=f_int(d, "job_id"),
+            name=f_opt_str(d, "name"),
+            status=status,
+            submitted_at=f_num(d, "submitted_at"),
+            started_at=f_opt_num(d, "started_at"),
+            ended_at=f_opt_num(d, "ended_at"),
+            exit_code=f_opt_int(d, "exit_code"),
             num_nodes=f_int(d, "num_nodes", 1),
             demand=_demand_of(d.get("demand", {}), strict),
-            user=f_opt_str(d, "user"), log_dir=f_str(d, "log_dir", ""),
-            failure_reason=f_opt_str(d, "failure_reason"), priority=f_int(d, "priority", 0),
-            task_id=f_opt_str(d, "task_id"), nodes=f_str_list(d, "nodes"),
+            user=f_opt_str(d, "user"),
+            log_dir=f_str(d, "log_dir", ""),
+            failure_reason=f_opt_str(d, "failure_reason"),
+            priority=f_int(d, "priority", 0),
+            task_id=f_opt_str(d, "task_id"),
+            nodes=f_str_list(d, "nodes"),
         )
 
 
 # --- cluster config (agent.json) ------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class NodeInfo:
@@ -277,9 +315,14 @@ class NodeInfo:
     def from_dict(cls, raw: object, strict: bool = True) -> NodeInfo:
         d = f_obj(raw, "node")
         f_check_keys(d, cls, strict)
-        return cls(ip=f_str(d, "ip"), name=f_str(d, "name"), cpus=f_num(d, "cpus"),
-                   memory_gb=f_num(d, "memory_gb"), gpus=f_num(d, "gpus", 0.0),
-                   accelerator=f_opt_str(d, "accelerator"))
+        return cls(
+            ip=f_str(d, "ip"),
+            name=f_str(d, "name"),
+            cpus=f_num(d, "cpus"),
+            memory_gb=f_num(d, "memory_gb"),
+            gpus=f_num(d, "gpus", 0.0),
+            accelerator=f_opt_str(d, "accelerator"),
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -344,11 +387,16 @@ class AgentConfig:
         if not isinstance(nodes, list):
             raise invalid("Field 'nodes' must be a list.")
         return cls(
-            cluster_name=f_str(d, "cluster_name"), styx_version=f_str(d, "styx_version"),
-            ray_address=f_str(d, "ray_address"), nodes=[NodeInfo.from_dict(n) for n in nodes],
+            cluster_name=f_str(d, "cluster_name"),
+            styx_version=f_str(d, "styx_version"),
+            ray_address=f_str(d, "ray_address"),
+            nodes=[NodeInfo.from_dict(n) for n in nodes],
             autostop=AutostopConfig.from_dict(d.get("autostop", {})),
-            stop_command=f_str_list(d, "stop_command"), down_command=f_str_list(d, "down_command"),
-            env=f_str_map(d, "env"), cloud=f_opt_str(d, "cloud"), region=f_opt_str(d, "region"),
+            stop_command=f_str_list(d, "stop_command"),
+            down_command=f_str_list(d, "down_command"),
+            env=f_str_map(d, "env"),
+            cloud=f_opt_str(d, "cloud"),
+            region=f_opt_str(d, "region"),
             zone=f_opt_str(d, "zone"),
         )
 
@@ -387,8 +435,11 @@ def ok_reply(result: Any) -> dict[str, Any]:
 
 
 def error_reply(code: str, message: str, hint: str) -> dict[str, Any]:
-    return {"v": PROTOCOL_VERSION, "ok": False,
-            "error": {"code": code, "message": message, "hint": hint}}
+    return {
+        "v": PROTOCOL_VERSION,
+        "ok": False,
+        "error": {"code": code, "message": message, "hint": hint},
+    }
 
 
 def chunk_reply(text: str) -> dict[str, Any]:

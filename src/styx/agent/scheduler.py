@@ -68,8 +68,7 @@ class ResourcePool:
 
     def feasible(self, demand: Demand, num_nodes: int) -> bool:
         """Whether the job could ever run here, on an empty cluster."""
-        empty = [_Node(n.info, n.info.cpus, n.info.gpus, n.info.memory_gb)
-                 for n in self._nodes]
+        empty = [_Node(n.info, n.info.cpus, n.info.gpus, n.info.memory_gb) for n in self._nodes]
         return sum(1 for n in empty if n.fits(demand)) >= num_nodes
 
     def fit(self, demand: Demand, num_nodes: int) -> list[int] | None:

@@ -39,8 +39,9 @@ def _only(args: dict[str, Any], *names: str) -> None:
 
 def _job_ids(args: dict[str, Any]) -> list[int]:
     ids = args.get("job_ids")
-    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool)
-                                            for i in ids):
+    if not isinstance(ids, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in ids
+    ):
         raise f.invalid("job_ids must be a list of integers.")
     return list(ids)
 
@@ -51,8 +52,13 @@ class Server:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
         self._ops: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
-            "ping": self._ping, "submit": self._submit, "queue": self._queue, "job": self._job,
-            "cancel": self._cancel, "wait": self._wait, "set_autostop": self._set_autostop,
+            "ping": self._ping,
+            "submit": self._submit,
+            "queue": self._queue,
+            "job": self._job,
+            "cancel": self._cancel,
+            "wait": self._wait,
+            "set_autostop": self._set_autostop,
             "status": self._status,
         }
 
@@ -64,8 +70,9 @@ class Server:
             with_dir = Path(socket_path.name)
         if with_dir.exists() or with_dir.is_symlink():
             with_dir.unlink()
-        server = await asyncio.start_unix_server(self._handle, path=str(with_dir),
-                                                 limit=_LINE_LIMIT)
+        server = await asyncio.start_unix_server(
+            self._handle, path=str(with_dir), limit=_LINE_LIMIT
+        )
         os.chmod(with_dir, 0o600)
         return server
 
@@ -75,8 +82,13 @@ class Server:
                 try:
                     line = await reader.readline()
                 except (ValueError, asyncio.LimitOverrunError):
-                    writer.write(encode(error_reply("invalid-request", "Request too large.",
-                                                    "Send a smaller request.")))
+                    writer.write(
+                        encode(
+                            error_reply(
+                                "invalid-request", "Request too large.", "Send a smaller request."
+                            )
+                        )
+                    )
                     break
                 if not line:
                     break
@@ -99,8 +111,11 @@ class Server:
             raise
         except Exception as e:
             log.exception("request failed")
-            reply = error_reply("agent-internal", f"The agent failed: {e}",
-                                "This is a bug in the Styx agent; see agent.log on the head node.")
+            reply = error_reply(
+                "agent-internal",
+                f"The agent failed: {e}",
+                "This is a bug in the Styx agent; see agent.log on the head node.",
+            )
         writer.write(encode(reply))
         await writer.drain()
 
@@ -109,9 +124,14 @@ class Server:
     async def _ping(self, args: dict[str, Any]) -> dict[str, Any]:
         _only(args)
         a = self.agent
-        return {"agent_version": a.version, "protocol_version": PROTOCOL_VERSION,
-                "pid": os.getpid(), "cluster_name": a.config.cluster_name,
-                "started_at": a.started_at, "ray_connected": a.executor.connected}
+        return {
+            "agent_version": a.version,
+            "protocol_version": PROTOCOL_VERSION,
+            "pid": os.getpid(),
+            "cluster_name": a.config.cluster_name,
+            "started_at": a.started_at,
+            "ray_connected": a.executor.connected,
+        }
 
     async def _submit(self, args: dict[str, Any]) -> dict[str, Any]:
         _only(args, "spec")
@@ -119,9 +139,11 @@ class Server:
 
     async def _queue(self, args: dict[str, Any]) -> dict[str, Any]:
         _only(args, "all", "limit", "skip_finished")
-        jobs = self.agent.store.queue(all_jobs=f.f_bool(args, "all"),
-                                      limit=f.f_opt_int(args, "limit"),
-                                      skip_finished=f.f_bool(args, "skip_finished"))
+        jobs = self.agent.store.queue(
+            all_jobs=f.f_bool(args, "all"),
+            limit=f.f_opt_int(args, "limit"),
+            skip_finished=f.f_bool(args, "skip_finished"),
+        )
         return {"jobs": [j.to_dict() for j in jobs]}
 
     async def _job(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -145,8 +167,11 @@ class Server:
         _only(args, "idle_minutes", "down")
         minutes = f.f_opt_int(args, "idle_minutes")
         if minutes is not None and minutes < 0:
-            raise AgentError("idle_minutes must be >= 0.", "Use null to disable autostop.",
-                             code="invalid-request")
+            raise AgentError(
+                "idle_minutes must be >= 0.",
+                "Use null to disable autostop.",
+                code="invalid-request",
+            )
         setting = self.agent.autostop.set(minutes, f.f_bool(args, "down"))
         return {"autostop": {"idle_minutes": setting.idle_minutes, "down": setting.down}}
 
@@ -157,8 +182,9 @@ class Server:
     async def _tail(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> None:
         _only(args, "job_id", "follow", "lines")
         job_id = f.f_int(args, "job_id")
-        async for text in self.agent.tail(job_id, f.f_bool(args, "follow"),
-                                          f.f_opt_int(args, "lines")):
+        async for text in self.agent.tail(
+            job_id, f.f_bool(args, "follow"), f.f_opt_int(args, "lines")
+        ):
             writer.write(encode(chunk_reply(text)))
             await writer.drain()
         rec = self.agent.store.get(job_id)

@@ -81,13 +81,18 @@ class Agent:
         """Apply the restart rules to what ``jobs.db`` says (see the module docstring)."""
         self.store.record_event("agent_start", {"pid": os.getpid(), "version": self.version})
         for rec in self.store.with_status([JobStatus.INIT]):
-            self.store.transition(rec.job_id, JobStatus.FAILED_DRIVER,
-                                  failure_reason="the agent died while accepting the job")
+            self.store.transition(
+                rec.job_id,
+                JobStatus.FAILED_DRIVER,
+                failure_reason="the agent died while accepting the job",
+            )
         by_ip = {n.ip: r for r, n in enumerate(self.config.nodes)}
         for rec in self.store.with_status([JobStatus.SETTING_UP, JobStatus.RUNNING]):
             self.store.transition(
-                rec.job_id, JobStatus.FAILED_DRIVER,
-                failure_reason="the agent restarted while the job ran; its processes were killed")
+                rec.job_id,
+                JobStatus.FAILED_DRIVER,
+                failure_reason="the agent restarted while the job ran; its processes were killed",
+            )
             ranks = [by_ip[ip] for ip in rec.nodes if ip in by_ip] or [0]
             self._orphans.append(_Run(rec.job_id, ranks, self.marker(rec.job_id)))
             self._drop_secrets(rec.job_id)
@@ -147,11 +152,18 @@ class Agent:
     async def shutdown(self) -> None:
         """Stop on purpose: running jobs are killed and marked FAILED_DRIVER."""
         for run in list(self._running.values()):
-            self._finish(run.job_id, JobStatus.FAILED_DRIVER,
-                         reason="the agent was stopped while the job ran")
+            self._finish(
+                run.job_id,
+                JobStatus.FAILED_DRIVER,
+                reason="the agent was stopped while the job ran",
+            )
             run.cancelled = True
-        await asyncio.gather(*(self.executor.kill(r.ranks, r.marker, grace_s=2.0)
-                               for r in list(self._running.values())))
+        await asyncio.gather(
+            *(
+                self.executor.kill(r.ranks, r.marker, grace_s=2.0)
+                for r in list(self._running.values())
+            )
+        )
         for task in list(self._tasks):
             task.cancel()
         self.store.record_event("agent_stop", {"pid": os.getpid()})
@@ -160,8 +172,9 @@ class Agent:
 
     def _enqueue(self, job_id: int, spec: JobSpec, submitted_at: float) -> None:
         self._specs[job_id] = spec
-        self._pending[job_id] = Candidate(job_id, spec.priority, submitted_at, spec.num_nodes,
-                                          spec.demand)
+        self._pending[job_id] = Candidate(
+            job_id, spec.priority, submitted_at, spec.num_nodes, spec.demand
+        )
         self._wake.set()
 
     def submit(self, spec: JobSpec) -> int:
@@ -171,7 +184,9 @@ class Agent:
                 f"The job needs {spec.num_nodes} node(s) with {d.cpus:g} CPUs, {d.gpus:g} GPUs"
                 f"{' of ' + d.accelerator if d.accelerator else ''} each, more than this "
                 "cluster has.",
-                "Ask for fewer resources or launch a bigger cluster.", code="job-infeasible")
+                "Ask for fewer resources or launch a bigger cluster.",
+                code="job-infeasible",
+            )
         rec = self.store.add(spec, self.paths.logs)
         secrets = spec.secret_envs()
         if secrets:
@@ -205,8 +220,14 @@ class Agent:
     def signal(self, job_id: int) -> logs.Signal:
         return self._signals.setdefault(job_id, logs.Signal())
 
-    def _finish(self, job_id: int, status: JobStatus, *, exit_code: int | None = None,
-                reason: str | None = None) -> bool:
+    def _finish(
+        self,
+        job_id: int,
+        status: JobStatus,
+        *,
+        exit_code: int | None = None,
+        reason: str | None = None,
+    ) -> bool:
         """Move to a terminal status unless the job already has one (e.g. it was cancelled)."""
         try:
             self.store.transition(job_id, status, exit_code=exit_code, failure_reason=reason)
@@ -273,10 +294,12 @@ class Agent:
             self._signals.pop(job_id, sig).fire()
             self._wake.set()
 
-    async def _phase(self, run: _Run, spec: JobSpec, script: str, setup: bool, placement: Any,
-                     jlog: logs.JobLog) -> None:
-        envs = job_envs(self.config, run.job_id, run.ranks, spec.demand, spec.task_id,
-                        spec.user, setup)
+    async def _phase(
+        self, run: _Run, spec: JobSpec, script: str, setup: bool, placement: Any, jlog: logs.JobLog
+    ) -> None:
+        envs = job_envs(
+            self.config, run.job_id, run.ranks, spec.demand, spec.task_id, spec.user, setup
+        )
         for env in envs:
             env.update(spec.envs)
 
@@ -289,8 +312,16 @@ class Agent:
                 run.killing = asyncio.ensure_future(self.executor.kill(run.ranks, run.marker))
 
         results = await self.executor.run_phase(
-            run.ranks, spec.demand, script, envs, spec.cwd, run.marker, jlog.write, on_failure,
-            placement)
+            run.ranks,
+            spec.demand,
+            script,
+            envs,
+            spec.cwd,
+            run.marker,
+            jlog.write,
+            on_failure,
+            placement,
+        )
         for r in results:
             jlog.end_part(r.rank)
 
@@ -334,8 +365,7 @@ class Agent:
         path = Path(rec.log_dir) / logs.RUN_LOG
         start = logs.tail_start(path, lines)
         sig = self.signal(job_id) if self.is_active(job_id) else logs.Signal()
-        async for text in logs.follow(path, sig,
-                                      lambda: not self.is_active(job_id), follow, start):
+        async for text in logs.follow(path, sig, lambda: not self.is_active(job_id), follow, start):
             yield text
 
     def status(self) -> dict[str, Any]:
@@ -343,12 +373,18 @@ class Agent:
         setting_up = len(self._running) - len(running)
         idle = self.is_idle()
         return {
-            "cluster_name": self.config.cluster_name, "agent_version": self.version,
-            "ray_connected": self.executor.connected, "pending": len(self._pending),
-            "setting_up": setting_up, "running": len(running), "idle": idle,
+            "cluster_name": self.config.cluster_name,
+            "agent_version": self.version,
+            "ray_connected": self.executor.connected,
+            "pending": len(self._pending),
+            "setting_up": setting_up,
+            "running": len(running),
+            "idle": idle,
             "idle_since": self.autostop.idle_since() if idle else None,
-            "autostop": {"idle_minutes": self.autostop.setting.idle_minutes,
-                         "down": self.autostop.setting.down},
+            "autostop": {
+                "idle_minutes": self.autostop.setting.idle_minutes,
+                "down": self.autostop.setting.down,
+            },
             "autostop_fired_at": self.autostop.fired_at,
             "free": [{"cpus": c, "gpus": g} for c, g in self.pool.free()],
         }
