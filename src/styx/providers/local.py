@@ -51,16 +51,18 @@ def parse_nvidia_smi(output: str) -> tuple[int, str | None]:
 
 
 def canonical_gpu_name(raw: str) -> str:
-    """'NVIDIA H100 80GB HBM3' -> 'H100'; 'Tesla T4' -> 'T4'; 'NVIDIA A100-SXM4-80GB' -> 'A100-80GB'."""
-    words = [w for w in raw.replace("NVIDIA", "").replace("Tesla", "").split() if w]
+    """The catalog's name for an nvidia-smi name, e.g. 'NVIDIA H100 80GB HBM3' -> 'H100',
+    'Tesla T4' -> 'T4', 'NVIDIA A100-SXM4-80GB' -> 'A100-80GB', 'GeForce RTX 4090' -> 'RTX4090'.
+    """
+    words = [w for w in raw.split() if w not in ("NVIDIA", "Tesla", "GeForce", "Quadro")]
     if not words:
         return raw.strip()
-    model = words[0]
-    if "-" in model:
-        base, *rest = model.split("-")
-        mem = [r for r in rest if r.upper().endswith("GB")]
-        return f"{base}-{mem[0].upper()}" if mem and base.upper() == "A100" else base
-    return model
+    if words[0] == "RTX" and len(words) > 1:
+        return "RTX" + words[1]
+    base, *rest = words[0].split("-")
+    if base == "A100" and any(part.upper() == "80GB" for part in rest + words[1:]):
+        return "A100-80GB"
+    return base
 
 
 def detect_gpus() -> tuple[int, str | None]:
