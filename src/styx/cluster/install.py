@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from styx import __version__
-from styx.cluster.runner import Runner
+from styx.cluster.runner import Runner, put_file
 from styx.errors import RemoteError
 
 #: Ray versions the agent is tested with.
@@ -79,25 +79,12 @@ def install(runner: Runner, base_python: str, venv: str, source: RuntimeSource) 
     ray = str(Path(python).with_name("ray"))
     if runner.run([ray, "--version"], timeout=60).returncode != 0:
         # Ray came from the system site-packages, whose console script is elsewhere.
-        _put_file(runner, RAY_SHIM.format(python=python), ray, mode=0o755)
+        put_file(runner, RAY_SHIM.format(python=python), ray, mode=0o755)
     return python
 
 
 #: The console script pip would have written for Ray's CLI.
 RAY_SHIM = "#!{python}\nimport sys\nfrom ray.scripts.scripts import main\nsys.exit(main())\n"
-
-
-def _put_file(runner: Runner, text: str, dest: str, *, mode: int = 0o644) -> None:
-    """Write ``text`` to ``dest`` on the node, through the runner's file sync."""
-    import tempfile
-
-    with tempfile.NamedTemporaryFile("w", delete=False) as f:
-        f.write(text)
-    try:
-        os.chmod(f.name, mode)
-        runner.rsync_up(f.name, dest)
-    finally:
-        os.unlink(f.name)
 
 
 def _link_source(runner: Runner, python: str, src: str) -> None:
@@ -113,4 +100,4 @@ def _link_source(runner: Runner, python: str, src: str) -> None:
     )
     if not purelib:
         raise RemoteError(f"The runtime python on {runner.node_name} reports no site-packages.")
-    _put_file(runner, src + "\n", f"{purelib}/styx-src.pth")
+    put_file(runner, src + "\n", f"{purelib}/styx-src.pth")

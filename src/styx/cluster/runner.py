@@ -106,3 +106,16 @@ def _copy_tree(src: str, dst: str) -> None:
         shutil.copytree(src, dst, dirs_exist_ok=True)
     else:
         shutil.copy2(src, dst)
+
+
+def put_file(runner: Runner, text: str, dest: str, *, mode: int = 0o644) -> None:
+    """Write ``text`` to the file ``dest`` on the runner's node, through its file sync."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", delete=False) as f:
+        f.write(text)
+    try:
+        os.chmod(f.name, mode)
+        runner.rsync_up(f.name, dest)
+    finally:
+        os.unlink(f.name)

@@ -7,32 +7,33 @@ which brings Ray). Everything is started through argv lists from :mod:`styx.agen
 
 from __future__ import annotations
 
-import socket
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from styx.agent import bootstrap
 from styx.agent.client import AgentClient, PingInfo
 from styx.agent.protocol import AgentConfig, AutostopConfig, NodeInfo
 from styx.agent.version import agent_version
-from styx.cluster.runner import Runner
-from styx.errors import AgentError, NotSupportedError, StyxError
-from styx.providers.base import ClusterHandle
+from styx.cluster.runner import Runner, put_file
+from styx.errors import AgentError, StyxError
+from styx.providers.base import ClusterHandle, Node
+
+if TYPE_CHECKING:
+    from styx.providers.base import Provider
+
+T = TypeVar("T")
 
 #: Ray's object store per node: small by default, since jobs mostly run processes.
 OBJECT_STORE_BYTES = 256 * 1024 * 1024
 
 
-def socket_path(handle: ClusterHandle) -> str:
-    return str(Path(handle.agent_root) / "agent.sock")
-
-
 def client(handle: ClusterHandle, timeout: float | None = 30.0) -> AgentClient:
-    """A client of the cluster's agent (local socket; SSH clusters forward it)."""
-    if handle.provider != "local":
-        raise NotSupportedError(
-            f"Reaching the agent of a '{handle.provider}' cluster is not built yet."
-        )
-    return AgentClient(socket_path(handle), timeout=timeout)
+    """A client of the cluster's agent, through the socket its provider makes reachable."""
+    from styx.providers.registry import get_provider
+
+    return AgentClient(get_provider(handle.provider).agent_socket(handle), timeout=timeout)
 
 
 def ping(handle: ClusterHandle) -> PingInfo | None:
@@ -50,10 +51,10 @@ def agent_current(handle: ClusterHandle) -> bool:
     return info is not None and info.agent_version == agent_version()
 
 
-def _port_open(ip: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(1.0)
-        return s.connect_ex((ip, port)) == 0
+def ray_listening(runner: Runner, ip: str, port: int) -> bool:
+    """Whether something listens on ip:port, asked from the node itself (no firewall between)."""
+    probe = ["bash", "-c", 'exec 3<>"/dev/tcp/$1/$2"', "probe", ip, str(port)]
+    return runner.run(probe, timeout=30).returncode == 0
 
 
 def agent_config(
@@ -82,45 +83,82 @@ def agent_config(
     )
 
 
-def start(
-    handle: ClusterHandle,
-    runner: Runner,
-    *,
-    autostop: AutostopConfig,
-    commands: tuple[list[str], list[str]],
-) -> None:
-    """Bring up Ray on the head and the supervised agent; idempotent."""
-    head = handle.head
+def start(handle: ClusterHandle, provider: Provider, *, autostop: AutostopConfig) -> None:
+    """Bring up Ray on every node (head first) and the supervised agent on the head; idempotent.
+
+    When the head's Ray already listens, Ray is left alone and only the agent is ensured.
+    """
+    runners = [provider.runner(handle, i) for i in range(len(handle.nodes))]
     root = handle.agent_root
-    ray_bin = str(Path(handle.python).with_name("ray"))
-    temp_dir = bootstrap.default_temp_dir(root)
-    if not _port_open(head.ip, handle.ray_port):
-        argv = bootstrap.ray_head_argv(
-            head.ip,
-            num_cpus=head.cpus,
-            num_gpus=head.gpus,
-            memory_bytes=int(head.memory_gb * 1024**3),
-            object_store_bytes=OBJECT_STORE_BYTES,
-            ports=bootstrap.RayPorts.from_base(handle.ray_port),
-            temp_dir=temp_dir,
-            ray_bin=ray_bin,
-        )
-        runner.run(argv, timeout=120).check(f"Starting Ray on {head.name}")
-    agent_config(handle, autostop, *commands).write(root)
-    result = runner.run(bootstrap.agent_ensure_argv(root, handle.python), timeout=90)
+    config = agent_config(handle, autostop, *provider.autostop_commands(handle))
+    # Every node gets agent.json: `stop` on a worker reads it to find this cluster's processes.
+    _each(runners, lambda r: put_file(r, config.to_json(), f"{root}/agent.json"), "agent.json")
+    if not ray_listening(runners[0], handle.head.ip, handle.ray_port):
+        _start_ray(handle, runners)
+    result = runners[0].run(bootstrap.agent_ensure_argv(root, handle.python), timeout=90)
     if result.returncode != 0:
         raise AgentError(
-            f"The agent on {head.name} did not start: {(result.stderr or result.stdout).strip()[-300:]}",
-            f"Look at {root}/agent.log on the head node; `styx down {handle.cluster_name}` cleans up.",
+            f"The agent on {handle.head.name} did not start: "
+            f"{(result.stderr or result.stdout).strip()[-300:]}",
+            f"Look at {root}/agent.log on the head node; `styx down {handle.cluster_name}` "
+            "cleans up.",
         )
 
 
-def stop_node_processes(handle: ClusterHandle, runner: Runner) -> None:
-    """Stop the agent, the jobs and this cluster's Ray on the head node."""
+def _ray_args(handle: ClusterHandle, node: Node) -> dict[str, Any]:
+    return {
+        "num_cpus": node.cpus,
+        "num_gpus": node.gpus,
+        "memory_bytes": int(node.memory_gb * 1024**3),
+        "object_store_bytes": OBJECT_STORE_BYTES,
+        "ports": bootstrap.RayPorts.from_base(handle.ray_port),
+        "temp_dir": bootstrap.default_temp_dir(handle.agent_root),
+        "ray_bin": str(Path(handle.python).with_name("ray")),
+    }
+
+
+def _start_ray(handle: ClusterHandle, runners: list[Runner]) -> None:
+    """Ray head on node 0, then every worker joins it in parallel."""
+    head = handle.head
+    argv = bootstrap.ray_head_argv(head.ip, **_ray_args(handle, head))
+    runners[0].run(argv, timeout=180).check(f"Starting Ray on {head.name}")
+    address = f"{head.ip}:{handle.ray_port}"
+
+    def join(i: int) -> None:
+        node = handle.nodes[i]
+        argv = bootstrap.ray_worker_argv(address, node.ip, **_ray_args(handle, node))
+        runners[i].run(argv, timeout=180).check(f"Starting Ray on {node.name}")
+
+    _each(list(range(1, len(runners))), join, "Ray workers")
+
+
+def _each(items: Sequence[T], fn: Callable[[T], None], what: str) -> None:
+    """Run ``fn`` on every item in parallel threads; raise the first error, naming ``what``."""
+    if len(items) <= 1:
+        for item in items:
+            fn(item)
+        return
+    with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
+        errors = [f.exception() for f in [pool.submit(fn, item) for item in items]]
+    failed = [e for e in errors if e is not None]
+    if failed:
+        first = failed[0]
+        if isinstance(first, StyxError):
+            raise first
+        raise AgentError(f"{what} failed on {len(failed)} node(s): {first}.") from first
+
+
+def stop_node_processes(handle: ClusterHandle, provider: Provider) -> None:
+    """Stop the agent, every job process and this cluster's Ray on every node."""
     argv = bootstrap.agent_stop_argv(
         handle.agent_root,
         handle.python,
         ray_temp_dir=bootstrap.default_temp_dir(handle.agent_root),
         ray_port=handle.ray_port,
     )
-    runner.run(argv, timeout=120).check(f"Stopping the runtime of '{handle.cluster_name}'")
+
+    def stop(i: int) -> None:
+        runner = provider.runner(handle, i)
+        runner.run(argv, timeout=120).check(f"Stopping the runtime on {handle.nodes[i].name}")
+
+    _each(list(range(len(handle.nodes))), stop, f"Stopping '{handle.cluster_name}'")

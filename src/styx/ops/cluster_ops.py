@@ -74,12 +74,8 @@ def start(name: str, pipe: Pipeline) -> None:
         with pipe.stage("start", f"cluster '{name}'"):
             handle = provider.start(common.handle_of(record))
             auto = record.autostop or {}
-            runtime.start(
-                handle,
-                provider.runner(handle),
-                autostop=AutostopConfig(auto.get("idle_minutes"), bool(auto.get("down"))),
-                commands=provider.autostop_commands(handle),
-            )
+            autostop = AutostopConfig(auto.get("idle_minutes"), bool(auto.get("down")))
+            runtime.start(handle, provider, autostop=autostop)
             set_cluster_status(db, name, ClusterStatus.UP, message="started by user")
 
 

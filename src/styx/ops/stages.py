@@ -160,13 +160,10 @@ def bring_up_runtime(
         pipe.skip("runtime", "agent is up (--fast)")
     else:
         handle = ensure_installed(db, pipe, handle, provider)
-        with pipe.stage("runtime", "Ray and the Styx agent on the head node"):
-            runtime.start(
-                handle,
-                provider.runner(handle),
-                autostop=autostop,
-                commands=provider.autostop_commands(handle),
-            )
+        nodes = len(handle.nodes)
+        what = "Ray and the Styx agent" + (f" on {nodes} nodes" if nodes > 1 else "")
+        with pipe.stage("runtime", what):
+            runtime.start(handle, provider, autostop=autostop)
     set_cluster_status(db, handle.cluster_name, ClusterStatus.UP, message="runtime up")
     return handle
 

@@ -63,6 +63,8 @@ class ProvisionRequest:
     memory_gb: float | None = None
     accelerators: dict[str, float] | None = None
     ports: tuple[str, ...] = ()
+    region: str | None = None  # for ssh: the pool's name
+    zone: str | None = None
 
 
 class Provider(Protocol):
@@ -90,3 +92,7 @@ class Provider(Protocol):
 
     def autostop_commands(self, handle: ClusterHandle) -> tuple[list[str], list[str]]:
         """The argv the head-node agent runs to stop, and to tear down, its own cluster."""
+
+    def agent_socket(self, handle: ClusterHandle) -> str:
+        """A unix socket on this machine that reaches the head node's agent (forwarded for
+        remote clusters), ready to connect to."""

@@ -177,7 +177,7 @@ class LocalProvider:
     def stop(self, handle: ClusterHandle) -> None:
         from styx.cluster import runtime
 
-        runtime.stop_node_processes(handle, self.runner(handle))
+        runtime.stop_node_processes(handle, self)
 
     def start(self, handle: ClusterHandle) -> ClusterHandle:
         return handle
@@ -190,6 +190,9 @@ class LocalProvider:
 
     def runner(self, handle: ClusterHandle, node_index: int = 0) -> Runner:
         return LocalRunner(handle.nodes[node_index].name)
+
+    def agent_socket(self, handle: ClusterHandle) -> str:
+        return str(Path(handle.agent_root) / "agent.sock")
 
     def autostop_commands(self, handle: ClusterHandle) -> tuple[list[str], list[str]]:
         base = [
