@@ -1,0 +1,232 @@
+"""Choosing where one task runs: enumerate feasible candidates, score them, pick.
+
+Score of a candidate: cost = hourly price x nodes x hours (+ egress of the task's ``inputs``
+from their bucket's cloud), time = hours x 3600 s (+ that egress's seconds). Hours come from
+the caller's estimate, 1 by default as in SkyPilot. COST minimises cost and breaks ties by
+time; TIME the reverse. Remaining ties go to the alphabetically first infra, region, zone and
+instance type, so a plan never depends on the order of catalog rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from styx.catalog.index import CloudCatalog
+from styx.optimizer import egress, explain, feasible
+from styx.optimizer.types import (
+    CLOUD_KINDS_WITHOUT_CATALOG,
+    Blocklist,
+    Candidate,
+    InfraOffer,
+    Objective,
+    Plan,
+    TaskPlan,
+)
+from styx.spec.task import Task
+
+# Hours a task runs on a candidate; a number means the same for every candidate.
+Hours = float | Callable[[Task, Candidate], float]
+UNKNOWN_PRICE_PENALTY = 1e9  # unknown prices rank after every known one
+DEFAULT_RUNNERS_UP = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Everything the optimizer needs besides the task: resolved once per call."""
+
+    catalogs: tuple[CloudCatalog, ...]
+    offers: tuple[InfraOffer, ...]
+    blocklist: Blocklist
+    objective: Objective
+    hours: Hours
+
+    def task_hours(self, task: Task, c: Candidate) -> float:
+        """The runtime estimate of ``task`` on ``c``, in hours."""
+        return float(self.hours(task, c) if callable(self.hours) else self.hours)
+
+
+def enabled_catalog_clouds() -> list[str]:
+    """Enabled clouds (from the cached ``styx check``) that have a catalog."""
+    from styx.optimizer.enabled import enabled_infra
+
+    return [n for n in enabled_infra() if n not in CLOUD_KINDS_WITHOUT_CATALOG]
+
+
+def make_context(
+    clouds: Sequence[str] | None,
+    offers: Sequence[InfraOffer],
+    blocked: Blocklist | None,
+    objective: Objective,
+    hours: Hours,
+) -> Context:
+    """Load the catalogs of ``clouds`` (the enabled ones when None)."""
+    from styx.catalog.loader import get_catalog
+
+    names = enabled_catalog_clouds() if clouds is None else list(clouds)
+    catalogs = tuple(
+        get_catalog(n) for n in dict.fromkeys(names) if n not in CLOUD_KINDS_WITHOUT_CATALOG
+    )
+    return Context(catalogs, tuple(offers), blocked or Blocklist(), objective, hours)
+
+
+def feasible_candidates(task: Task, ctx: Context) -> list[Candidate]:
+    """The cheapest allowed place of every fitting (infra, shape, spot), for every resources
+    candidate of the task. Raises SpecError for an unknown accelerator name."""
+    specs = task.resources.candidates()
+    explain.check_accelerator_names(specs, ctx.catalogs, ctx.offers)
+    out: list[Candidate] = []
+    for index, r in enumerate(specs):
+        for catalog in ctx.catalogs:
+            blocks = ctx.blocklist.for_infra(catalog.cloud)
+            out.extend(feasible.cloud_candidates(catalog, r, task.num_nodes, blocks, index))
+        for offer in ctx.offers:
+            blocks = ctx.blocklist.for_infra(offer.kind)
+            c = feasible.offer_candidate(offer, r, task.num_nodes, blocks, index)
+            if c is not None:
+                out.append(c)
+    return out
+
+
+def inputs_egress(task: Task, c: Candidate) -> tuple[float, float]:
+    """(dollars, seconds) to bring the task's ``inputs`` to ``c``'s infra."""
+    if task.inputs is None:
+        return 0.0, 0.0
+    src = egress.source_infra(task.inputs.path)
+    if src is None:
+        return 0.0, 0.0
+    gb = task.inputs.size_gb
+    return egress.egress_cost(src, c.infra, gb), egress.egress_seconds(src, c.infra, gb)
+
+
+def score(task: Task, c: Candidate, ctx: Context) -> tuple[float, float, float]:
+    """(cost $, seconds, hours) of running ``task`` on ``c``; cost is NaN for unknown prices."""
+    hours = ctx.task_hours(task, c)
+    dollars, seconds = inputs_egress(task, c)
+    return c.cluster_hourly_price * hours + dollars, hours * 3600.0 + seconds, hours
+
+
+def rank_key(task: Task, c: Candidate, ctx: Context) -> tuple[float, float, str, str, str, str]:
+    """Sort key: objective first, the other measure next, then names."""
+    cost, seconds, _ = score(task, c, ctx)
+    if math.isnan(cost):
+        cost = UNKNOWN_PRICE_PENALTY
+    first, second = (cost, seconds) if ctx.objective is Objective.COST else (seconds, cost)
+    return (first, second, c.infra, c.region or "", c.zone or "", c.instance_type or "")
+
+
+def scalar(key: tuple[float, float, str, str, str, str]) -> float:
+    """One number for solvers: the objective plus a tiny share of the tie-breaking measure."""
+    return key[0] + 1e-9 * key[1]
+
+
+def pick(task: Task, candidates: list[Candidate], ctx: Context) -> tuple[list[Candidate], int]:
+    """The candidates in preference order (chosen first) and how many were feasible.
+
+    ``ordered`` resources keep only the first resources candidate that has any place; the
+    others go after it, for display."""
+    ordered = task.resources.is_ordered
+    keyed = sorted(
+        candidates,
+        key=lambda c: ((c.spec_index if ordered else 0), rank_key(task, c, ctx)),
+    )
+    return keyed, len(candidates)
+
+
+def runners_up(ranked: list[Candidate], limit: int = DEFAULT_RUNNERS_UP) -> tuple[Candidate, ...]:
+    """The best losers: first the best of each other infra, then the next best overall."""
+    if len(ranked) <= 1:
+        return ()
+    chosen, rest = ranked[0], ranked[1:]
+    picked: list[Candidate] = []
+    seen = {chosen.infra}
+    for c in rest:
+        if c.infra not in seen and len(picked) < limit:
+            picked.append(c)
+            seen.add(c.infra)
+    for c in rest:
+        if len(picked) >= limit:
+            break
+        if c not in picked:
+            picked.append(c)
+    order = {id(c): i for i, c in enumerate(rest)}
+    return tuple(sorted(picked, key=lambda c: order[id(c)]))
+
+
+def task_plan(
+    task: Task, index: int, ranked: list[Candidate], considered: int, ctx: Context
+) -> TaskPlan:
+    """The TaskPlan of a task whose first ranked candidate is chosen."""
+    chosen = ranked[0]
+    cost, _, hours = score(task, chosen, ctx)
+    dollars, seconds = inputs_egress(task, chosen)
+    return TaskPlan(
+        task_index=index,
+        task_name=task.name,
+        chosen=chosen,
+        runners_up=runners_up(ranked),
+        hours=hours,
+        cost=cost,
+        egress_cost=dollars,
+        egress_seconds=seconds,
+        considered=considered,
+    )
+
+
+def ranked_candidates(task: Task, index: int, ctx: Context) -> tuple[list[Candidate], int]:
+    """Feasible candidates of one task in preference order; raises ResourcesUnavailable
+    saying what ruled everything out when there are none."""
+    candidates = feasible_candidates(task, ctx)
+    if not candidates:
+        blocks = {b.infra: ctx.blocklist.for_infra(b.infra) for b in ctx.blocklist.blocks}
+        raise explain.infeasible(
+            task.resources.candidates(), ctx.catalogs, ctx.offers, blocks, task.num_nodes, task.name
+        )
+    return pick(task, candidates, ctx)
+
+
+def optimize_task(
+    task: Task,
+    *,
+    clouds: Sequence[str] | None = None,
+    offers: Sequence[InfraOffer] = (),
+    blocked: Blocklist | None = None,
+    objective: Objective = Objective.COST,
+    hours: Hours = 1.0,
+) -> Plan:
+    """The best place for one task.
+
+    ``clouds``: catalog clouds to consider (None: the enabled ones, from ``styx check``'s
+    cache); ``offers``: capacity the caller has (local, SSH pools); ``blocked``: places that
+    failed before. Raises SpecError (unknown accelerator) or ResourcesUnavailable (infeasible).
+    """
+    ctx = make_context(clouds, offers, blocked, objective, hours)
+    ranked, considered = ranked_candidates(task, 0, ctx)
+    plan = task_plan(task, 0, ranked, considered, ctx)
+    notes = _price_notes(plan)
+    return Plan(
+        (plan,),
+        objective,
+        "single",
+        plan.cost,
+        _seconds(plan),
+        plan.egress_cost,
+        plan.egress_seconds,
+        notes,
+    )
+
+
+def _seconds(plan: TaskPlan) -> float:
+    return plan.hours * 3600.0 + plan.egress_seconds
+
+
+def _price_notes(*plans: TaskPlan) -> tuple[str, ...]:
+    notes = []
+    for p in plans:
+        if not p.chosen.price_known:
+            notes.append(
+                f"The price of {p.chosen.instance_type} on {p.chosen.infra} is unknown "
+                "(the catalog has none); it was chosen because nothing with a known price fits."
+            )
+    return tuple(notes)
