@@ -37,6 +37,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "validate",
         "Check task YAML files without running them.",
     ),
+    "show-gpus": (
+        "styx.cli.cmd_catalog",
+        "show_gpus",
+        "List accelerators, their counts and prices per region.",
+    ),
+    "check": ("styx.cli.cmd_catalog", "check", "Show which infra is enabled, and why not."),
+    "catalog": ("styx.cli.cmd_catalog", "catalog", "Fetch or build instance/price catalogs."),
 }
 
 
