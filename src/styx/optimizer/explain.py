@@ -120,7 +120,14 @@ def _place_reason(catalog: CloudCatalog, r: Resources, blocks: Sequence[Block]) 
     loose = dataclasses.replace(loose, use_spot=r.use_spot)
     placed = dataclasses.replace(r, max_hourly_cost=None)
     if not feasible.cloud_candidates(catalog, placed, 1, ()):
-        regions = sorted({c.region or "" for c in feasible.cloud_candidates(catalog, loose, 1, ())})
+        spot = bool(r.use_spot)
+        regions = sorted(
+            {
+                shape.offers.regions[i]
+                for shape in feasible.candidate_shapes(catalog, loose)
+                for i in shape.offers.order(spot)
+            }
+        )
         where = "/".join(p for p in (r.region, r.zone) if p) or "the regions of image_id"
         shown = ", ".join(regions[:8]) + (", ..." if len(regions) > 8 else "")
         return f"{what} on {cloud} is not sold in {where} (it is in {shown})"
