@@ -1,0 +1,38 @@
+"""Suite-wide fixtures: the testbed of real SSH hosts (tests/testworld)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from testworld.testbed import Testbed, usable
+
+TESTBED_HOSTS = 4
+
+
+@pytest.fixture(scope="session")
+def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
+    """Four real hosts h1..h4 (sshd, rsync, own /root and /tmp), up for the whole session.
+    Skips when this machine cannot make them (not root, no ``ip netns`` or sshd)."""
+    why = usable()
+    if why:
+        pytest.skip(f"no test hosts: {why}")
+    bed = Testbed(tmp_path_factory.mktemp("testbed"), TESTBED_HOSTS)
+    bed.up()
+    try:
+        yield bed
+    finally:
+        bed.down()
+
+
+@pytest.fixture(autouse=True)
+def _undo_testbed_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test that uses the testbed, undo the faults it injected (links, firewalls,
+    frozen and crashed hosts), so no test sees another's."""
+    if "testbed" not in request.fixturenames:
+        yield
+        return
+    bed: Testbed = request.getfixturevalue("testbed")
+    yield
+    bed.restore()
