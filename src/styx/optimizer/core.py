@@ -71,22 +71,30 @@ def make_context(
     return Context(catalogs, tuple(offers), blocked or Blocklist(), objective, hours)
 
 
-def feasible_candidates(task: Task, ctx: Context) -> list[Candidate]:
+def feasible_candidates(
+    task: Task, ctx: Context, *, keep: int | None = None
+) -> tuple[list[Candidate], int]:
     """The cheapest allowed place of every fitting (infra, shape, spot), for every resources
-    candidate of the task. Raises SpecError for an unknown accelerator name."""
+    candidate of the task, and how many there are. With ``keep``, each cloud contributes only
+    its ``keep`` cheapest per resources candidate. Raises SpecError for an unknown accelerator.
+    """
     specs = task.resources.candidates()
     explain.check_accelerator_names(specs, ctx.catalogs, ctx.offers)
     out: list[Candidate] = []
+    count = 0
     for index, r in enumerate(specs):
         for catalog in ctx.catalogs:
             blocks = ctx.blocklist.for_infra(catalog.cloud)
-            out.extend(feasible.cloud_candidates(catalog, r, task.num_nodes, blocks, index))
+            found, n = feasible.cloud_candidates(catalog, r, task.num_nodes, blocks, index, keep)
+            out.extend(found)
+            count += n
         for offer in ctx.offers:
             blocks = ctx.blocklist.for_infra(offer.kind)
             c = feasible.offer_candidate(offer, r, task.num_nodes, blocks, index)
             if c is not None:
                 out.append(c)
-    return out
+                count += 1
+    return out, count
 
 
 def inputs_egress(task: Task, c: Candidate) -> tuple[float, float]:
@@ -121,17 +129,14 @@ def scalar(key: tuple[float, float, str, str, str, str]) -> float:
     return key[0] + 1e-9 * key[1]
 
 
-def pick(task: Task, candidates: list[Candidate], ctx: Context) -> tuple[list[Candidate], int]:
-    """The candidates in preference order (chosen first) and how many were feasible.
-
-    ``ordered`` resources keep only the first resources candidate that has any place; the
-    others go after it, for display."""
+def pick(task: Task, candidates: list[Candidate], ctx: Context) -> list[Candidate]:
+    """The candidates in preference order, chosen first. ``ordered`` resources rank by their
+    position first, so the first resources candidate with any place wins."""
     ordered = task.resources.is_ordered
-    keyed = sorted(
+    return sorted(
         candidates,
         key=lambda c: ((c.spec_index if ordered else 0), rank_key(task, c, ctx)),
     )
-    return keyed, len(candidates)
 
 
 def runners_up(ranked: list[Candidate], limit: int = DEFAULT_RUNNERS_UP) -> tuple[Candidate, ...]:
@@ -175,15 +180,18 @@ def task_plan(
 
 
 def ranked_candidates(task: Task, index: int, ctx: Context) -> tuple[list[Candidate], int]:
-    """Feasible candidates of one task in preference order; raises ResourcesUnavailable
-    saying what ruled everything out when there are none."""
-    candidates = feasible_candidates(task, ctx)
+    """Feasible candidates of one task in preference order, and how many were feasible;
+    raises ResourcesUnavailable saying what ruled everything out when there are none."""
+    # Within one cloud and resources candidate, every score but the price is the same when the
+    # hours are a constant: the few cheapest are all that can be chosen or shown.
+    keep = None if callable(ctx.hours) else DEFAULT_RUNNERS_UP + 1
+    candidates, count = feasible_candidates(task, ctx, keep=keep)
     if not candidates:
         blocks = {b.infra: ctx.blocklist.for_infra(b.infra) for b in ctx.blocklist.blocks}
         raise explain.infeasible(
             task.resources.candidates(), ctx.catalogs, ctx.offers, blocks, task.num_nodes, task.name
         )
-    return pick(task, candidates, ctx)
+    return pick(task, candidates, ctx), count
 
 
 def optimize_task(

@@ -113,13 +113,16 @@ def _place_reason(catalog: CloudCatalog, r: Resources, blocks: Sequence[Block]) 
     loose = dataclasses.replace(
         r, infra=Infra(cloud), image_id=None, max_hourly_cost=None, use_spot=False
     )
-    if r.use_spot and not feasible.cloud_candidates(
-        catalog, dataclasses.replace(loose, use_spot=True), 1, ()
+    if (
+        r.use_spot
+        and not feasible.cloud_candidates(
+            catalog, dataclasses.replace(loose, use_spot=True), 1, ()
+        )[0]
     ):
         return f"{cloud} sells {what} on demand only (no spot price anywhere)"
     loose = dataclasses.replace(loose, use_spot=r.use_spot)
     placed = dataclasses.replace(r, max_hourly_cost=None)
-    if not feasible.cloud_candidates(catalog, placed, 1, ()):
+    if not feasible.cloud_candidates(catalog, placed, 1, ())[0]:
         spot = bool(r.use_spot)
         regions = sorted(
             {
@@ -131,9 +134,9 @@ def _place_reason(catalog: CloudCatalog, r: Resources, blocks: Sequence[Block]) 
         where = "/".join(p for p in (r.region, r.zone) if p) or "the regions of image_id"
         shown = ", ".join(regions[:8]) + (", ..." if len(regions) > 8 else "")
         return f"{what} on {cloud} is not sold in {where} (it is in {shown})"
-    if not feasible.cloud_candidates(catalog, placed, 1, blocks):
+    if not feasible.cloud_candidates(catalog, placed, 1, blocks)[0]:
         return f"every place that sells {what} on {cloud} is blocked ({len(blocks)} blocks)"
-    cheapest = min(c.hourly_price for c in feasible.cloud_candidates(catalog, placed, 1, blocks))
+    cheapest = min(c.hourly_price for c in feasible.cloud_candidates(catalog, placed, 1, blocks)[0])
     return (
         f"the cheapest {what} on {cloud} costs ${cheapest:.4g}/h per node, "
         f"above max_hourly_cost ${r.max_hourly_cost:g}"

@@ -17,6 +17,7 @@ Semantics (the tests' brute force restates them independently):
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Sequence
 
@@ -108,9 +109,15 @@ def best_offer(
 ) -> int | None:
     """Index of the shape's cheapest offer that passes location, blocks and price cap."""
     offers = shape.offers
+    order = offers.order(spot)
     want_region, want_zone, cap = r.region, r.zone, r.max_hourly_cost
+    if want_region is None and want_zone is None and regions is None and not blocks:
+        if not order:
+            return None
+        i = order[0]  # the common case: no location filter, so the cheapest offer wins
+        return i if cap is None or offers.price(i, spot) <= cap else None
     kind = shape.instance_type
-    for i in offers.order(spot):
+    for i in order:
         region = offers.regions[i]
         if want_region is not None and region != want_region:
             continue
@@ -127,23 +134,37 @@ def best_offer(
     return None
 
 
+def _price_then_names(found: tuple[float, Shape, int]) -> tuple[float, str, str, str]:
+    price, shape, i = found  # the same tie-breaking as the optimizer's ranking
+    return (price, shape.offers.regions[i], shape.offers.zones[i] or "", shape.instance_type)
+
+
 def cloud_candidates(
     catalog: CloudCatalog,
     r: Resources,
     num_nodes: int,
     blocks: Sequence[Block],
     spec_index: int = 0,
-) -> list[Candidate]:
-    """The cheapest allowed place of every fitting shape of one cloud."""
+    keep: int | None = None,
+) -> tuple[list[Candidate], int]:
+    """The cheapest allowed place of every fitting shape of one cloud, and how many shapes
+    fit. With ``keep``, only the ``keep`` cheapest are returned (enough when the caller ranks
+    this cloud's candidates by price alone), which saves building thousands of candidates."""
     if r.cloud is not None and r.cloud != catalog.cloud:
-        return []
+        return [], 0
     spot = bool(r.use_spot)
     regions = allowed_regions(r)
-    out: list[Candidate] = []
+    found: list[tuple[float, Shape, int]] = []
     for shape in candidate_shapes(catalog, r):
         i = best_offer(shape, r, spot, blocks, regions)
-        if i is None:
-            continue
+        if i is not None:
+            price = shape.offers.price(i, spot)
+            found.append((math.inf if math.isnan(price) else price, shape, i))
+    count = len(found)
+    if keep is not None and count > keep:
+        found = heapq.nsmallest(keep, found, key=_price_then_names)
+    out: list[Candidate] = []
+    for _, shape, i in found:
         offers = shape.offers
         out.append(
             Candidate(
@@ -162,7 +183,7 @@ def cloud_candidates(
                 spec_index=spec_index,
             )
         )
-    return out
+    return out, count
 
 
 # -- capacity the caller has (local, ssh pools, kubernetes contexts) -----------------------------
