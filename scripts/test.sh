@@ -22,6 +22,19 @@ fi
 bash scripts/install.sh "test,runtime"
 py="$root/.venv/bin/python"
 
+# A wheelhouse of the runtime (Ray and Styx's dependencies) for the SSH test hosts, which have
+# no route out: built here, before entering the network namespace.
+wheels="$root/.wheelhouse"
+ray_version="$("$py" -c 'import ray; print(ray.__version__)')"
+if [ ! -f "$wheels/.complete-$ray_version" ]; then
+  echo "Building the runtime wheelhouse in $wheels (ray $ray_version)..."
+  deps="$("$py" -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml","rb"))["project"]["dependencies"]))')"
+  # shellcheck disable=SC2086
+  "$py" -m pip download -q -d "$wheels" "ray[client]==$ray_version" psutil $deps
+  touch "$wheels/.complete-$ray_version"
+fi
+export STYX_TEST_WHEELHOUSE="$wheels"
+
 pgdir="${STYX_TEST_PG_DIR:-/tmp/styx-ci-pg}"
 pg_url="$(bash scripts/postgres.sh start "$pgdir" | tail -n 1)"
 cleanup() {

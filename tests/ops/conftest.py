@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -27,9 +28,10 @@ class Styx:
     """Runs `styx ...` with its own STYX_HOME, as a user would."""
 
     home: Path
+    extra_env: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
-        env = {**os.environ, "STYX_HOME": str(self.home)}
+        env = {**os.environ, "STYX_HOME": str(self.home), **self.extra_env}
         env.pop("STYX_DB_URL", None)
         return env
 

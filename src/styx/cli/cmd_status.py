@@ -41,4 +41,12 @@ def status(clusters: tuple[str, ...], refresh: bool, as_json: bool) -> int:
     from styx.cli.tables import cluster_table
 
     cluster_table(records)
+    if refresh:
+        from styx.ops.cluster_ops import degraded_reason
+
+        for r in records:
+            if r.status.value == "DEGRADED":
+                why = degraded_reason(db, r.name) or "unknown"
+                click.echo(click.style(f"Cluster '{r.name}' is DEGRADED: {why}.", fg="red"))
+                click.echo(f"  Run `styx down {r.name}` to free its hosts, or relaunch it.")
     return 0

@@ -16,7 +16,7 @@ from styx.cluster.runner import Runner, put_file
 from styx.errors import RemoteError
 
 #: Ray versions the agent is tested with.
-RAY_REQUIREMENT = "ray[default]>=2.9,<3"
+RAY_REQUIREMENT = "ray[client]>=2.9,<3"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,11 @@ def has_runtime(runner: Runner, python: str) -> bool:
 
 
 def install(runner: Runner, base_python: str, venv: str, source: RuntimeSource) -> str:
-    """Create the venv (if missing) and install the runtime into it; returns its python."""
+    """Create the venv (if missing) and install the runtime into it; returns its python.
+
+    A wheelhouse is first copied to the node (next to the venv), so nodes without internet
+    install from it.
+    """
     python = runtime_python(venv)
     if runner.run([python, "--version"], timeout=30).returncode != 0:
         runner.run([base_python, "-m", "venv", "--system-site-packages", venv], timeout=300).check(
@@ -65,7 +69,14 @@ def install(runner: Runner, base_python: str, venv: str, source: RuntimeSource) 
         )
     pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     if source.wheelhouse:
-        pip += ["--no-index", "--find-links", source.wheelhouse]
+        remote_wheels = f"{venv}-wheelhouse"
+        if not os.path.isdir(source.wheelhouse):
+            raise RemoteError(
+                f"The wheelhouse {source.wheelhouse} does not exist.",
+                "Point STYX_WHEELHOUSE at a folder of wheels (`pip download -d DIR ray ...`).",
+            )
+        runner.rsync_up(source.wheelhouse, remote_wheels)
+        pip += ["--no-index", "--find-links", remote_wheels]
     result = runner.run([*pip, *source.requirements()], timeout=1200)
     if result.returncode != 0:
         where = f"the wheelhouse {source.wheelhouse}" if source.wheelhouse else "the package index"
@@ -74,8 +85,7 @@ def install(runner: Runner, base_python: str, venv: str, source: RuntimeSource) 
             f"{(result.stderr or result.stdout).strip()[-300:]}",
             "Check the node's internet access, or set STYX_WHEELHOUSE to a folder of wheels.",
         )
-    if source.source_dir:
-        _link_source(runner, python, str(Path(source.source_dir) / "src"))
+    sync_source(runner, venv, source)
     ray = str(Path(python).with_name("ray"))
     if runner.run([ray, "--version"], timeout=60).returncode != 0:
         # Ray came from the system site-packages, whose console script is elsewhere.
@@ -87,9 +97,21 @@ def install(runner: Runner, base_python: str, venv: str, source: RuntimeSource) 
 RAY_SHIM = "#!{python}\nimport sys\nfrom ray.scripts.scripts import main\nsys.exit(main())\n"
 
 
-def _link_source(runner: Runner, python: str, src: str) -> None:
-    """Put ``src`` on the runtime's import path with a .pth file in its site-packages."""
-    out = runner.run([python, "-m", "sysconfig"], timeout=60).check("Reading the runtime's paths")
+def sync_source(runner: Runner, venv: str, source: RuntimeSource) -> None:
+    """From a source tree: copy the styx package next to the venv and put it on its path.
+
+    Incremental (rsync), so running it on every launch keeps nodes on the client's code.
+    """
+    if not source.source_dir:
+        return
+    dest = f"{venv}/styx-src"
+    runner.rsync_up(
+        str(Path(source.source_dir) / "src" / "styx"),
+        f"{dest}/styx",
+        filter_args=["--exclude", "__pycache__/"],
+    )
+    out = runner.run([runtime_python(venv), "-m", "sysconfig"], timeout=60)
+    out.check("Reading the runtime's paths")
     purelib = next(
         (
             ln.split("=", 1)[1].strip().strip('"')
@@ -100,4 +122,4 @@ def _link_source(runner: Runner, python: str, src: str) -> None:
     )
     if not purelib:
         raise RemoteError(f"The runtime python on {runner.node_name} reports no site-packages.")
-    put_file(runner, src + "\n", f"{purelib}/styx-src.pth")
+    put_file(runner, dest + "\n", f"{purelib}/styx-src.pth")

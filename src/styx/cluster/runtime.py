@@ -25,6 +25,14 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+#: Ray's GCS declares a silent node dead after about 1 s x 5 missed health checks (its default
+#: is about 15 s and more), so a crashed host fails its jobs within seconds.
+RAY_HEAD_ENV = {
+    "RAY_health_check_period_ms": "1000",
+    "RAY_health_check_timeout_ms": "1000",
+    "RAY_health_check_failure_threshold": "5",
+}
+
 #: Ray's object store per node: small by default, since jobs mostly run processes.
 OBJECT_STORE_BYTES = 256 * 1024 * 1024
 
@@ -92,7 +100,7 @@ def start(handle: ClusterHandle, provider: Provider, *, autostop: AutostopConfig
     root = handle.agent_root
     config = agent_config(handle, autostop, *provider.autostop_commands(handle))
     # Every node gets agent.json: `stop` on a worker reads it to find this cluster's processes.
-    _each(runners, lambda r: put_file(r, config.to_json(), f"{root}/agent.json"), "agent.json")
+    each(runners, lambda r: put_file(r, config.to_json(), f"{root}/agent.json"), "agent.json")
     if not ray_listening(runners[0], handle.head.ip, handle.ray_port):
         _start_ray(handle, runners)
     result = runners[0].run(bootstrap.agent_ensure_argv(root, handle.python), timeout=90)
@@ -121,7 +129,7 @@ def _start_ray(handle: ClusterHandle, runners: list[Runner]) -> None:
     """Ray head on node 0, then every worker joins it in parallel."""
     head = handle.head
     argv = bootstrap.ray_head_argv(head.ip, **_ray_args(handle, head))
-    runners[0].run(argv, timeout=180).check(f"Starting Ray on {head.name}")
+    runners[0].run(argv, env=RAY_HEAD_ENV, timeout=180).check(f"Starting Ray on {head.name}")
     address = f"{head.ip}:{handle.ray_port}"
 
     def join(i: int) -> None:
@@ -129,10 +137,10 @@ def _start_ray(handle: ClusterHandle, runners: list[Runner]) -> None:
         argv = bootstrap.ray_worker_argv(address, node.ip, **_ray_args(handle, node))
         runners[i].run(argv, timeout=180).check(f"Starting Ray on {node.name}")
 
-    _each(list(range(1, len(runners))), join, "Ray workers")
+    each(list(range(1, len(runners))), join, "Ray workers")
 
 
-def _each(items: Sequence[T], fn: Callable[[T], None], what: str) -> None:
+def each(items: Sequence[T], fn: Callable[[T], None], what: str) -> None:
     """Run ``fn`` on every item in parallel threads; raise the first error, naming ``what``."""
     if len(items) <= 1:
         for item in items:
@@ -148,8 +156,10 @@ def _each(items: Sequence[T], fn: Callable[[T], None], what: str) -> None:
         raise AgentError(f"{what} failed on {len(failed)} node(s): {first}.") from first
 
 
-def stop_node_processes(handle: ClusterHandle, provider: Provider) -> None:
-    """Stop the agent, every job process and this cluster's Ray on every node."""
+def stop_node_processes(
+    handle: ClusterHandle, provider: Provider, *, nodes: Sequence[int] | None = None
+) -> None:
+    """Stop the agent, every job process and this cluster's Ray on every node (or ``nodes``)."""
     argv = bootstrap.agent_stop_argv(
         handle.agent_root,
         handle.python,
@@ -161,4 +171,5 @@ def stop_node_processes(handle: ClusterHandle, provider: Provider) -> None:
         runner = provider.runner(handle, i)
         runner.run(argv, timeout=120).check(f"Stopping the runtime on {handle.nodes[i].name}")
 
-    _each(list(range(len(handle.nodes))), stop, f"Stopping '{handle.cluster_name}'")
+    targets = list(range(len(handle.nodes))) if nodes is None else list(nodes)
+    each(targets, stop, f"Stopping '{handle.cluster_name}'")

@@ -128,7 +128,11 @@ def autostop_fired(name: str, *, down: bool) -> None:
 
 
 def refresh(db: Database, record: ClusterRecord) -> ClusterRecord:
-    """Ask the infra and the agent how the cluster really is, and record what changed."""
+    """Ask the infra and the agent how the cluster really is, and record what changed.
+
+    Unreachable nodes or a silent agent make the cluster DEGRADED, with a message that says
+    which; the message is the cluster's latest event (``styx status -r`` prints it).
+    """
     from styx.cluster import runtime
     from styx.state.clusters import get_cluster, set_cluster_status
     from styx.state.records import ClusterStatus
@@ -136,15 +140,28 @@ def refresh(db: Database, record: ClusterRecord) -> ClusterRecord:
     provider, handle = common.provider_of(record), common.handle_of(record)
     if record.status is ClusterStatus.STOPPED:
         return record
-    if not provider.is_up(handle):
-        status, msg = ClusterStatus.STOPPED, "refresh: the infra reports the nodes are not running"
+    lost = provider.unreachable_nodes(handle)
+    if lost:
+        status = ClusterStatus.DEGRADED
+        msg = f"node(s) {', '.join(lost)} cannot be reached"
+    elif not provider.is_up(handle):
+        status, msg = ClusterStatus.STOPPED, "the infra reports the nodes are not running"
     elif runtime.ping(handle) is not None:
-        status, msg = ClusterStatus.UP, "refresh: agent answers"
+        status, msg = ClusterStatus.UP, "agent answers"
     else:
-        status, msg = (
-            ClusterStatus.DEGRADED,
-            "refresh: the nodes are up but the agent does not answer",
-        )
+        status, msg = ClusterStatus.DEGRADED, "the nodes are up but the agent does not answer"
     if status is not record.status:
-        set_cluster_status(db, record.name, status, message=msg)
+        set_cluster_status(db, record.name, status, message=f"refresh: {msg}")
     return get_cluster(db, record.name) or record
+
+
+def degraded_reason(db: Database, name: str) -> str | None:
+    """Why a cluster is DEGRADED: the message of its latest status event."""
+    from styx.state.clusters import list_events
+
+    events = [
+        e
+        for e in list_events(db, name)
+        if e.to_status is not None and e.to_status.value == "DEGRADED"
+    ]
+    return events[-1].message if events else None

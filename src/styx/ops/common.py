@@ -2,51 +2,33 @@
 
 from __future__ import annotations
 
-import functools
 import getpass
-import os
 import secrets
 from typing import TYPE_CHECKING
 
+from styx.config import config_db_url, database, user_config
 from styx.errors import ClusterNotUp, UsageError
+
+__all__ = [
+    "check_cluster_name",
+    "config_db_url",
+    "database",
+    "default_cluster_name",
+    "handle_of",
+    "provider_of",
+    "require_cluster",
+    "require_up",
+    "user_config",
+    "user_name",
+]
 
 if TYPE_CHECKING:
     from styx.providers.base import ClusterHandle, Provider
-    from styx.spec.config import Config
     from styx.state.db import Database
     from styx.state.records import ClusterRecord
 
 #: SkyPilot's cluster-name rule: start with a letter, then letters, digits, '-', '_' or '.'.
 _NAME_MAX = 63
-
-
-def database() -> Database:
-    """The state database for this process (STYX_DB_URL, config ``db:``, or SQLite)."""
-    from styx.state.db import get_db
-
-    return get_db(config_db_url())
-
-
-@functools.cache
-def user_config() -> Config | None:
-    """``~/.styx/config.yaml``, validated (ConfigError names the key and line); None if absent."""
-    from styx import paths
-
-    path = paths.config_file()
-    if not path.exists():
-        return None
-    from styx.spec.config import load_config
-
-    return load_config(str(path))
-
-
-def config_db_url() -> str | None:
-    """``db:`` from the config; STYX_DB_URL, when set, wins without reading the file."""
-    if os.environ.get("STYX_DB_URL"):
-        return None
-    config = user_config()
-    value = config.get("db") if config is not None else None
-    return str(value) if value else None
 
 
 def user_name() -> str:

@@ -12,7 +12,7 @@ import dataclasses
 import os
 from typing import TYPE_CHECKING, Any
 
-from styx.errors import StyxError
+from styx.errors import NotSupportedError, StyxError
 from styx.ops import common, stages
 from styx.ops.pipeline import Pipeline
 
@@ -154,7 +154,13 @@ def launch(
         placement = stages.choose_placement(task, name)
     db = common.database()
     with cluster_lock(db, name, purpose="launch", timeout=60.0):
+        autostop = _autostop_config(task, idle_minutes, down)
         handle, provider = stages.provision(db, pipe, task, name, placement)
+        if autostop.idle_minutes is not None and not provider.supports_autostop:
+            raise NotSupportedError(
+                f"Autostop is not supported on '{provider.name}' clusters.",
+                f"Drop -i/--down/autostop, and run `styx down {name}` when done.",
+            )
         try:
             handle = stages.bring_up_runtime(
                 db,
@@ -162,7 +168,7 @@ def launch(
                 handle,
                 provider,
                 fast=fast,
-                autostop=_autostop_config(task, idle_minutes, down),
+                autostop=autostop,
             )
         except BaseException:
             _mark_failed_launch(db, name)

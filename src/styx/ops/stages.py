@@ -10,7 +10,6 @@ import dataclasses
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from styx.errors import NotSupportedError, ResourcesUnavailable, SpecError
@@ -54,7 +53,7 @@ def choose_placement(task: Task, cluster_name: str) -> Placement:
     reasons: list[str] = []
     for candidate in task.resources.candidates():
         infra = candidate.cloud or "local"
-        if infra != "local":
+        if infra not in ("local", "ssh"):
             reasons.append(f"infra '{candidate.infra}' is not supported yet")
             continue
         if candidate.instance_type or candidate.use_spot:
@@ -74,11 +73,13 @@ def choose_placement(task: Task, cluster_name: str) -> Placement:
             memory_gb=memory,
             accelerators=accels or None,
             ports=tuple(str(p.to_yaml()) for p in candidate.ports),
+            region=candidate.region,
+            zone=candidate.zone,
         )
-        return Placement("local", candidate, request)
+        return Placement(infra, candidate, request)
     raise NotSupportedError(
         f"No resource candidate of the task can run on this version of Styx ({'; '.join(reasons)}).",
-        "Use `infra: local` (this machine) for now; SSH pools and clouds are on the way.",
+        "Use `infra: local` (this machine) or `infra: ssh/<pool>` for now; clouds are on the way.",
     )
 
 
@@ -171,18 +172,30 @@ def bring_up_runtime(
 def ensure_installed(
     db: Database, pipe: Pipeline, handle: ClusterHandle, provider: Provider
 ) -> ClusterHandle:
-    """Install Ray and Styx into the node's runtime venv when its interpreter lacks them."""
-    from styx.cluster import install
+    """Ray and Styx on every node: installed into the runtime venv where missing, and (from a
+    source tree) the nodes' copy of Styx brought up to date."""
+    from styx import paths
+    from styx.cluster import install, runtime
     from styx.state.clusters import update_cluster
 
-    runner = provider.runner(handle)
-    if install.has_runtime(runner, handle.python):
+    venv = handle.extra.get("runtime_venv")
+    base = handle.extra.get("base_python") or handle.python
+    source = install.RuntimeSource.detect()
+    runners = [provider.runner(handle, i) for i in range(len(handle.nodes))]
+    missing = [r for r in runners if not install.has_runtime(r, handle.python)]
+    if not missing:
+        if venv:  # a managed runtime: keep its copy of Styx in step with this client
+            runtime.each(runners, lambda r: install.sync_source(r, venv, source), "sync Styx")
         return handle
-    venv = str(Path(handle.agent_root).parent.parent.parent / "runtime")
-    with pipe.stage("install runtime", f"Ray and Styx into {venv} (first launch only)"):
-        python = install.install(runner, handle.python, venv, install.RuntimeSource.detect())
-    handle = dataclasses.replace(handle, python=python)
-    update_cluster(db, handle.cluster_name, handle=handle.to_json())
+    venv = venv or str(paths.home() / "runtime")
+    where = f"{len(missing)} node(s)" if len(runners) > 1 else venv
+    with pipe.stage("install runtime", f"Ray and Styx into {where} (first launch only)"):
+        runtime.each(missing, lambda r: install.install(r, base, venv, source), "install")
+    python = install.runtime_python(venv)
+    if python != handle.python or handle.extra.get("runtime_venv") != venv:
+        extra = {**handle.extra, "runtime_venv": venv}
+        handle = dataclasses.replace(handle, python=python, extra=extra)
+        update_cluster(db, handle.cluster_name, handle=handle.to_json())
     return handle
 
 

@@ -71,12 +71,17 @@ class Provider(Protocol):
     """Makes and breaks machines for one kind of infrastructure."""
 
     name: str
+    #: Whether the head's agent can stop or tear down the cluster by itself when idle.
+    supports_autostop: bool
 
     def provision(self, request: ProvisionRequest) -> ClusterHandle:
         """Create (or reuse) the cluster's nodes; idempotent per cluster name."""
 
     def is_up(self, handle: ClusterHandle) -> bool:
         """Whether every node of the cluster is running, according to the infra."""
+
+    def unreachable_nodes(self, handle: ClusterHandle) -> list[str]:
+        """Names of the cluster's nodes that cannot be reached now."""
 
     def stop(self, handle: ClusterHandle) -> None:
         """Stop the nodes, keeping their disks."""

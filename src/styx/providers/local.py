@@ -117,6 +117,7 @@ class LocalProvider:
     """This machine as a one-node cluster."""
 
     name = "local"
+    supports_autostop = True
 
     def provision(self, request: ProvisionRequest) -> ClusterHandle:
         if request.num_nodes != 1:
@@ -173,6 +174,9 @@ class LocalProvider:
 
     def is_up(self, handle: ClusterHandle) -> bool:
         return Path(handle.agent_root).is_dir()
+
+    def unreachable_nodes(self, handle: ClusterHandle) -> list[str]:
+        return []
 
     def stop(self, handle: ClusterHandle) -> None:
         from styx.cluster import runtime

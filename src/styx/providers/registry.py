@@ -7,9 +7,10 @@ import importlib
 from styx.errors import NotSupportedError
 from styx.providers.base import Provider
 
-# infra kind -> (module, class). Later issues add ssh, aws, gcp, azure, kubernetes.
+# infra kind -> (module, class). Later issues add aws, gcp, azure, kubernetes.
 _PROVIDERS: dict[str, tuple[str, str]] = {
     "local": ("styx.providers.local", "LocalProvider"),
+    "ssh": ("styx.providers.ssh", "SSHProvider"),
 }
 
 

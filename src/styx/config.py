@@ -1,0 +1,44 @@
+"""The user's settings and the state database they select, for every layer above ``state``.
+
+``~/.styx/config.yaml`` is read once per process and validated (ConfigError names the key and
+line). The database is ``$STYX_DB_URL``, else the config's ``db:``, else SQLite under STYX_HOME.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from styx.spec.config import Config
+    from styx.state.db import Database
+
+
+@functools.cache
+def user_config() -> Config | None:
+    """``~/.styx/config.yaml``, validated; None if absent."""
+    from styx import paths
+
+    path = paths.config_file()
+    if not path.exists():
+        return None
+    from styx.spec.config import load_config
+
+    return load_config(str(path))
+
+
+def config_db_url() -> str | None:
+    """``db:`` from the config; STYX_DB_URL, when set, wins without reading the file."""
+    if os.environ.get("STYX_DB_URL"):
+        return None
+    config = user_config()
+    value = config.get("db") if config is not None else None
+    return str(value) if value else None
+
+
+def database() -> Database:
+    """The state database for this process."""
+    from styx.state.db import get_db
+
+    return get_db(config_db_url())
