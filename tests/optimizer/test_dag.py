@@ -160,7 +160,8 @@ def test_solvers_match_brute_force_on_random_dags(method: str) -> None:
         pytest.importorskip("scipy")
     run = {
         "highspy": solver.ilp_highspy, "scipy": solver.ilp_scipy,
-        "search": solver.branch_and_bound, "solve": lambda n, e: solver.solve(n, e)[0],
+        "search": lambda n, e: solver.branch_and_bound(n, e)[0],
+        "solve": lambda n, e: solver.solve(n, e)[0],
     }[method]  # fmt: skip
     rng = random.Random(7)
     for _ in range(40):

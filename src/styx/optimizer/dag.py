@@ -104,7 +104,8 @@ def optimize_dag(
             hours=hours,
         )
     ranked_all, options, considered, node, edges = build_problem(dag, ctx)
-    choice, method = solve.solve(node, edges)
+    labels = [[c.infra for c in opts] for opts in options]
+    choice, method = solve.solve(node, edges, labels)
     chosen = [options[u][a] for u, a in enumerate(choice)]
     tasks, dag_edges = dag.tasks, set(dag.edges)
     plans: list[TaskPlan] = []
@@ -130,6 +131,12 @@ def optimize_dag(
     egress_seconds = sum(p.egress_seconds for p in plans)
     total_cost = sum(p.cost for p in plans)
     total_seconds = sum(p.hours * 3600.0 for p in plans) + egress_seconds
+    notes = core._price_notes(*plans)
+    if method == "heuristic":
+        notes += (
+            "No MILP solver is installed and the DAG is large, so the placement is the best "
+            "found, not proven optimal; `pip install highspy` makes it exact.",
+        )
     return Plan(
         tuple(plans),
         objective,
@@ -138,5 +145,5 @@ def optimize_dag(
         total_seconds,
         egress_cost,
         egress_seconds,
-        core._price_notes(*plans),
+        notes,
     )

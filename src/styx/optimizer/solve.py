@@ -9,7 +9,8 @@ on ``b``). Minimise ``sum node[u][x_u] + sum edge[(u, v)][x_u][x_v]``.
 * otherwise an ILP: binaries ``x[u, a]`` with ``sum_a x[u, a] = 1`` and, per edge and option
   pair with a positive weight, ``y >= x[u, a] + x[v, b] - 1`` (``y`` in [0, 1], minimised, so it
   equals the product). Solved by HiGHS through ``highspy``, or SciPy's ``milp`` (also HiGHS);
-  without either, an exact branch and bound in pure Python.
+  without either, a branch and bound in pure Python, exact on small DAGs and stopped after
+  :data:`SEARCH_NODE_LIMIT` nodes on large ones (then the best assignment found is used).
 """
 
 from __future__ import annotations
@@ -21,12 +22,16 @@ from collections.abc import Iterator
 
 Matrix = list[list[float]]
 EdgeWeights = dict[tuple[int, int], Matrix]
-SEARCH_NODE_LIMIT = 2_000_000
+SEARCH_NODE_LIMIT = 20_000  # the bound costs O(n k deg) per node: about a second in all
 
 
-def solve(node: list[list[float]], edges: EdgeWeights) -> tuple[list[int], str]:
+def solve(
+    node: list[list[float]], edges: EdgeWeights, labels: list[list[str]] | None = None
+) -> tuple[list[int], str]:
     """The optimal option per task and the method used (``independent``, ``dp``, ``ilp``,
-    ``milp`` or ``search``)."""
+    ``milp``, ``search``; or ``heuristic`` when, without a MILP solver, the search stopped
+    before proving its best assignment optimal). ``labels`` names each option's group (its
+    infra kind); the search starts from "every task in one group" too."""
     weighted = {k: m for k, m in edges.items() if any(w > 0 for row in m for w in row)}
     if not weighted:
         return [min(range(len(ws)), key=ws.__getitem__) for ws in node], "independent"
@@ -39,7 +44,8 @@ def solve(node: list[list[float]], edges: EdgeWeights) -> tuple[list[int], str]:
     try:
         return ilp_scipy(node, weighted), "milp"
     except ImportError:
-        return branch_and_bound(node, weighted), "search"
+        choice, proven = branch_and_bound(node, weighted, labels)
+        return choice, "search" if proven else "heuristic"
 
 
 def total(node: list[list[float]], edges: EdgeWeights, choice: list[int]) -> float:
@@ -179,34 +185,88 @@ def ilp_scipy(node: list[list[float]], edges: EdgeWeights) -> list[int]:
     return _decode(node, list(result.x))
 
 
-def branch_and_bound(node: list[list[float]], edges: EdgeWeights) -> list[int]:
-    """Exact depth-first search with a lower bound (node minima of unassigned tasks)."""
+def local_search(node: list[list[float]], edges: EdgeWeights, start: list[int]) -> list[int]:
+    """Improve ``start`` one task at a time (each takes its best option given its neighbours)
+    until no single change helps: a good first bound for the search."""
+    around: dict[int, list[tuple[int, Matrix, bool]]] = {}
+    for (u, v), m in edges.items():
+        around.setdefault(u, []).append((v, m, True))
+        around.setdefault(v, []).append((u, m, False))
+    choice = list(start)
+    for _ in range(100):
+        changed = False
+        for i, ws in enumerate(node):
+
+            def cost(a: int, i: int = i, ws: list[float] = ws) -> float:
+                links = around.get(i, ())
+                return ws[a] + sum(
+                    m[a][choice[j]] if out else m[choice[j]][a] for j, m, out in links
+                )
+
+            best = min(range(len(ws)), key=cost)
+            if cost(best) < cost(choice[i]) - 1e-12:
+                choice[i], changed = best, True
+        if not changed:
+            break
+    return choice
+
+
+def _seeds(node: list[list[float]], labels: list[list[str]] | None) -> list[list[int]]:
+    cheapest = [min(range(len(ws)), key=ws.__getitem__) for ws in node]
+    seeds = [cheapest]
+    for group in sorted({g for row in labels or [] for g in row}):
+        seeds.append(
+            [
+                row.index(group) if group in row else cheapest[u]
+                for u, row in enumerate(labels or [])
+            ]
+        )
+    return seeds
+
+
+def branch_and_bound(
+    node: list[list[float]], edges: EdgeWeights, labels: list[list[str]] | None = None
+) -> tuple[list[int], bool]:
+    """Depth-first search over tasks in index order. The bound adds, for every task not yet
+    placed, its cheapest option given the edges from tasks already placed (edges between
+    unplaced tasks cost >= 0). Returns the best assignment and whether it is proven optimal
+    (False when :data:`SEARCH_NODE_LIMIT` nodes were visited first)."""
     n = len(node)
     into: dict[int, list[tuple[int, Matrix]]] = {}
     for (u, v), m in edges.items():
         first, second = min(u, v), max(u, v)
         matrix = m if u < v else [list(col) for col in zip(*m, strict=True)]
         into.setdefault(second, []).append((first, matrix))
-    mins = [min(ws) for ws in node]
-    rest = [sum(mins[i:]) for i in range(n)] + [0.0]
+    starts = [local_search(node, edges, seed) for seed in _seeds(node, labels)]
+    best = min(starts, key=lambda c: total(node, edges, c))
+    best_value = total(node, edges, best)
     order = [sorted(range(len(ws)), key=ws.__getitem__) for ws in node]
-    best_value, best = total(node, edges, [o[0] for o in order]), [o[0] for o in order]
     choice = [0] * n
     visited = 0
+
+    def bound(i: int) -> float:
+        """Lower bound of tasks i..n-1 given choice[:i]."""
+        low = 0.0
+        for j in range(i, n):
+            links = [(u, m) for u, m in into.get(j, ()) if u < i]
+            low += min(w + sum(m[choice[u]][b] for u, m in links) for b, w in enumerate(node[j]))
+        return low
 
     def visit(i: int, value: float) -> None:
         nonlocal best_value, best, visited
         visited += 1
         if i == n:
-            if value < best_value:
+            if value < best_value - 1e-12:
                 best_value, best = value, list(choice)
             return
         for a in order[i]:
+            if visited > SEARCH_NODE_LIMIT:
+                return
             step = node[i][a] + sum(m[choice[u]][a] for u, m in into.get(i, ()))
-            if value + step + rest[i + 1] >= best_value or visited > SEARCH_NODE_LIMIT:
-                continue
             choice[i] = a
+            if value + step + bound(i + 1) >= best_value - 1e-12:
+                continue
             visit(i + 1, value + step)
 
     visit(0, 0.0)
-    return best
+    return best, visited <= SEARCH_NODE_LIMIT

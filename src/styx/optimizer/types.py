@@ -199,7 +199,8 @@ class TaskPlan:
 class Plan:
     """The optimizer's answer for a task or a DAG: one :class:`TaskPlan` per task, in the
     DAG's task order. ``method`` says how the DAG was solved: ``single``, ``dp`` (a chain),
-    ``ilp`` (HiGHS), ``milp`` (SciPy) or ``search`` (exact branch and bound, no solver)."""
+    ``ilp`` (HiGHS), ``milp`` (SciPy), ``search`` (exact branch and bound, no solver) or
+    ``heuristic`` (that search stopped early on a large DAG; see ``notes``)."""
 
     tasks: tuple[TaskPlan, ...]
     objective: Objective
