@@ -17,6 +17,7 @@ from styx.errors import RemoteError
 
 #: Ray versions the agent is tested with.
 RAY_REQUIREMENT = "ray[client]>=2.9,<3"
+PSUTIL_REQUIREMENT = "psutil>=5.9"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,15 +34,12 @@ class RuntimeSource:
         return cls(source_dir=source, wheelhouse=os.environ.get("STYX_WHEELHOUSE") or None)
 
     def requirements(self) -> list[str]:
-        """What pip installs: Styx's dependencies (from a source tree, which is then put on the
-        venv's path with a .pth file: no build step), or the released package."""
+        """What pip installs: the released package, or (from a source tree, whose styx package
+        is then put on the venv's path: no build step) only what the agent imports, which is
+        Ray and psutil."""
         if not self.source_dir:
             return [f"styx[runtime]=={__version__}", RAY_REQUIREMENT]
-        import tomllib
-
-        with open(Path(self.source_dir) / "pyproject.toml", "rb") as f:
-            deps = list(tomllib.load(f)["project"]["dependencies"])
-        return [*deps, RAY_REQUIREMENT]
+        return [RAY_REQUIREMENT, PSUTIL_REQUIREMENT]
 
 
 def runtime_python(venv: str) -> str:
@@ -67,7 +65,8 @@ def install(runner: Runner, base_python: str, venv: str, source: RuntimeSource) 
         runner.run([base_python, "-m", "venv", "--system-site-packages", venv], timeout=300).check(
             f"Creating the runtime venv {venv} on {runner.node_name}"
         )
-    pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    # --no-compile: byte-compiling all of Ray costs seconds; modules compile as they are used.
+    pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
     if source.wheelhouse:
         remote_wheels = f"{venv}-wheelhouse"
         if not os.path.isdir(source.wheelhouse):
