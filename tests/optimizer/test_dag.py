@@ -183,3 +183,20 @@ def test_chain_dp_matches_brute_force() -> None:
         }
         choice = solver.chain_dp(node, edges)
         assert solver.total(node, edges, choice) == pytest.approx(brute_solve(node, edges))
+
+
+def test_without_a_milp_solver_the_search_says_so(
+    catalog_env: Path, rows: list[brute.Row], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def missing(*_: object) -> list[int]:
+        raise ImportError("no solver")
+
+    monkeypatch.setattr(solver, "ilp_highspy", missing)
+    monkeypatch.setattr(solver, "ilp_scipy", missing)
+    dag = make_dag(*DAGS["diamond"])
+    plan = optimize_dag(dag, clouds=CLOUDS)
+    assert plan.method == "search" and not plan.notes
+    assert plan.total_cost == pytest.approx(brute_dag(dag, rows)[0], rel=1e-9)
+    monkeypatch.setattr(solver, "SEARCH_NODE_LIMIT", 1)
+    plan = optimize_dag(dag, clouds=CLOUDS)
+    assert plan.method == "heuristic" and "not proven optimal" in plan.notes[-1]

@@ -41,13 +41,12 @@ def check_accelerator_names(
         for node in offer.nodes:
             known.update(node.accelerators)
     lower = {k.lower() for k in known}
-    common = common_accelerators()
     for r in specs:
         accelerator = r.accelerator
-        if accelerator is None:
+        if accelerator is None or accelerator.name.lower() in lower:
             continue
-        name = accelerator.name.lower()
-        if name in lower or name in common:
+        common = common_accelerators()  # read only for names no enabled catalog knows
+        if accelerator.name.lower() in common:
             continue
         names = close_names(accelerator.name, known | {v[0] for v in common.values()})
         raise SpecError(
