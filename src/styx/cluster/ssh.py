@@ -55,8 +55,9 @@ class SSHHost:
     ``name`` names the node in messages and is the ssh destination when ``hostname`` is None,
     so an alias from the user's ``~/.ssh/config`` works as is (its HostName, User, Port,
     IdentityFile and ProxyJump apply). Fields left None are left to ssh's config.
-    ``proxy_jump`` is another :class:`SSHHost` or a ``[user@]host[:port][,...]`` string; jump
-    hosts get the same options (batch mode, timeouts, known hosts) as the node.
+    ``proxy_jump`` is another :class:`SSHHost` or a ``[user@]host[:port][,...]`` string (whose
+    hops use this host's key and config file); jump hosts get the same options (batch mode,
+    timeouts, known hosts) as the node, and a master of their own.
     ``options`` are extra ``-o`` settings, as (key, value) pairs.
     """
 
@@ -225,8 +226,8 @@ class SSHRunner:
     ) -> RunResult:
         """Run ``argv`` on the node (``env`` added, in ``cwd``, ``input_text`` on stdin).
         Returns the command's exit status and output; raises HostUnreachable when the node
-        cannot be reached or the connection is lost, RemoteError(ssh-auth-failed) when it
-        refuses us."""
+        cannot be reached, the connection is lost or ``timeout`` passes (the remote command is
+        then left to end by itself), RemoteError(ssh-auth-failed) when it refuses us."""
         command = remote_command(argv, env, cwd)
         self.connect()
         argv0 = argv[0]
