@@ -1,0 +1,203 @@
+"""SSH node pools end to end: real sshd hosts in network namespaces, real rsync, real Ray.
+
+Four test hosts form one pool. The runtime is installed on each host from a local wheelhouse
+(the suite has no route out), exactly as on machines without internet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.ops.conftest import REPO, Styx, wait_for
+from tests.testworld.testbed import Testbed, usable
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def wheelhouse() -> str | None:
+    path = os.environ.get("STYX_TEST_WHEELHOUSE") or str(REPO / ".wheelhouse")
+    return path if Path(path).is_dir() and any(Path(path).glob("ray-*.whl")) else None
+
+
+@pytest.fixture(scope="module")
+def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
+    why = usable()
+    if why:
+        pytest.skip(why)
+    if wheelhouse() is None:
+        pytest.skip("no wheelhouse with Ray (scripts/test.sh builds .wheelhouse before the tests)")
+    testbed = Testbed(tmp_path_factory.mktemp("bed"), 4).up()
+    yield testbed
+    testbed.down()
+
+
+@pytest.fixture(scope="module")
+def styx(bed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Styx]:
+    home = tmp_path_factory.mktemp("styx-ssh-home")
+    hosts = "\n".join(f"    - {h.ip}" for h in bed.hosts)
+    (home / "ssh_node_pools.yaml").write_text(
+        f"lab:\n  user: root\n  identity_file: {bed.key}\n  hosts:\n{hosts}\n"
+    )
+    runner = Styx(home, extra_env={"STYX_WHEELHOUSE": str(wheelhouse())})
+    yield runner
+    runner("down", "--all", "-y", timeout=300)
+
+
+@pytest.fixture(autouse=True)
+def _restore_faults(bed: Testbed) -> Iterator[None]:
+    yield
+    bed.restore()
+
+
+def our_processes(bed: Testbed, i: int) -> list[str]:
+    """Command lines of host i's processes other than its sshd (and sshd's session children)."""
+    out = []
+    for pid in bed.pids(i):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except OSError:
+            continue
+        if cmd and not cmd.startswith("sshd") and "/usr/sbin/sshd" not in cmd:
+            out.append(f"{pid}: {cmd[:160]}")
+    return out
+
+
+def write_task(path: Path, body: str) -> str:
+    path.write_text(body)
+    return str(path)
+
+
+def status_of(styx: Styx, name: str) -> str | None:
+    rows = json.loads(styx("status", "--json", check=True).stdout)
+    return next((r["status"] for r in rows if r["name"] == name), None)
+
+
+def test_two_node_job_ranks_ips_and_workdir(styx: Styx, bed: Testbed, tmp_path: Path) -> None:
+    work = tmp_path / "proj"
+    work.mkdir()
+    (work / "marker.txt").write_text("workdir-arrived\n")
+    task = write_task(
+        tmp_path / "t.yaml",
+        f"""
+name: two
+num_nodes: 2
+workdir: {work}
+resources:
+  infra: ssh/lab
+run: |
+  echo "rank=$SKYPILOT_NODE_RANK styx_rank=$STYX_NODE_RANK n=$SKYPILOT_NUM_NODES $(cat marker.txt)"
+  echo "ips=$(echo $SKYPILOT_NODE_IPS | tr ' ' ',') host=$(hostname)"
+""",
+    )
+    t0 = time.monotonic()
+    r = styx("launch", task, "-c", "two", "-y", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    launch_s = time.monotonic() - t0
+    ips = f"{bed.host(1).ip},{bed.host(2).ip}"
+    for rank, host in ((0, "h1"), (1, "h2")):
+        assert f"rank={rank} styx_rank={rank} n=2 workdir-arrived" in r.stdout, r.stdout
+        assert f"ips={ips} host={host}" in r.stdout
+    assert "(rank 1, h2)" in r.stdout  # each node's lines are prefixed
+    print(f"2-node launch on fresh hosts: {launch_s:.1f} s")
+
+
+def test_two_clusters_never_share_a_host(styx: Styx, bed: Testbed, tmp_path: Path) -> None:
+    task = write_task(
+        tmp_path / "three.yaml",
+        """
+num_nodes: 3
+resources:
+  infra: ssh/lab
+run: echo "rank=$SKYPILOT_NODE_RANK host=$(hostname) ips=$(echo $SKYPILOT_NODE_IPS)"
+""",
+    )
+    r = styx("launch", task, "-c", "three", "-y", timeout=600)
+    assert r.returncode == 6, r.stdout + r.stderr  # cluster 'two' holds h1 and h2
+    assert "resources-unavailable" in r.stderr and "two" in r.stderr
+    assert status_of(styx, "three") is None  # nothing half-made is left
+    assert styx("down", "two", "-y", timeout=300).returncode == 0
+    r = styx("launch", task, "-c", "three", "-y", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for rank in range(3):
+        assert f"rank={rank} host=h{rank + 1}" in r.stdout
+    three_ips = " ".join(bed.host(i).ip for i in (1, 2, 3))
+    assert f"ips={three_ips}" in r.stdout
+
+
+def test_exec_on_up_cluster_and_fast_relaunch(styx: Styx, tmp_path: Path) -> None:
+    r = styx("exec", "three", "echo exec-rank-$SKYPILOT_NODE_RANK")
+    assert r.returncode == 0, r.stderr
+    assert "exec-rank-0" in r.stdout
+    task = write_task(
+        tmp_path / "fast.yaml",
+        "num_nodes: 3\nresources:\n  infra: ssh/lab\nrun: echo fast-$SKYPILOT_NODE_RANK\n",
+    )
+    t0 = time.monotonic()
+    r = styx("launch", task, "-c", "three", "--fast", "-y")
+    assert r.returncode == 0, r.stderr
+    assert {"fast-0", "fast-1", "fast-2"} <= set(r.stdout.split())
+    print(f"--fast relaunch on the up 3-node cluster: {time.monotonic() - t0:.2f} s")
+
+
+def test_host_crash_fails_the_job_and_degrades_the_cluster(
+    styx: Styx, bed: Testbed, tmp_path: Path
+) -> None:
+    r = styx("exec", "three", "-d", "--num-nodes", "3", "sleep 600")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(styx("queue", "three", "--json", check=True).stdout)["three"]
+    job_id = max(j["job_id"] for j in rows)
+
+    def job_status() -> str:
+        jobs = json.loads(styx("queue", "three", "--json", check=True).stdout)["three"]
+        return next(j["status"] for j in jobs if j["job_id"] == job_id)
+
+    wait_for(lambda: job_status() == "RUNNING", 60, "the job to run")
+    time.sleep(1.0)
+    crashed_at = time.monotonic()
+    bed.crash(3)
+    try:
+        wait_for(lambda: job_status() in ("FAILED", "FAILED_DRIVER"), 30, "the job to fail")
+    except AssertionError:
+        log = bed.host(1).dir / "root" / ".styx" / "agent" / "agent.log"
+        print("agent.log on the head:", log.read_text()[-3000:] if log.exists() else "missing")
+        raise
+    took = time.monotonic() - crashed_at
+    assert took <= 20.0, f"the job failed {took:.1f} s after the crash"
+    # The job's processes on the surviving nodes are gone too.
+    wait_for(
+        lambda: not any("sleep 600" in p for i in (1, 2) for p in our_processes(bed, i)),
+        15,
+        "the job's processes on h1 and h2 to end",
+    )
+    r = styx("status", "-r")
+    assert r.returncode == 0
+    assert status_of(styx, "three") == "DEGRADED"
+    assert "is DEGRADED" in r.stdout and "h3" in r.stdout and "cannot be reached" in r.stdout
+
+
+def test_down_leaves_nothing_running(styx: Styx, bed: Testbed) -> None:
+    assert styx("down", "three", "-y", timeout=300).returncode == 0
+    for i in (1, 2):  # h3 crashed in the previous test
+        wait_for(lambda i=i: our_processes(bed, i) == [], 20, f"h{i} to have no process of ours")
+    assert status_of(styx, "three") is None
+
+
+def test_unreachable_host_at_launch_names_the_host(
+    styx: Styx, bed: Testbed, tmp_path: Path
+) -> None:
+    bed.reboot(3)
+    bed.cut_link(1)
+    task = write_task(tmp_path / "one.yaml", "resources:\n  infra: ssh/lab\nrun: echo hi\n")
+    t0 = time.monotonic()
+    r = styx("launch", task, "-c", "cut", "-y", timeout=300)
+    took = time.monotonic() - t0
+    assert r.returncode == 7, r.stdout + r.stderr
+    assert "host-unreachable" in r.stderr and bed.host(1).ip in r.stderr
+    assert "Traceback" not in r.stderr
+    assert took < 60, f"took {took:.1f} s"
+    assert status_of(styx, "cut") is None  # no half-made cluster holds the other hosts
