@@ -134,10 +134,25 @@ def test_dryrun_prints_plan_and_redacts_secrets(tmp_path: Path) -> None:
     assert not (tmp_path / "state.db").exists()  # a dry run changes nothing
 
 
-def test_dryrun_shows_candidates(tmp_path: Path) -> None:
-    r = styx("launch", "examples/any_of.yaml", "--dryrun", home=tmp_path)
+SHARED_CATALOG = REPO.parent / "shared" / "catalog"
+
+
+@pytest.mark.skipif(not SHARED_CATALOG.is_dir(), reason="no ../shared/catalog beside the repo")
+def test_dryrun_shows_the_optimizers_choice_and_runners_up(tmp_path: Path) -> None:
+    # GCP counts as enabled when its credentials file exists; the catalog is the shared one.
+    creds = tmp_path / "gcp.json"
+    creds.write_text("{}")
+    env = {"STYX_CATALOG_DIR": str(SHARED_CATALOG), "GOOGLE_APPLICATION_CREDENTIALS": str(creds)}
+    r = styx("launch", "examples/any_of.yaml", "--dryrun", home=tmp_path, extra_env=env)
     assert r.returncode == 0, r.stderr
-    assert "candidates" in r.stdout
+    assert "gcp" in r.stdout and "H100" in r.stdout and "✔" in r.stdout
+    assert "not supported by this version" in r.stdout  # no GCP provider yet: said, not hidden
+
+
+def test_dryrun_of_an_infeasible_request_says_why(tmp_path: Path) -> None:
+    r = styx("launch", "examples/any_of.yaml", "--dryrun", home=tmp_path)
+    assert r.returncode == 6, r.stderr
+    assert "resources-unavailable" in r.stderr and "not enabled" in r.stderr
 
 
 def test_unsupported_fields_are_refused_not_ignored(tmp_path: Path) -> None:

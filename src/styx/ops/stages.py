@@ -46,41 +46,82 @@ class Placement:
 # --- optimize -------------------------------------------------------------------------------
 
 
-def choose_placement(task: Task, cluster_name: str) -> Placement:
-    """Resources as written (the optimizer comes later): the first candidate this Styx can run."""
+def provision_request(task: Task, candidate: Resources, cluster_name: str) -> ProvisionRequest:
+    """What to ask a provider for, from one concrete resources candidate of the task."""
     from styx.providers.base import ProvisionRequest
 
-    reasons: list[str] = []
-    for candidate in task.resources.candidates():
-        infra = candidate.cloud or "local"
-        if infra not in ("local", "ssh"):
-            reasons.append(f"infra '{candidate.infra}' is not supported yet")
-            continue
-        if candidate.instance_type or candidate.use_spot:
-            reasons.append("instance_type and use_spot need a cloud")
-            continue
-        accels = {a.name: float(a.count) for a in candidate.accelerators[:1]}
-        cpus = candidate.cpus.count if candidate.cpus else None
-        memory = None
-        if candidate.memory is not None:
-            memory = candidate.memory.gb
-            if memory is None and candidate.memory.per_cpu and cpus:
-                memory = candidate.memory.per_cpu * cpus
-        request = ProvisionRequest(
-            cluster_name=cluster_name,
-            num_nodes=task.num_nodes,
-            cpus=cpus,
-            memory_gb=memory,
-            accelerators=accels or None,
-            ports=tuple(str(p.to_yaml()) for p in candidate.ports),
-            region=candidate.region,
-            zone=candidate.zone,
-        )
-        return Placement(infra, candidate, request)
-    raise NotSupportedError(
-        f"No resource candidate of the task can run on this version of Styx ({'; '.join(reasons)}).",
-        "Use `infra: local` (this machine) or `infra: ssh/<pool>` for now; clouds are on the way.",
+    accels = {a.name: float(a.count) for a in candidate.accelerators[:1]}
+    cpus = candidate.cpus.count if candidate.cpus else None
+    memory = None
+    if candidate.memory is not None:
+        memory = candidate.memory.gb
+        if memory is None and candidate.memory.per_cpu and cpus:
+            memory = candidate.memory.per_cpu * cpus
+    return ProvisionRequest(
+        cluster_name=cluster_name,
+        num_nodes=task.num_nodes,
+        cpus=cpus,
+        memory_gb=memory,
+        accelerators=accels or None,
+        ports=tuple(str(p.to_yaml()) for p in candidate.ports),
+        region=candidate.region,
+        zone=candidate.zone,
     )
+
+
+def infra_offers(task: Task) -> list[Any]:
+    """The capacity Styx already has: this machine, and the SSH pools the task names.
+
+    A pool's hosts are probed only at provisioning, so here they offer what the task asks
+    for; the SSH provider checks the real hosts and says which one falls short.
+    """
+    from styx.optimizer import InfraOffer, NodeCapacity
+    from styx.providers import local
+
+    gpus, gpu_name = local.detect_gpus()
+    offers = [
+        InfraOffer(
+            "local",
+            "local",
+            (
+                NodeCapacity(
+                    local.detect_cpus(),
+                    local.detect_memory_gb(),
+                    {gpu_name: float(gpus)} if gpu_name else {},
+                ),
+            ),
+        ),
+    ]
+    pools = {c.region for c in task.resources.candidates() if c.cloud == "ssh"}
+    if pools:
+        from styx.providers.ssh_pools import load_pools
+
+        wanted = {
+            a.name: float(a.count) for c in task.resources.candidates() for a in c.accelerators
+        }
+        for pool in load_pools().values():
+            if None in pools or pool.name in pools:
+                node = NodeCapacity(float("inf"), float("inf"), wanted)
+                offers.append(InfraOffer("ssh", pool.name, (node,) * len(pool.hosts)))
+    return offers
+
+
+def choose_placement(task: Task, cluster_name: str) -> Placement:
+    """The optimizer's choice over this machine, the named SSH pools and the enabled clouds."""
+    from styx.optimizer import optimize_task
+
+    plan = optimize_task(task, offers=infra_offers(task))
+    chosen = plan.chosen
+    if chosen.infra not in ("local", "ssh"):
+        raise NotSupportedError(
+            f"The cheapest place that fits is {chosen.describe()}, but launching on "
+            f"'{chosen.infra}' is not supported by this version of Styx yet.",
+            "Use `infra: local` (this machine) or `infra: ssh/<pool>`; `--dryrun` shows the plan.",
+        )
+    request = provision_request(task, chosen.spec, cluster_name)
+    if chosen.infra == "ssh":
+        request = dataclasses.replace(request, region=chosen.region)
+    return Placement(chosen.infra, chosen.spec, request)
 
 
 # --- stages -----------------------------------------------------------------------------------
@@ -104,7 +145,7 @@ def provision(
     if record is not None and record.status is ClusterStatus.UP:
         pipe.skip("provision", f"cluster '{name}' is up")
         handle = ClusterHandle.from_json(dict(record.handle))
-        check_fits_existing(handle, placement)
+        check_fits_existing(handle, placement.request)
         return handle, provider
     with pipe.stage("provision", f"{placement.describe()} for cluster '{name}'"):
         if record is not None and record.status is ClusterStatus.STOPPED:
@@ -127,8 +168,8 @@ def provision(
     return handle, provider
 
 
-def check_fits_existing(handle: ClusterHandle, placement: Placement) -> None:
-    request = placement.request
+def check_fits_existing(handle: ClusterHandle, request: ProvisionRequest) -> None:
+    """Refuse a task that the existing cluster's nodes cannot hold."""
     if request.num_nodes > len(handle.nodes):
         raise ResourcesUnavailable(
             f"Cluster '{handle.cluster_name}' has {len(handle.nodes)} node(s); the task needs "
