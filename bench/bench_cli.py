@@ -10,30 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-
-def timed(argv: list[str], env: dict[str, str], runs: int) -> list[float]:
-    out = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run(
-            argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True
-        )
-        out.append(time.perf_counter() - t0)
-    return out
-
-
-def report(name: str, samples: list[float], base: float) -> None:
-    med = statistics.median(samples)
-    p90 = sorted(samples)[int(len(samples) * 0.9) - 1]
-    print(
-        f"{name:<40} median {med * 1000:7.1f} ms  p90 {p90 * 1000:7.1f} ms  ratio {med / base:5.2f}x"
-    )
+from _util import report, timed
 
 
 def seed_clusters(home: str, n: int) -> None:

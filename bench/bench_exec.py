@@ -10,33 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def first_output(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert proc.stdout is not None
-    proc.stdout.read(1)
-    first = time.perf_counter() - t0
-    proc.stdout.read()
-    proc.wait()
-    return first, time.perf_counter() - t0
-
-
-def stats(name: str, samples: list[float], base: float | None = None) -> float:
-    med = statistics.median(samples)
-    p90 = sorted(samples)[max(0, int(len(samples) * 0.9) - 1)]
-    ratio = f"  ratio {med / base:5.2f}x" if base else ""
-    print(f"{name:<44} median {med * 1000:7.1f} ms  p90 {p90 * 1000:7.1f} ms{ratio}")
-    return med
+from _util import REPO, first_output, report
 
 
 def main() -> None:
@@ -62,10 +40,10 @@ def main() -> None:
                 first_output([sys.executable, "-c", "print('x')"], env)[0] for _ in range(args.runs)
             ]
             runs = [first_output([*styx, "exec", "bench", "echo x"], env) for _ in range(args.runs)]
-            base_bash = stats("baseline: bash -c 'echo x' (first output)", bash)
-            base_py = stats("baseline: python -c \"print('x')\"", py)
-            stats("styx exec: submit to first output", [r[0] for r in runs], base_py)
-            stats("styx exec: whole command (job done)", [r[1] for r in runs], base_py)
+            base_bash = report("baseline: bash -c 'echo x' (first output)", bash)
+            base_py = report("baseline: python -c \"print('x')\"", py)
+            report("styx exec: submit to first output", [r[0] for r in runs], base_py)
+            report("styx exec: whole command (job done)", [r[1] for r in runs], base_py)
             print(f"(ratio is to the python baseline; bash floor is {base_bash * 1000:.1f} ms)")
         finally:
             subprocess.run([*styx, "down", "bench", "-y"], env=env, cwd=REPO, capture_output=True)

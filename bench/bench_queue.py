@@ -16,25 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def timed(argv: list[str], env: dict[str, str], runs: int) -> list[float]:
-    out = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run(argv, env=env, cwd=REPO, stdout=subprocess.DEVNULL, check=True)
-        out.append(time.perf_counter() - t0)
-    return out
-
-
-def show(name: str, samples: list[float], base: float | None = None) -> None:
-    med = statistics.median(samples)
-    p90 = sorted(samples)[max(0, int(len(samples) * 0.9) - 1)]
-    ratio = f"  ratio {med / base:5.2f}x" if base else ""
-    print(f"{name:<44} median {med * 1000:7.1f} ms  p90 {p90 * 1000:7.1f} ms{ratio}")
+from _util import REPO, report, timed
 
 
 def main() -> None:
@@ -65,10 +48,10 @@ def main() -> None:
                 client.wait(job_id)
             print(f"filled {args.history} jobs in {time.perf_counter() - t0:.1f} s")
             base = timed([*styx, "status"], env, args.runs)
-            show("baseline: styx status", base)
+            report("baseline: styx status", base)
             b = statistics.median(base)
-            show("styx queue q (default view)", timed([*styx, "queue", "q"], env, args.runs), b)
-            show(
+            report("styx queue q (default view)", timed([*styx, "queue", "q"], env, args.runs), b)
+            report(
                 "styx queue q --all --json (10k rows)",
                 timed([*styx, "queue", "q", "--all", "--json"], env, args.runs),
                 b,

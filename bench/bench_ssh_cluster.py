@@ -21,10 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _util import REPO, first_output, report
+
 sys.path.insert(0, str(REPO))
 
-from tests.testworld.testbed import Testbed, usable  # noqa: E402
+from tests.testworld.testbed import Testbed, usable
 
 
 def styx(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -36,26 +37,6 @@ def styx(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=900,
     )
-
-
-def first_output(argv: list[str], env: dict[str, str]) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        argv, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-    )
-    assert proc.stdout is not None
-    proc.stdout.read(1)
-    took = time.perf_counter() - t0
-    proc.stdout.read()
-    proc.wait()
-    return took
-
-
-def show(name: str, samples: list[float], base: float | None = None) -> None:
-    med = statistics.median(samples)
-    p90 = sorted(samples)[max(0, int(len(samples) * 0.9) - 1)]
-    ratio = f"  ratio {med / base:5.2f}x" if base else ""
-    print(f"{name:<52} median {med * 1000:8.1f} ms  p90 {p90 * 1000:8.1f} ms{ratio}")
 
 
 def main() -> None:
@@ -92,7 +73,7 @@ def main() -> None:
             r = styx(env, "launch", str(task3), "-c", "b3", "-y", "-d", "--fast")
             fast.append(time.perf_counter() - t0)
             assert r.returncode == 0, r.stderr
-        show("3-node launch --fast -d on the up cluster", fast)
+        report("3-node launch --fast -d on the up cluster", fast)
         styx(env, "down", "b3", "-y")
 
         task2 = Path(tmp) / "t2.yaml"
@@ -113,10 +94,12 @@ def main() -> None:
             t0 = time.perf_counter()
             subprocess.run(ssh_true, check=True)
             base.append(time.perf_counter() - t0)
-        show("baseline: ssh h1 true through the ControlMaster", base)
+        report("baseline: ssh h1 true through the ControlMaster", base)
         cmd = [sys.executable, "-m", "styx.cli.main", "exec", "b2", "--num-nodes", "2", "echo x"]
-        runs = [first_output(cmd, env) for _ in range(args.runs)]
-        show("styx exec on a 2-node cluster: submit to first output", runs, statistics.median(base))
+        runs = [first_output(cmd, env)[0] for _ in range(args.runs)]
+        report(
+            "styx exec on a 2-node cluster: submit to first output", runs, statistics.median(base)
+        )
         styx(env, "down", "b2", "-y")
 
 
