@@ -35,7 +35,6 @@ def render(headers: Sequence[str], rows: Sequence[Sequence[str]], *, max_width: 
     """
     cut = [[c if len(c) <= max_width else c[: max_width - 1] + "…" for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cut]) for i, h in enumerate(headers)]
-    color = click.get_text_stream("stdout").isatty() or None
     status_col = headers.index("STATUS") if "STATUS" in headers else -1
     header = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()
     lines = [click.style(header, bold=True)]
@@ -47,7 +46,7 @@ def render(headers: Sequence[str], rows: Sequence[Sequence[str]], *, max_width: 
                 text = click.style(text, **_STYLE_ARGS[_STATUS_STYLE[cell]])
             cells.append(text)
         lines.append("  ".join(cells).rstrip())
-    click.echo("\n".join(lines), color=color)
+    click.echo("\n".join(lines))  # click keeps the colours only on a terminal
 
 
 _STYLE_ARGS: dict[str, dict[str, Any]] = {
