@@ -89,6 +89,7 @@ num_nodes: 2
 workdir: {work}
 resources:
   infra: ssh/lab
+setup: echo "setup on rank $SKYPILOT_SETUP_NODE_RANK of $(hostname)"
 run: |
   echo "rank=$SKYPILOT_NODE_RANK styx_rank=$STYX_NODE_RANK n=$SKYPILOT_NUM_NODES $(cat marker.txt)"
   echo "ips=$(echo $SKYPILOT_NODE_IPS | tr ' ' ',') host=$(hostname)"
@@ -103,6 +104,7 @@ run: |
         assert f"rank={rank} styx_rank={rank} n=2 workdir-arrived" in r.stdout, r.stdout
         assert f"ips={ips} host={host}" in r.stdout
     assert "(rank 1, h2)" in r.stdout  # each node's lines are prefixed
+    assert "setup on rank 0 of h1" in r.stdout and "setup on rank 1 of h2" in r.stdout
     print(f"2-node launch on fresh hosts: {launch_s:.1f} s")
 
 
