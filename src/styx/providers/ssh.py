@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from styx import paths
 from styx.cluster.runner import Runner
@@ -20,6 +21,9 @@ from styx.errors import ResourcesUnavailable, UsageError
 from styx.providers.base import ClusterHandle, Node, ProvisionRequest
 from styx.providers.local import canonical_gpu_name, parse_nvidia_smi
 from styx.providers.ssh_pools import Pool, PoolHost, get_pool, load_pools
+
+if TYPE_CHECKING:
+    from styx.state.db import Database
 
 #: First port of the block each host's Ray uses (hosts are dedicated to one cluster).
 RAY_BASE_PORT = 46380
@@ -127,11 +131,11 @@ class SSHProvider:
         return handle
 
     @staticmethod
-    def _choose(db: object, pool: Pool, request: ProvisionRequest) -> list[PoolHost]:
+    def _choose(db: Database, pool: Pool, request: ProvisionRequest) -> list[PoolHost]:
         from styx.state.clusters import list_clusters
 
         holders: dict[str, str] = {}
-        for record in list_clusters(db):  # type: ignore[arg-type]
+        for record in list_clusters(db):
             extra = dict(record.handle).get("extra") or {}
             if record.provider == "ssh" and extra.get("pool") == pool.name:
                 for address in extra.get("hosts", []):
@@ -194,11 +198,7 @@ class SSHProvider:
                     )
 
     def is_up(self, handle: ClusterHandle) -> bool:
-        results = run_parallel(
-            [self.runner(handle, i) for i in range(len(handle.nodes))],
-            lambda r: r.run(["true"], timeout=30).returncode == 0,
-        )
-        return all(r is True for r in results)
+        return not self.unreachable_nodes(handle)
 
     def unreachable_nodes(self, handle: ClusterHandle) -> list[str]:
         """Names of the nodes that do not answer over SSH now."""
@@ -218,11 +218,8 @@ class SSHProvider:
         """Stop everything of ours on every reachable host; the record's deletion frees them."""
         from styx.cluster import runtime
 
-        alive = [
-            i
-            for i, n in enumerate(handle.nodes)
-            if n.name not in set(self.unreachable_nodes(handle))
-        ]
+        lost = set(self.unreachable_nodes(handle))
+        alive = [i for i, n in enumerate(handle.nodes) if n.name not in lost]
         if alive:
             runtime.stop_node_processes(handle, self, nodes=alive)
         self._forget_socket(handle)
