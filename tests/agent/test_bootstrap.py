@@ -21,7 +21,7 @@ def _flag(argv: list[str], name: str) -> str:
 
 def test_head_uses_styx_ports_and_no_dashboard() -> None:
     ports = RayPorts.from_base()
-    argv = ray_head_argv("10.0.0.5", num_cpus=8, num_gpus=1, memory_bytes=2**33,
+    argv = ray_head_argv("198.18.5.5", num_cpus=8, num_gpus=1, memory_bytes=2**33,
                          object_store_bytes=2**30, temp_dir="/tmp/styx-ray-x")
     assert argv[:3] == ["ray", "start", "--head"]
     assert _flag(argv, "--port") == str(DEFAULT_RAY_BASE_PORT) != "6379"
@@ -38,9 +38,9 @@ def test_head_uses_styx_ports_and_no_dashboard() -> None:
 
 
 def test_worker_and_agent_argv() -> None:
-    argv = ray_worker_argv("10.0.0.5:46380", "10.0.0.6", num_cpus=4,
+    argv = ray_worker_argv("198.18.5.5:46380", "198.18.5.6", num_cpus=4,
                            ports=RayPorts.from_base(50000))
-    assert _flag(argv, "--address") == "10.0.0.5:46380"
+    assert _flag(argv, "--address") == "198.18.5.5:46380"
     assert _flag(argv, "--node-manager-port") == "50001"
     assert "--head" not in argv
     assert agent_ensure_argv("/r", "/venv/bin/python")[:5] == [

@@ -48,8 +48,8 @@ def test_job_record_round_trip() -> None:
 
 def test_agent_config_round_trip(tmp_path) -> None:
     cfg = AgentConfig(
-        cluster_name="c", styx_version="0.1", ray_address="10.0.0.1:46380",
-        nodes=[NodeInfo("10.0.0.1", "head", 8, 32, 1, "A100"), NodeInfo("10.0.0.2", "w1", 8, 32)],
+        cluster_name="c", styx_version="0.1", ray_address="198.18.5.1:46380",
+        nodes=[NodeInfo("198.18.5.1", "head", 8, 32, 1, "A100"), NodeInfo("198.18.5.2", "w1", 8, 32)],
         autostop=AutostopConfig(idle_minutes=10, down=True), stop_command=["stop"],
         down_command=["down", "--yes"], env={"X": "y"}, cloud="aws", region="us-east-1")
     assert AgentConfig.from_json(cfg.to_json()) == cfg

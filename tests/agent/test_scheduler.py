@@ -5,8 +5,8 @@ from __future__ import annotations
 from styx.agent.protocol import Demand, NodeInfo
 from styx.agent.scheduler import Candidate, ResourcePool, pick
 
-NODES = [NodeInfo("10.0.0.1", "h", cpus=4, memory_gb=16, gpus=2, accelerator="A100"),
-         NodeInfo("10.0.0.2", "w", cpus=4, memory_gb=16, gpus=0)]
+NODES = [NodeInfo("198.18.5.1", "h", cpus=4, memory_gb=16, gpus=2, accelerator="A100"),
+         NodeInfo("198.18.5.2", "w", cpus=4, memory_gb=16, gpus=0)]
 
 
 def cand(job_id: int, cpus: float = 0.5, gpus: float = 0, nodes: int = 1, prio: int = 0,

@@ -44,7 +44,7 @@ def test_ssh_needs_a_pool_with_hosts(home: Path) -> None:
     pools = enabled.ssh_pools_file()
     pools.write_text("lab: {hosts: []}\n")
     assert not status("ssh").enabled
-    pools.write_text("lab:\n  hosts: [10.0.0.1, 10.0.0.2]\n  user: me\n")
+    pools.write_text("lab:\n  hosts: [198.18.5.1, 198.18.5.2]\n  user: me\n")
     assert status("ssh").enabled and "lab" in status("ssh").reason
 
 

@@ -26,8 +26,8 @@ from .helpers import run_in_processes
 
 HANDLE = {
     "nodes": [
-        {"id": "i-0abc", "internal_ip": "10.0.0.1", "external_ip": None, "tags": ["head"]},
-        {"id": "i-0def", "internal_ip": "10.0.0.2", "external_ip": "3.4.5.6", "tags": []},
+        {"id": "i-0abc", "internal_ip": "198.18.5.1", "external_ip": None, "tags": ["head"]},
+        {"id": "i-0def", "internal_ip": "198.18.5.2", "external_ip": "198.18.9.6", "tags": []},
     ],
     "ssh": {"user": "ubuntu", "key_path": "~/.styx/keys/k", "port": 22},
     "agent_socket": "/tmp/styx-agent.sock",
