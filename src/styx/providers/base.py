@@ -64,7 +64,13 @@ class ProvisionRequest:
     accelerators: dict[str, float] | None = None
     ports: tuple[str, ...] = ()
     region: str | None = None  # for ssh: the pool's name
-    zone: str | None = None
+    zone: str | None = None  # None: the provider may try every zone of the region
+    instance_type: str | None = None
+    use_spot: bool = False
+    disk_size: int | None = None  # GB
+    disk_tier: str | None = None
+    image_id: str | None = None
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 class Provider(Protocol):
