@@ -61,6 +61,8 @@ def save_history(db: Database, handle: ClusterHandle) -> int:
     from styx.state.cluster_jobs import record_cluster_job
     from styx.state.records import ClusterJobStatus
 
+    if not handle.nodes:  # provisioning never finished: no agent ever ran
+        return 0
     try:
         with runtime.client(handle, timeout=10.0) as client:
             jobs = client.queue(all=True)

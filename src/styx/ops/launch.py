@@ -142,7 +142,9 @@ def launch(
     With ``detach=False`` the job's output streams to stdout and ``exit_code`` is the job's.
     """
     from styx.spec.support import check_launchable
+    from styx.state.clusters import get_cluster
     from styx.state.locks import cluster_lock
+    from styx.state.records import ClusterStatus
 
     common.user_config()  # a broken config.yaml is reported before anything starts
     name = (
@@ -150,12 +152,17 @@ def launch(
     )
     check_launchable(task)
     pipe = Pipeline(quiet=quiet)
-    with pipe.stage("optimize", "resources as written"):
-        placement = stages.choose_placement(task, name)
     db = common.database()
     with cluster_lock(db, name, purpose="launch", timeout=60.0):
         autostop = _autostop_config(task, idle_minutes, down)
-        handle, provider = stages.provision(db, pipe, task, name, placement)
+        record = get_cluster(db, name)
+        if record is not None and record.status is ClusterStatus.UP:
+            pipe.skip("provision", f"cluster '{name}' is up")
+            handle, provider = common.handle_of(record), common.provider_of(record)
+            request = stages.provision_request(task, task.resources.candidates()[0], name)
+            stages.check_fits_existing(handle, request)
+        else:
+            handle, provider = stages.provision_with_failover(db, pipe, task, name)
         if autostop.idle_minutes is not None and not provider.supports_autostop:
             raise NotSupportedError(
                 f"Autostop is not supported on '{provider.name}' clusters.",

@@ -30,6 +30,7 @@ class Placement:
     infra: str
     resources: Resources
     request: ProvisionRequest
+    candidate: Any = None  # the optimizer's Candidate, for blocking it when it fails
 
     def describe(self) -> str:
         r = self.request
@@ -106,22 +107,28 @@ def infra_offers(task: Task) -> list[Any]:
     return offers
 
 
-def choose_placement(task: Task, cluster_name: str) -> Placement:
-    """The optimizer's choice over this machine, the named SSH pools and the enabled clouds."""
+def choose_placement(task: Task, cluster_name: str, blocked: Any = None) -> Placement:
+    """The optimizer's choice over this machine, the named SSH pools and the enabled clouds,
+    avoiding the ``blocked`` places (an optimizer Blocklist)."""
     from styx.optimizer import optimize_task
+    from styx.providers.registry import known
 
-    plan = optimize_task(task, offers=infra_offers(task))
+    plan = optimize_task(task, offers=infra_offers(task), blocked=blocked)
     chosen = plan.chosen
-    if chosen.infra not in ("local", "ssh"):
+    if chosen.infra not in known():
         raise NotSupportedError(
             f"The cheapest place that fits is {chosen.describe()}, but launching on "
             f"'{chosen.infra}' is not supported by this version of Styx yet.",
             "Use `infra: local` (this machine) or `infra: ssh/<pool>`; `--dryrun` shows the plan.",
         )
-    request = provision_request(task, chosen.spec, cluster_name)
-    if chosen.infra == "ssh":
-        request = dataclasses.replace(request, region=chosen.region)
-    return Placement(chosen.infra, chosen.spec, request)
+    request = dataclasses.replace(
+        provision_request(task, chosen.spec, cluster_name),
+        region=chosen.region,
+        zone=chosen.zone,
+        instance_type=chosen.instance_type,
+        use_spot=chosen.use_spot,
+    )
+    return Placement(chosen.infra, chosen.spec, request, chosen)
 
 
 # --- stages -----------------------------------------------------------------------------------
@@ -134,38 +141,94 @@ def provision(
     name: str,
     placement: Placement,
 ) -> tuple[ClusterHandle, Provider]:
-    """Create the cluster's nodes, or reuse them when the cluster exists."""
+    """Create the cluster's nodes (or start them again when the cluster is STOPPED).
+
+    For providers whose machines cost money, the cluster is recorded (INIT) before anything is
+    created, so that a launch killed half-way is still found by `styx status` and `styx down`.
+    """
     from styx.providers.base import ClusterHandle
     from styx.providers.registry import get_provider
     from styx.state.clusters import get_cluster, upsert_cluster
     from styx.state.records import ClusterStatus
 
-    provider = get_provider(placement.infra)
     record = get_cluster(db, name)
-    if record is not None and record.status is ClusterStatus.UP:
-        pipe.skip("provision", f"cluster '{name}' is up")
-        handle = ClusterHandle.from_json(dict(record.handle))
-        check_fits_existing(handle, placement.request)
-        return handle, provider
+    provider = get_provider(record.provider if record is not None else placement.infra)
+    fields = {
+        "provider": provider.name,
+        "status": ClusterStatus.INIT,
+        "launched_resources": placement.resources.to_dict(),
+        "num_nodes": task.num_nodes,
+        "last_use": _last_use(),
+        "user_name": common.user_name(),
+    }
     with pipe.stage("provision", f"{placement.describe()} for cluster '{name}'"):
         if record is not None and record.status is ClusterStatus.STOPPED:
             handle = provider.start(ClusterHandle.from_json(dict(record.handle)))
         else:
+            if record is None and provider.creates_machines:
+                pending = ClusterHandle(
+                    cluster_name=name,
+                    provider=provider.name,
+                    nodes=(),
+                    agent_root="",
+                    python="",
+                    workdir="",
+                    ray_port=0,
+                    extra={"pending": True, "region": placement.request.region},
+                )
+                upsert_cluster(db, name, handle=pending.to_json(), message="provisioning", **fields)
             handle = provider.provision(placement.request)
         upsert_cluster(
             db,
             name,
-            provider=provider.name,
             handle=handle.to_json(),
-            status=ClusterStatus.INIT,
-            launched_resources=placement.resources.to_dict(),
-            num_nodes=task.num_nodes,
             launched_at=time.time(),
-            last_use=_last_use(),
-            user_name=common.user_name(),
             message="provisioned",
+            **fields,
         )
     return handle, provider
+
+
+def provision_with_failover(
+    db: Database, pipe: Pipeline, task: Task, name: str, *, max_attempts: int = 10
+) -> tuple[ClusterHandle, Provider]:
+    """Optimize, provision; on a capacity, quota or auth error block that zone, region or
+    infra and ask the optimizer again, until something works or nothing is left."""
+    from styx.errors import AuthFailed, NoCapacity, QuotaExceeded
+    from styx.optimizer import Blocklist
+
+    blocked = Blocklist()
+    tried: list[str] = []
+    while True:
+        try:
+            with pipe.stage(
+                "optimize",
+                "the cheapest place that fits"
+                + (f" ({len(tried)} place(s) blocked)" if tried else ""),
+            ):
+                placement = choose_placement(task, name, blocked)
+        except ResourcesUnavailable as err:
+            if not tried:
+                raise
+            raise ResourcesUnavailable(
+                f"Every place that fits failed: {'; '.join(tried)}.",
+                "Retry later, relax the resources, or enable more infra (`styx check`).",
+                details={"tried": tried, "last": err.message},
+            ) from err
+        try:
+            return provision(db, pipe, task, name, placement)
+        except (NoCapacity, QuotaExceeded, AuthFailed) as err:
+            c = placement.candidate
+            if c is None or len(tried) + 1 >= max_attempts:
+                raise
+            if isinstance(err, AuthFailed):
+                blocked = blocked.block_infra(c.infra)
+            elif isinstance(err, NoCapacity) and c.zone and err.details.get("scope") != "region":
+                blocked = blocked.block_zone(c)
+            else:
+                blocked = blocked.block_region(c)
+            tried.append(f"{c.describe()}: {err.code}")
+            pipe.note(f"[yellow]{c.describe()}: {err.message} Trying the next place.[/]")
 
 
 def check_fits_existing(handle: ClusterHandle, request: ProvisionRequest) -> None:

@@ -79,6 +79,9 @@ class Provider(Protocol):
     name: str
     #: Whether the head's agent can stop or tear down the cluster by itself when idle.
     supports_autostop: bool
+    #: Whether provisioning creates machines that cost money (clouds): the cluster is then
+    #: recorded before they are made, so an interrupted launch can always be cleaned up.
+    creates_machines: bool
 
     def provision(self, request: ProvisionRequest) -> ClusterHandle:
         """Create (or reuse) the cluster's nodes; idempotent per cluster name."""

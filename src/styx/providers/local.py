@@ -117,6 +117,7 @@ class LocalProvider:
     """This machine as a one-node cluster."""
 
     name = "local"
+    creates_machines = False  # nothing to leak: no record before provisioning
     supports_autostop = True
 
     def provision(self, request: ProvisionRequest) -> ClusterHandle:

@@ -96,6 +96,7 @@ class SSHProvider:
     name = "ssh"
     #: A pool's hosts are not Styx's to power off, and the record that frees them lives with
     #: the client, so the head cannot stop or release its own cluster.
+    creates_machines = False  # nothing to leak: no record before provisioning
     supports_autostop = False
 
     # --- making and breaking ------------------------------------------------------------------
