@@ -11,6 +11,7 @@ from styx.providers.base import Provider
 _PROVIDERS: dict[str, tuple[str, str]] = {
     "local": ("styx.providers.local", "LocalProvider"),
     "ssh": ("styx.providers.ssh", "SSHProvider"),
+    "aws": ("styx.providers.aws", "AWSProvider"),
 }
 
 

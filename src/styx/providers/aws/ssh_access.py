@@ -1,0 +1,116 @@
+"""Reaching AWS nodes over SSH, the way the SSH provider reaches pool hosts.
+
+Each node's SSH details are stored in ``handle.extra["ssh"][i]`` (the same keys as the SSH
+provider's, plus ``options``). Host keys are remembered per *instance*
+(``$STYX_HOME/ssh/known_hosts.d/<instance-id>``): EC2 hands the same private IP to new
+instances all the time, and a shared known_hosts file would then refuse the new host's key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from styx import paths
+from styx.cluster.ssh import SSHHost, SSHRunner, raise_for_failures, run_parallel
+from styx.errors import HostUnreachable, RemoteError
+
+_lock = threading.Lock()
+_RUNNERS: dict[tuple[object, ...], SSHRunner] = {}
+
+
+def known_hosts_file(instance_id: str) -> Path:
+    return paths.home() / "ssh" / "known_hosts.d" / instance_id
+
+
+def host_json(
+    address: str, user: str, identity_file: str, proxy_command: str | None
+) -> dict[str, Any]:
+    """One node's entry of ``handle.extra["ssh"]``."""
+    return {
+        "hostname": address,
+        "user": user,
+        "port": 22,
+        "identity_file": identity_file,
+        "proxy_jump": None,
+        "options": [["ProxyCommand", proxy_command]] if proxy_command else [],
+    }
+
+
+def runner_for(raw: dict[str, Any], name: str, instance_id: str | None) -> SSHRunner:
+    """One runner (so one ControlMaster) per node per process."""
+    host = SSHHost(
+        name=name,
+        hostname=raw["hostname"],
+        user=raw.get("user"),
+        port=raw.get("port"),
+        identity_file=raw.get("identity_file"),
+        proxy_jump=raw.get("proxy_jump"),
+        options=tuple((str(k), str(v)) for k, v in raw.get("options") or ()),
+    )
+    known = known_hosts_file(instance_id) if instance_id else None
+    key = (host, str(known))
+    with _lock:
+        if key not in _RUNNERS:
+            _RUNNERS[key] = SSHRunner(host, known_hosts_file=known)
+        return _RUNNERS[key]
+
+
+def wait_for_ssh(runners: Sequence[SSHRunner], timeout: float) -> None:
+    """Block until every node accepts our SSH login, all in parallel, for at most ``timeout``
+    seconds. A fresh instance first refuses connections, then may refuse the key until
+    cloud-init has installed it: both are retried. Raises HostUnreachable (or RemoteError for
+    a login still refused) naming the nodes that never answered."""
+    deadline = time.monotonic() + timeout
+
+    def one(runner: SSHRunner) -> bool:
+        delay = 0.2
+        while True:
+            try:
+                runner.connect()
+                return True
+            except (HostUnreachable, RemoteError):
+                if time.monotonic() + delay >= deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 3.0)
+
+    results = run_parallel(list(runners), one)
+    raise_for_failures([r.node_name for r in runners], results, "Waiting for SSH")
+
+
+def close_runners(runners: Sequence[SSHRunner]) -> None:
+    """Stop the nodes' masters (their hosts are going away)."""
+    for runner in runners:
+        with contextlib.suppress(Exception):  # best effort: the host may be gone already
+            runner.close()
+
+
+def socket_path(cluster_name: str, head_ip: str) -> str:
+    """Where the head's agent socket is forwarded to on this machine (kept short)."""
+    folder = paths.home() / "sockets"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    digest = hashlib.sha1(f"aws:{cluster_name}:{head_ip}".encode()).hexdigest()[:12]
+    path = folder / f"{digest}.sock"
+    if len(str(path)) > 100:  # a unix socket path must stay short
+        path = Path("/tmp") / f"styx-{digest}.sock"
+    return str(path)
+
+
+def accepts(path: str) -> bool:
+    """Whether a unix socket at ``path`` takes connections now."""
+    if not Path(path).exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(2.0)
+        try:
+            s.connect(path)
+        except OSError:
+            return False
+        return True
