@@ -275,6 +275,16 @@ def test_quota_and_auth_errors_stop_at_once(
     assert caught.value.details["scope"] == scope  # type: ignore[attr-defined]
 
 
+def test_a_failure_after_the_instances_were_made_terminates_them(aws: AWSProvider) -> None:
+    from styx.errors import RemoteError
+
+    with inject("InternalError", op="ec2.CreateTags"), pytest.raises(RemoteError) as caught:
+        aws.provision(request("c-half"))
+    assert caught.value.details["aws_code"] == "InternalError"
+    assert "cleanup_error" not in caught.value.details
+    # The `aws` fixture checks that the instances and the security group are gone.
+
+
 def test_check_probes_the_credentials(aws: AWSProvider) -> None:
     ok, reason = aws.check()
     assert ok and "123456789012" in reason

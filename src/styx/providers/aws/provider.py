@@ -372,7 +372,8 @@ class AWSProvider:
         if not self.wait_ssh:
             return handle
         runners = [self._ssh_runner(handle, i) for i in range(len(handle.nodes))]
-        ssh_access.wait_for_ssh(runners, self.ssh_timeout)
+        ids = [n.instance_id for n in handle.nodes]
+        ssh_access.wait_for_ssh(list(zip(runners, ids, strict=True)), self.ssh_timeout)
         return handles.with_home(handle, runners[0].remote_home())
 
     def _forget_connections(self, handle: ClusterHandle) -> None:

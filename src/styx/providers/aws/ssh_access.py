@@ -62,18 +62,29 @@ def runner_for(raw: dict[str, Any], name: str, instance_id: str | None) -> SSHRu
         return _RUNNERS[key]
 
 
-def wait_for_ssh(runners: Sequence[SSHRunner], timeout: float) -> None:
-    """Block until every node accepts our SSH login, all in parallel, for at most ``timeout``
-    seconds. A fresh instance first refuses connections, then may refuse the key until
-    cloud-init has installed it: both are retried. Raises HostUnreachable (or RemoteError for
-    a login still refused) naming the nodes that never answered."""
+def wait_for_ssh(nodes: Sequence[tuple[SSHRunner, str | None]], timeout: float) -> None:
+    """Block until every node (its runner and instance id) accepts our SSH login, all in
+    parallel, for at most about ``timeout`` seconds. A fresh instance first refuses
+    connections, then may refuse the key until cloud-init has installed it: both are retried,
+    each try with a short connect timeout so the deadline holds. The node's own runner then
+    finds the master the last try left running. Raises HostUnreachable (or RemoteError for a
+    login still refused) naming the nodes that never answered."""
     deadline = time.monotonic() + timeout
 
-    def one(runner: SSHRunner) -> bool:
+    def one(node: tuple[SSHRunner, str | None]) -> bool:
+        runner, instance_id = node
         delay = 0.2
         while True:
+            left = deadline - time.monotonic()
+            quick = SSHRunner(
+                runner.host,
+                known_hosts_file=known_hosts_file(instance_id) if instance_id else None,
+                connect_timeout=max(1.0, min(5.0, left)),
+                connect_retries=0,
+                probe_timeout=max(0.5, min(2.0, left)),
+            )
             try:
-                runner.connect()
+                quick.connect()
                 return True
             except (HostUnreachable, RemoteError):
                 if time.monotonic() + delay >= deadline:
@@ -81,8 +92,8 @@ def wait_for_ssh(runners: Sequence[SSHRunner], timeout: float) -> None:
             time.sleep(delay)
             delay = min(delay * 2, 3.0)
 
-    results = run_parallel(list(runners), one)
-    raise_for_failures([r.node_name for r in runners], results, "Waiting for SSH")
+    results = run_parallel(list(nodes), one)
+    raise_for_failures([r.node_name for r, _ in nodes], results, "Waiting for SSH")
 
 
 def close_runners(runners: Sequence[SSHRunner]) -> None:
