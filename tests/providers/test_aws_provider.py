@@ -226,6 +226,15 @@ def test_provision_is_idempotent_and_sends_a_client_token(
     aws.terminate(first)
 
 
+def test_provision_starts_a_stopped_cluster_that_fits(aws: AWSProvider) -> None:
+    first = aws.provision(request("c-again"))
+    aws.stop(first)
+    again = aws.provision(request("c-again", num_nodes=1))
+    assert again.extra["instance_ids"] == first.extra["instance_ids"]
+    assert aws.is_up(again) and [n.ip for n in again.nodes] == [n.ip for n in first.nodes]
+    aws.terminate(again)
+
+
 def test_no_capacity_in_the_first_zone_lands_in_the_next(
     aws: AWSProvider, moto: dict[str, Any]
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from styx.errors import NoCapacity, StyxError
@@ -102,12 +103,20 @@ def launch_in_zone(
             reply = ec2.run_instances(**run_params(spec, zone, subnet_id, token))
         instances = sorted(reply["Instances"], key=lambda i: int(i.get("AmiLaunchIndex", 0)))
         made = [i["InstanceId"] for i in instances]
-        with translated(spec.region, zone, "tagging the instances"):
-            for index, instance in enumerate(instances):
-                name = f"{spec.cluster_name}-{index}"
-                role = "head" if index == 0 else "worker"
-                tags = {INDEX_TAG: str(index), ROLE_TAG: role, "Name": name}
-                ec2.create_tags(Resources=[instance["InstanceId"]], Tags=_tags(tags))
+
+        def tag(index: int) -> None:
+            tags = {
+                INDEX_TAG: str(index),
+                ROLE_TAG: "head" if index == 0 else "worker",
+                "Name": f"{spec.cluster_name}-{index}",
+            }
+            ec2.create_tags(Resources=[made[index]], Tags=_tags(tags))
+
+        with (
+            translated(spec.region, zone, "tagging the instances"),
+            ThreadPoolExecutor(min(16, len(made)), thread_name_prefix="styx-aws") as pool,
+        ):
+            list(pool.map(tag, range(len(made))))  # one call per node, all at once
         # A request that timed out but was carried out, then retried, may have made a second
         # set (EC2 returns the first set for the same token; moto does not): end any extras.
         extras = [i for i in _by_token(ec2, spec.region, token) if i not in made]

@@ -213,11 +213,15 @@ class AWSProvider:
     def _reuse(
         self, ec2: Any, region: str, request: ProvisionRequest, found: list[dict[str, Any]]
     ) -> ClusterHandle | None:
-        """A handle on the cluster's existing instances when they are complete; None after
-        terminating the remains of an incomplete launch."""
+        """A handle on the cluster's existing instances when they form a whole cluster of at
+        least ``num_nodes`` (indexes 0..n-1, started if stopped); None after terminating the
+        remains of an incomplete launch (or of a cluster that lost nodes: it is made anew)."""
         indexes = [instances.node_index(i) for i in found]
         states = {instances.state_of(i) for i in found}
-        complete = indexes == list(range(request.num_nodes)) and "shutting-down" not in states
+        whole = indexes == list(range(len(found))) and all(
+            instances.INDEX_TAG in instances.tags_of(i) for i in found
+        )
+        complete = whole and len(found) >= request.num_nodes and "shutting-down" not in states
         if not complete:
             terminate_and_wait(
                 ec2, region, [i["InstanceId"] for i in found], timeout=self.state_timeout
