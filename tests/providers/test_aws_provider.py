@@ -268,6 +268,17 @@ def test_a_zone_asked_for_blocks_only_that_zone(aws: AWSProvider) -> None:
     assert caught.value.details["scope"] == "zone" and caught.value.details["zone"] == ZONES[2]
 
 
+def test_a_zone_may_be_named_by_its_id(aws: AWSProvider, moto: dict[str, Any]) -> None:
+    zone_ids = {
+        z["ZoneId"]: z["ZoneName"]
+        for z in moto["ec2"].describe_availability_zones()["AvailabilityZones"]
+    }
+    zone_id = next(i for i, name in zone_ids.items() if name == ZONES[1])
+    handle = aws.provision(request("c-zone-id", num_nodes=1, zone=zone_id))  # as the catalog
+    assert handle.extra["zone"] == ZONES[1]
+    aws.terminate(handle)
+
+
 @pytest.mark.parametrize(
     "code, kind, scope",
     [
@@ -330,9 +341,11 @@ def test_down_finds_a_killed_launch_by_tag(aws: AWSProvider, moto: dict[str, Any
     bare = ClusterHandle(
         "c-killed", "aws", (), "", "", "", 0, extra={"pending": True, "region": REGION}
     )
-    assert aws.query(bare) == {} and not aws.is_up(bare)
+    # status -r sees the instances by tag; the node-less handle itself is not "up".
+    assert aws.query(bare) == {f"c-killed-{i}": "running" for i in range(3)}
+    assert not aws.is_up(bare) and aws.unreachable_nodes(bare) == []
     aws.terminate(bare)
-    assert aws.find_cluster_instances(REGION, "c-killed") == []
+    assert aws.find_cluster_instances(REGION, "c-killed") == [] and aws.query(bare) == {}
     assert handle.extra["security_group_id"] not in {
         g["GroupId"] for g in moto["ec2"].describe_security_groups()["SecurityGroups"]
     }

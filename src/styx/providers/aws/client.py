@@ -85,3 +85,18 @@ def forget_clients() -> None:
     """Drop cached clients (tests that change the endpoint or credentials call this)."""
     with _lock:
         _clients.clear()
+
+
+def check_credentials() -> tuple[bool, str]:
+    """Probe the credentials with STS GetCallerIdentity (a network call, unlike the local
+    check of ``styx check``): (True, the account and ARN) or (False, why not)."""
+    from styx.errors import StyxError
+    from styx.providers.aws.errors import translated
+
+    region = default_region()
+    try:
+        with translated(region, action="checking the credentials"):
+            who = client("sts", region).get_caller_identity()
+    except StyxError as err:
+        return False, err.message
+    return True, f"account {who.get('Account')} as {who.get('Arn')}"

@@ -22,6 +22,12 @@ class Network:
 
     vpc_id: str
     subnets: dict[str, str]  # zone -> subnet id, zones sorted
+    zone_ids: dict[str, str] = dataclasses.field(default_factory=dict)  # use1-az1 -> us-east-1b
+
+    def zone_name(self, zone: str) -> str:
+        """A zone's name (``us-east-1b``) from its name or its id (``use1-az1``, the catalog's
+        spelling: ids name the same place in every account, names do not)."""
+        return self.zone_ids.get(zone, zone)
 
 
 def _unavailable(message: str, hint: str, region: str, code: str) -> ResourcesUnavailable:
@@ -61,7 +67,12 @@ def find_network(ec2: Any, region: str, settings: AWSSettings) -> Network:
         return (public != settings.use_internal_ips, int(s.get("AvailableIpAddressCount", 0)))
 
     chosen = {zone: max(group, key=rank)["SubnetId"] for zone, group in by_zone.items()}
-    return Network(vpc_id, dict(sorted(chosen.items())))
+    ids = {
+        s["AvailabilityZoneId"]: s["AvailabilityZone"]
+        for s in subnets
+        if s.get("AvailabilityZoneId")
+    }
+    return Network(vpc_id, dict(sorted(chosen.items())), ids)
 
 
 def _name(resource: dict[str, Any]) -> str | None:

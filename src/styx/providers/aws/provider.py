@@ -20,7 +20,7 @@ from styx.cluster.runner import Runner
 from styx.cluster.ssh import SSHRunner, run_parallel
 from styx.errors import ClusterNotUp, ConflictError, NotSupportedError, StyxError, UsageError
 from styx.providers.aws import client, handles, instances, keys, network, ssh_access
-from styx.providers.aws.errors import translate, translated
+from styx.providers.aws.errors import translated
 from styx.providers.aws.launch import LaunchSpec, launch_in_region, terminate_and_wait
 from styx.providers.aws.settings import AWSSettings
 from styx.providers.base import ClusterHandle, ProvisionRequest
@@ -68,14 +68,7 @@ class AWSProvider:
 
     def check(self) -> tuple[bool, str]:
         """Probe the credentials with STS GetCallerIdentity: (ok, who or why not)."""
-        region = client.default_region()
-        try:
-            with translated(region, action="checking the credentials"):
-                who = client.client("sts", region).get_caller_identity()
-        except Exception as exc:
-            err = translate(exc, region=region)
-            return False, getattr(err, "message", str(exc))
-        return True, f"account {who.get('Account')} as {who.get('Arn')}"
+        return client.check_credentials()
 
     def find_cluster_instances(self, region: str, cluster_name: str) -> list[dict[str, Any]]:
         """The cluster's live instances in ``region``, found by tag (so also those of a launch
@@ -84,7 +77,19 @@ class AWSProvider:
 
     def query(self, handle: ClusterHandle) -> dict[str, str]:
         """Each node's EC2 state by node name (``pending``, ``running``, ``stopped``, ...,
-        or ``missing`` when EC2 no longer knows the instance), for ``styx status -r``."""
+        or ``missing`` when EC2 no longer knows the instance), for ``styx status -r``. For a
+        handle without nodes (a launch recorded before it finished) the cluster's instances
+        found by tag, by their ``Name`` tag."""
+        if not handle.nodes:
+            found = self.find_cluster_instances(handles.region_of(handle), handle.cluster_name)
+            return {
+                instances.tags_of(i).get("Name") or i["InstanceId"]: instances.state_of(i)
+                for i in found
+            }
+        return self._node_states(handle)
+
+    @staticmethod
+    def _node_states(handle: ClusterHandle) -> dict[str, str]:
         region = handles.region_of(handle)
         ids = [n.instance_id or "" for n in handle.nodes]
         found = instances.by_ids(client.ec2(region), region, [i for i in ids if i])
@@ -201,9 +206,10 @@ class AWSProvider:
     ) -> list[str]:
         assert request.instance_type is not None
         if request.zone is not None:
-            if request.zone not in net.subnets:
+            zone = net.zone_name(request.zone)
+            if zone not in net.subnets:
                 raise handles.no_subnet(request.instance_type, region, request.zone)
-            return [request.zone]
+            return [zone]
         offered = instances.offered_zones(ec2, region, request.instance_type)
         zones = [z for z in net.subnets if offered is None or z in offered]
         if not zones:
@@ -305,14 +311,14 @@ class AWSProvider:
             ssh_access.known_hosts_file(instance_id).unlink(missing_ok=True)
 
     def is_up(self, handle: ClusterHandle) -> bool:
-        """Whether EC2 says every node is running."""
-        return set(self.query(handle).values()) == {"running"}
+        """Whether EC2 says every node of the handle is running (False without nodes)."""
+        return bool(handle.nodes) and set(self._node_states(handle).values()) == {"running"}
 
     def unreachable_nodes(self, handle: ClusterHandle) -> list[str]:
         """Nodes whose instance is gone; when some nodes run, also those that do not (a cluster
         stopped as a whole is stopped, not degraded); and running nodes that do not answer
         over SSH (unless ``wait_ssh`` is off)."""
-        states = self.query(handle)
+        states = self._node_states(handle)
         some_run = "running" in states.values()
         lost = [n for n, s in states.items() if s in GONE or (some_run and s != "running")]
         if self.wait_ssh:
