@@ -39,7 +39,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from testworld.faultproxy import FaultClient
+from testworld.faultproxy import FaultClient, busy_seconds
 from testworld.nshost import delete_netns, ip, netns_names
 from testworld.testbed import SLOT_DIR, _reap_stale
 
@@ -568,6 +568,11 @@ class AwsEndpoint:
 
     def requests(self, action: str | None = None, **kw: Any) -> list[dict[str, Any]]:
         return self.faults.requests(action, **kw)
+
+    def api_seconds(self, since: int = 0) -> float:
+        """Wall-clock seconds moto spent answering the code under test (requests numbered above
+        ``since``; overlapping calls count once): subtract it to get Styx's own time."""
+        return busy_seconds(self.faults.requests(since=since))
 
     def regions_touched(self) -> list[str]:
         """Regions the code under test sent EC2 requests to (from the proxy's log)."""

@@ -2,8 +2,9 @@
 
 Everything is forwarded to the upstream unchanged, except requests that match an injected
 *rule*: those get an AWS-style error, a delay, or a dropped connection instead. Every request
-is also logged (action, region, parameters, status, upstream time) so that tests can see what
-the code under test called, and benchmarks can subtract the emulator's time.
+is also logged (action, region, parameters, status, when and how long the upstream took) so
+that tests can see what the code under test called, and benchmarks can subtract the emulator's
+time (:func:`busy_seconds`). The upstream must be on loopback.
 
 Run it as ``python faultproxy.py --port 0 --upstream 127.0.0.1:5000`` (it prints
 ``faultproxy listening on 127.0.0.1:PORT``), or ``python faultproxy.py PORT HOST UPPORT``
@@ -44,6 +45,7 @@ import argparse
 import contextlib
 import fnmatch
 import http.client
+import ipaddress
 import itertools
 import json
 import re
@@ -313,6 +315,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             conn.close()
         entry["upstream_s"] = time.monotonic() - started
+        entry["upstream_t"] = time.time() - entry["upstream_s"]
         entry["status"] = resp.status
         skip = ("transfer-encoding", "connection", "content-length", "content-type")
         extra = [(k, v) for k, v in resp.getheaders() if k.lower() not in skip]
@@ -321,11 +324,38 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _handle
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def busy_seconds(entries: Iterable[Mapping[str, Any]]) -> float:
+    """Wall-clock seconds during which at least one of the logged requests was with the
+    upstream (overlapping calls count once): the emulator's share of a run, for benchmarks."""
+    spans = sorted(
+        (e["upstream_t"], e["upstream_t"] + e["upstream_s"]) for e in entries if e.get("upstream_t")
+    )
+    total, end = 0.0, float("-inf")
+    for start, stop in spans:
+        if stop > end:
+            total += stop - max(start, end)
+            end = stop
+    return total
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
     def __init__(self, port: int, upstream: tuple[str, int]) -> None:
+        if not _loopback(upstream[0]):
+            raise ValueError(
+                f"the upstream must be on loopback (the network rule), not {upstream[0]}"
+            )
         super().__init__(("127.0.0.1", port), _Handler)
         self.upstream = upstream
         self.state = _State()
