@@ -138,8 +138,8 @@ def refresh(db: Database, record: ClusterRecord) -> ClusterRecord:
     from styx.state.records import ClusterStatus
 
     provider, handle = common.provider_of(record), common.handle_of(record)
-    if record.status is ClusterStatus.STOPPED:
-        return record
+    if record.status is ClusterStatus.STOPPED or not handle.nodes:
+        return record  # stopped, or a launch interrupted before its nodes were known: INIT
     lost = provider.unreachable_nodes(handle)
     if lost:
         status = ClusterStatus.DEGRADED

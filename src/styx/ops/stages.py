@@ -121,10 +121,12 @@ def choose_placement(task: Task, cluster_name: str, blocked: Any = None) -> Plac
             f"'{chosen.infra}' is not supported by this version of Styx yet.",
             "Use `infra: local` (this machine) or `infra: ssh/<pool>`; `--dryrun` shows the plan.",
         )
+    # The zone only when the task pins one: otherwise the provider may try every zone of the
+    # region in one call, and a region-wide failure blocks the region at once.
     request = dataclasses.replace(
         provision_request(task, chosen.spec, cluster_name),
         region=chosen.region,
-        zone=chosen.zone,
+        zone=chosen.spec.zone,
         instance_type=chosen.instance_type,
         use_spot=chosen.use_spot,
     )
@@ -217,13 +219,25 @@ def provision_with_failover(
             ) from err
         try:
             return provision(db, pipe, task, name, placement)
-        except (NoCapacity, QuotaExceeded, AuthFailed) as err:
-            c = placement.candidate
-            if c is None or len(tried) + 1 >= max_attempts:
-                raise
+        except ResourcesUnavailable as err:
+            # The provider says what failed through details["scope"]: a zone, a region or
+            # the whole cloud (quota errors are regional, auth errors cloud-wide).
+            c, scope = placement.candidate, err.details.get("scope")
             if isinstance(err, AuthFailed):
+                scope = scope or "cloud"
+            elif isinstance(err, QuotaExceeded):
+                scope = scope or "region"
+            elif isinstance(err, NoCapacity):
+                scope = scope or ("zone" if placement.request.zone else "region")
+            if (
+                c is None
+                or scope not in ("zone", "region", "cloud")
+                or len(tried) + 1 >= max_attempts
+            ):
+                raise
+            if scope == "cloud":
                 blocked = blocked.block_infra(c.infra)
-            elif isinstance(err, NoCapacity) and c.zone and err.details.get("scope") != "region":
+            elif scope == "zone" and c.zone:
                 blocked = blocked.block_zone(c)
             else:
                 blocked = blocked.block_region(c)

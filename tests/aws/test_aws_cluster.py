@@ -1,0 +1,170 @@
+"""`styx launch --infra aws` end to end: boto3 against moto's EC2 API behind the fault proxy,
+real SSH test hosts booted at the instances' private IPs by the materializer, real Ray.
+
+The optimizer reads a small synthetic AWS catalog written here (moto ships instance types but no
+prices): us-east-1 is cheaper than us-west-2, so failover order is known.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from tests.aws.harness import AwsEndpoint, AwsNetwork
+from tests.aws.materializer import Materializer
+from tests.ops.conftest import REPO, Styx, wait_for
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+HEADER = "InstanceType,vCPUs,MemoryGiB,AcceleratorName,AcceleratorCount,GpuInfo,Region,AvailabilityZone,Price,SpotPrice\n"
+ZONES = {"us-east-1": ("a", "b", "c"), "us-west-2": ("a", "b")}
+PRICES = {"us-east-1": 0.096, "us-west-2": 0.112}
+
+
+def write_catalog(root: Path) -> Path:
+    rows = [
+        f"m5.large,2.0,8.0,,,,{region},{region}{z},{price},{price / 3:.4f}\n"
+        for region, price in PRICES.items()
+        for z in ZONES[region]
+    ]
+    (root / "aws").mkdir(parents=True)
+    (root / "aws" / "vms.csv").write_text(HEADER + "".join(rows))
+    return root
+
+
+def wheelhouse() -> str | None:
+    path = os.environ.get("STYX_TEST_WHEELHOUSE") or str(REPO / ".wheelhouse")
+    return path if Path(path).is_dir() and any(Path(path).glob("ray-*.whl")) else None
+
+
+@pytest.fixture
+def styx(
+    aws_endpoint: AwsEndpoint,
+    aws_vpc: AwsNetwork,
+    materializer: Materializer,
+    no_aws_leaks: set[str],
+    tmp_path: Path,
+) -> Styx:
+    if wheelhouse() is None:
+        pytest.skip("no wheelhouse with Ray (scripts/test.sh builds .wheelhouse)")
+    no_aws_leaks.add("styx-key-*")  # the user's own key pair stays, as in SkyPilot
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.yaml").write_text(yaml.safe_dump({"aws": aws_vpc.config()}))
+    env = {
+        **aws_endpoint.env,
+        "STYX_CATALOG_DIR": str(write_catalog(tmp_path / "catalog")),
+        "STYX_WHEELHOUSE": str(wheelhouse()),
+    }
+    return Styx(home, extra_env=env)
+
+
+def task(tmp_path: Path, body: str = "") -> str:
+    path = tmp_path / "task.yaml"
+    path.write_text(
+        "num_nodes: 2\nresources:\n  infra: aws\n  cpus: 2\n"
+        'run: echo "rank=$SKYPILOT_NODE_RANK of $SKYPILOT_NUM_NODES ips=$(echo $SKYPILOT_NODE_IPS)"\n'
+        + body
+    )
+    return str(path)
+
+
+def cluster(styx: Styx, name: str) -> dict | None:
+    rows = json.loads(styx("status", "--json", check=True).stdout)
+    return next((r for r in rows if r["name"] == name), None)
+
+
+def zone_of(aws_endpoint: AwsEndpoint, name: str) -> set[str]:
+    zones = set()
+    for region in ZONES:
+        ec2 = aws_endpoint.client("ec2", region=region)
+        for res in ec2.describe_instances(
+            Filters=[
+                {"Name": "tag:styx-cluster", "Values": [name]},
+                {"Name": "instance-state-name", "Values": ["pending", "running"]},
+            ]
+        )["Reservations"]:
+            zones.update(i["Placement"]["AvailabilityZone"] for i in res["Instances"])
+    return zones
+
+
+def test_two_node_cluster_runs_stops_starts_and_goes(
+    styx: Styx, aws_endpoint: AwsEndpoint, materializer: Materializer, tmp_path: Path
+) -> None:
+    r = styx("launch", task(tmp_path), "-c", "aws2", "-y", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "rank=0 of 2" in r.stdout and "rank=1 of 2" in r.stdout
+    assert zone_of(aws_endpoint, "aws2") == {"us-east-1a"}  # the cheapest zone
+    assert cluster(styx, "aws2")["status"] == "UP"
+
+    assert styx("stop", "aws2", "-y", timeout=300).returncode == 0
+    assert cluster(styx, "aws2")["status"] == "STOPPED"
+    assert styx("start", "aws2", "-y", timeout=600).returncode == 0
+    r = styx("exec", "aws2", "--num-nodes", "2", "echo again-$SKYPILOT_NODE_RANK", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "again-0" in r.stdout and "again-1" in r.stdout
+
+    assert styx("down", "aws2", "-y", timeout=300).returncode == 0
+    assert cluster(styx, "aws2") is None
+
+
+def test_capacity_error_in_zone_a_lands_in_zone_b(
+    styx: Styx, aws_endpoint: AwsEndpoint, tmp_path: Path
+) -> None:
+    aws_endpoint.inject(zone="us-east-1a", count=-1)
+    r = styx("launch", task(tmp_path), "-c", "fzb", "-y", "-d", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert zone_of(aws_endpoint, "fzb") == {"us-east-1b"}
+    assert styx("down", "fzb", "-y", timeout=300).returncode == 0
+
+
+def test_capacity_errors_in_every_zone_land_in_the_next_region(
+    styx: Styx, aws_endpoint: AwsEndpoint, tmp_path: Path
+) -> None:
+    aws_endpoint.inject(zone=["us-east-1a", "us-east-1b", "us-east-1c"], count=-1)
+    r = styx("launch", task(tmp_path), "-c", "frg", "-y", "-d", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert zone_of(aws_endpoint, "frg") == {"us-west-2a"}
+    assert styx("down", "frg", "-y", timeout=300).returncode == 0
+
+
+def test_quota_error_blocks_the_region(
+    styx: Styx, aws_endpoint: AwsEndpoint, tmp_path: Path
+) -> None:
+    aws_endpoint.inject(code="InstanceLimitExceeded", region="us-east-1", count=-1)
+    r = styx("launch", task(tmp_path), "-c", "fq", "-y", "-d", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert zone_of(aws_endpoint, "fq") == {"us-west-2a"}
+    # One failed RunInstances in us-east-1, not one per zone: the quota blocks the region.
+    assert aws_endpoint.hits() == 1
+    assert styx("down", "fq", "-y", timeout=300).returncode == 0
+
+
+def test_kill_9_mid_provisioning_then_status_and_down_leave_nothing(
+    styx: Styx, aws_endpoint: AwsEndpoint, tmp_path: Path
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "styx.cli.main", "launch", task(tmp_path), "-c", "k9", "-y"],
+        env=styx.env(),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: bool(zone_of(aws_endpoint, "k9")), 120, "instances to exist")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert cluster(styx, "k9") is not None  # recorded before anything was created
+    assert styx("status", "-r").returncode == 0
+    r = styx("down", "k9", "-y", timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert cluster(styx, "k9") is None
+    time.sleep(0.5)  # the no_aws_leaks fixture checks moto after the test
