@@ -23,7 +23,7 @@ from pathlib import Path
 
 from _util import REPO, first_output, report
 
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from tests.testworld.testbed import Testbed, usable
 
