@@ -148,7 +148,7 @@ class Materializer:
         *,
         slot: AwsSlot | None = None,
         regions: Iterable[str] = REGIONS,
-        interval: float = 0.25,
+        interval: float = 0.3,
         key_source: KeySource | None = None,
         extra_keys: Sequence[str] = (),
         keep: Sequence[str] | None = None,
@@ -220,6 +220,11 @@ class Materializer:
         if poll:
             self.resume()
         return self
+
+    def watch(self, *regions: str) -> None:
+        """Also poll ``regions`` (the layout's regions are polled from the start)."""
+        with self._lock:
+            self.regions.extend(r for r in regions if r not in self.regions)
 
     def resume(self) -> None:
         """Poll in the background (starting the thread on first use)."""
