@@ -122,6 +122,21 @@ def test_capacity_error_in_zone_a_lands_in_zone_b(
     r = styx("launch", task(tmp_path), "-c", "fzb", "-y", "-d", timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert zone_of(aws_endpoint, "fzb") == {"us-east-1b"}
+    # An instance that vanishes behind Styx's back shows up on `status -r`.
+    ec2 = aws_endpoint.client("ec2", region="us-east-1")
+    worker = ec2.describe_instances(
+        Filters=[
+            {"Name": "tag:styx-cluster", "Values": ["fzb"]},
+            {"Name": "tag:styx-node-index", "Values": ["1"]},
+        ]
+    )["Reservations"][0]["Instances"][0]["InstanceId"]
+    ec2.terminate_instances(InstanceIds=[worker])
+    wait_for(
+        lambda: styx("status", "-r").returncode == 0 and cluster(styx, "fzb")["status"] != "UP",
+        60,
+        "status -r to notice",
+    )
+    assert cluster(styx, "fzb")["status"] in ("DEGRADED", "STOPPED")
     assert styx("down", "fzb", "-y", timeout=300).returncode == 0
 
 

@@ -67,7 +67,19 @@ def provision_request(task: Task, candidate: Resources, cluster_name: str) -> Pr
         ports=tuple(str(p.to_yaml()) for p in candidate.ports),
         region=candidate.region,
         zone=candidate.zone,
+        disk_size=candidate.disk_size,
+        disk_tier=candidate.disk_tier,
+        image_id=_image_for(candidate, candidate.region),
+        labels=tuple(sorted((candidate.labels or {}).items())),
     )
+
+
+def _image_for(candidate: Resources, region: str | None) -> str | None:
+    """The task's image_id: a string, or the entry of a per-region mapping for ``region``."""
+    image = candidate.image_id
+    if image is None or isinstance(image, str):
+        return image
+    return image.get(region) if region else None
 
 
 def infra_offers(task: Task) -> list[Any]:
@@ -127,6 +139,7 @@ def choose_placement(task: Task, cluster_name: str, blocked: Any = None) -> Plac
         provision_request(task, chosen.spec, cluster_name),
         region=chosen.region,
         zone=chosen.spec.zone,
+        image_id=_image_for(chosen.spec, chosen.region),
         instance_type=chosen.instance_type,
         use_spot=chosen.use_spot,
     )
