@@ -318,7 +318,7 @@ class Materializer:
                 {i: hosts[i] for i in ids} if all(i in hosts and hosts[i].up for i in ids) else None
             )
 
-        return self._wait(ready, timeout, f"hosts of {ids} to come up")
+        return self.wait_until(ready, timeout, f"hosts of {ids} to come up")
 
     def wait_down(self, instance_id: str, timeout: float = 10) -> None:
         """Wait until the instance's host is off (stopped, crashed or removed) and no process of
@@ -330,7 +330,7 @@ class Materializer:
             h = self.hosts().get(instance_id)
             return True if (h is None or not h.up) and not self.pids(instance_id) else None
 
-        self._wait(down, timeout, f"host of {instance_id} to go away")
+        self.wait_until(down, timeout, f"host of {instance_id} to go away")
 
     # --- faults ---------------------------------------------------------------------------------
 
@@ -601,7 +601,8 @@ class Materializer:
             self.slot.pids_file.write_text("".join(line + "\n" for line in lines))
 
     @staticmethod
-    def _wait(pred: Callable[[], Any], timeout: float, what: str) -> Any:
+    def wait_until(pred: Callable[[], Any], timeout: float, what: str) -> Any:
+        """``pred()``'s first value that is not None, polled every 50 ms."""
         deadline = time.monotonic() + timeout
         while True:
             value = pred()

@@ -349,3 +349,24 @@ def test_reset_removes_every_host(
         materializer.wait_down(i)
     assert materializer.hosts() == {}
     assert not any(h.dir.exists() for h in hosts.values())
+
+
+def test_reboot_and_fast_stop_start_through_the_proxy(
+    aws_endpoint: AwsEndpoint, aws_vpc: AwsNetwork, materializer: Materializer
+) -> None:
+    west = aws_endpoint.client(region="us-west-2")
+    (iid,) = run(west, aws_vpc.subnets["us-west-2a"].id)
+    materializer.wait_up([iid])
+    assert materializer.ssh(iid, "touch /tmp/t /root/r").returncode == 0
+    west.reboot_instances(InstanceIds=[iid])
+    materializer.wait_until(lambda: materializer.host(iid).boots == 2 or None, 10, "a reboot")
+    materializer.wait_up([iid])
+    assert materializer.ssh(iid, "test -e /root/r && ! test -e /tmp/t").returncode == 0
+    materializer.pause()  # no poll can see "stopped" between these two calls
+    west.stop_instances(InstanceIds=[iid])
+    west.start_instances(InstanceIds=[iid])
+    materializer.resume()
+    materializer.wait_until(lambda: materializer.host(iid).boots == 3 or None, 10, "a power cycle")
+    assert materializer.wait_up([iid])[iid].boots == 3
+    west.terminate_instances(InstanceIds=[iid])
+    materializer.wait_down(iid)
