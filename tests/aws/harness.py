@@ -569,6 +569,12 @@ class AwsEndpoint:
     def requests(self, action: str | None = None, **kw: Any) -> list[dict[str, Any]]:
         return self.faults.requests(action, **kw)
 
+    def mark(self) -> int:
+        """The number of the latest logged request: pass it as ``since`` to :meth:`requests` or
+        :meth:`api_seconds` to see only what comes after (numbers keep rising across resets)."""
+        log = self.faults.requests()
+        return int(log[-1]["n"]) if log else 0
+
     def api_seconds(self, since: int = 0) -> float:
         """Wall-clock seconds moto spent answering the code under test (requests numbered above
         ``since``; overlapping calls count once): subtract it to get Styx's own time."""

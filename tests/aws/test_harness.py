@@ -77,6 +77,10 @@ def test_environment_points_boto3_at_the_proxy(aws_endpoint: AwsEndpoint) -> Non
     assert [r["action"] for r in logged] == ["DescribeAvailabilityZones", "GetCallerIdentity"]
     assert logged[0]["service"] == "ec2" and logged[1]["service"] == "sts"
     assert aws_endpoint.regions_touched() == ["us-east-1"]
+    mark = aws_endpoint.mark()
+    ec2.describe_vpcs()
+    assert [r["action"] for r in aws_endpoint.requests(since=mark)] == ["DescribeVpcs"]
+    assert 0 < aws_endpoint.api_seconds(since=mark) < 1
 
 
 def test_instance_types_and_images_are_validated(
