@@ -1,0 +1,264 @@
+"""Where a managed job's clusters come from: the ``Backend`` protocol and its two kinds.
+
+``ClusterBackend`` is real: one Styx cluster per job, launched, watched and torn down through
+:mod:`styx.sdk` (blocking calls, so each runs in a thread). ``InMemoryBackend`` is a
+simulation, for tests and benchmarks only: its clusters are dictionary entries whose job ends
+after a set time, with preemption, user-code failure and status-check errors injected on demand.
+
+A backend never changes job state; it answers questions and the controller decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import enum
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+
+class ProbeState(enum.StrEnum):
+    """What a status check found on a job's cluster."""
+
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"  # user code exited non-zero (exit_code says how)
+    FAILED_SETUP = "FAILED_SETUP"
+    PREEMPTED = "PREEMPTED"  # the cluster is gone or terminated: recover elsewhere
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Probe:
+    """One status check's answer."""
+
+    state: ProbeState
+    exit_code: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a launch landed, and the id of the job submitted there."""
+
+    region: str | None
+    cluster_job_id: int | None = None
+
+
+class TransientCheckError(Exception):
+    """A status check could not tell (timeout, refused connection): not evidence of loss."""
+
+
+class LaunchFailed(Exception):
+    """No resources anywhere allowed (``setup=False``) or the job's setup failed (``True``)."""
+
+    def __init__(self, message: str, *, setup: bool = False) -> None:
+        super().__init__(message)
+        self.setup = setup
+
+
+class Backend(Protocol):
+    """What a controller needs from the infrastructure; every method is idempotent."""
+
+    async def launch(
+        self, cluster: str, spec: Mapping[str, Any], *, avoid_regions: Sequence[str] = ()
+    ) -> Placement:
+        """Bring up ``cluster`` and submit the task; raise :class:`LaunchFailed`."""
+        ...
+
+    async def probe(self, cluster: str, placement: Placement) -> Probe:
+        """The job's state; raise :class:`TransientCheckError` when the check itself failed."""
+        ...
+
+    async def down(self, cluster: str) -> None:
+        """Tear the cluster down; nothing happens when it does not exist."""
+        ...
+
+    def clusters(self) -> set[str]:
+        """Names of the clusters this backend knows to exist (for leak checks)."""
+        ...
+
+
+# -- in-memory (simulation; tests and benchmarks only) ----------------------------------------
+
+
+@dataclasses.dataclass(slots=True)
+class SimScript:
+    """How a simulated task behaves: per attempt, run ``duration`` s, then exit with the next
+    code in ``exit_codes`` (0 once they run out); the first ``preemptions`` attempts are
+    preempted halfway; ``setup_fails`` makes every launch fail in setup."""
+
+    duration: float = 0.05
+    exit_codes: list[int] = dataclasses.field(default_factory=list)
+    preemptions: int = 0
+    setup_fails: bool = False
+
+
+@dataclasses.dataclass(slots=True)
+class _SimCluster:
+    region: str
+    started: float
+    script: SimScript
+    preempt: bool
+    exit_code: int
+
+
+class InMemoryBackend:
+    """IN-MEMORY SIMULATED clusters: no machines exist. For tests and the controller benchmark.
+
+    Scripts are chosen by the task's ``name`` (``scripts``), else ``default``. ``regions``
+    are tried in order. :meth:`preempt` kills a cluster now; :meth:`fail_checks` makes the next
+    ``n`` checks of a cluster raise :class:`TransientCheckError`.
+    """
+
+    def __init__(
+        self,
+        *,
+        default: SimScript | None = None,
+        scripts: Mapping[str, SimScript] | None = None,
+        regions: Sequence[str] = ("sim-1", "sim-2", "sim-3"),
+        launch_delay: float = 0.0,
+    ) -> None:
+        self.default = default or SimScript()
+        self.scripts = dict(scripts or {})
+        self.regions = list(regions)
+        self.launch_delay = launch_delay
+        self._clusters: dict[str, _SimCluster] = {}
+        self._attempts: dict[str, int] = {}  # per task name: launches so far
+        self._failing_checks: dict[str, int] = {}
+        self.launches = 0
+        self.launch_regions: list[tuple[str, str]] = []
+
+    def _script(self, spec: Mapping[str, Any]) -> SimScript:
+        return self.scripts.get(str(spec.get("name")), self.default)
+
+    async def launch(
+        self, cluster: str, spec: Mapping[str, Any], *, avoid_regions: Sequence[str] = ()
+    ) -> Placement:
+        if self.launch_delay:
+            await asyncio.sleep(self.launch_delay)
+        script = self._script(spec)
+        if script.setup_fails:
+            raise LaunchFailed("setup exited with 1", setup=True)
+        choices = [r for r in self.regions if r not in avoid_regions] or self.regions
+        key = str(spec.get("name"))
+        attempt = self._attempts.get(key, 0)
+        self._attempts[key] = attempt + 1
+        restarts = attempt - min(attempt, script.preemptions)
+        code = script.exit_codes[restarts] if restarts < len(script.exit_codes) else 0
+        self._clusters[cluster] = _SimCluster(
+            choices[0], time.monotonic(), script, attempt < script.preemptions, code
+        )
+        self.launches += 1
+        self.launch_regions.append((cluster, choices[0]))
+        return Placement(choices[0], 1)
+
+    async def probe(self, cluster: str, placement: Placement) -> Probe:
+        left = self._failing_checks.get(cluster, 0)
+        if left:
+            self._failing_checks[cluster] = left - 1
+            raise TransientCheckError("simulated: connection timed out")
+        sim = self._clusters.get(cluster)
+        if sim is None:
+            return Probe(ProbeState.PREEMPTED)
+        elapsed = time.monotonic() - sim.started
+        if sim.preempt and elapsed >= sim.script.duration / 2:
+            del self._clusters[cluster]
+            return Probe(ProbeState.PREEMPTED)
+        if elapsed < sim.script.duration:
+            return Probe(ProbeState.RUNNING)
+        if sim.exit_code == 0:
+            return Probe(ProbeState.SUCCEEDED, 0)
+        return Probe(ProbeState.FAILED, sim.exit_code)
+
+    async def down(self, cluster: str) -> None:
+        self._clusters.pop(cluster, None)
+
+    def clusters(self) -> set[str]:
+        return set(self._clusters)
+
+    def preempt(self, cluster: str) -> None:
+        """Simulate the loss of the cluster's machines."""
+        self._clusters.pop(cluster, None)
+
+    def fail_checks(self, cluster: str, n: int) -> None:
+        """The next ``n`` status checks of ``cluster`` fail transiently."""
+        self._failing_checks[cluster] = n
+
+
+# -- real clusters -----------------------------------------------------------------------------
+
+
+class ClusterBackend:
+    """Real clusters through :mod:`styx.sdk`, each blocking call in a thread.
+
+    Preemption is read from ``styx.sdk.status(refresh=True)``: a cluster that is missing or
+    not UP after a refresh is lost. Errors of the check itself are transient.
+    """
+
+    async def launch(
+        self, cluster: str, spec: Mapping[str, Any], *, avoid_regions: Sequence[str] = ()
+    ) -> Placement:
+        return await asyncio.to_thread(self._launch, cluster, dict(spec), tuple(avoid_regions))
+
+    def _launch(self, cluster: str, spec: dict[str, Any], avoid: tuple[str, ...]) -> Placement:
+        from styx import sdk
+        from styx.errors import StyxError
+        from styx.spec.task import Task
+
+        task = Task.from_dict(spec)
+        # EAGER_NEXT_REGION: pin away from the last region when the task names none.
+        # TODO: pass avoid_regions to the optimizer once it takes exclusions.
+        try:
+            result = sdk.launch(task, cluster, detach=True)
+        except StyxError as e:
+            raise LaunchFailed(str(e), setup="setup" in e.code) from e
+        region = None
+        for record in sdk.status([cluster]):
+            region = (record.launched_resources or {}).get("region")
+        return Placement(region, result.job_id)
+
+    async def probe(self, cluster: str, placement: Placement) -> Probe:
+        return await asyncio.to_thread(self._probe, cluster, placement)
+
+    def _probe(self, cluster: str, placement: Placement) -> Probe:
+        from styx import sdk
+        from styx.state.records import ClusterJobStatus, ClusterStatus
+
+        try:
+            records = sdk.status([cluster], refresh=True)
+        except Exception as e:  # the check failed, not (yet) the cluster
+            raise TransientCheckError(str(e)) from e
+        if not records or records[0].status not in (ClusterStatus.UP,):
+            return Probe(ProbeState.PREEMPTED)
+        try:
+            jobs = sdk.queue(cluster, all_jobs=True)
+        except Exception as e:
+            raise TransientCheckError(str(e)) from e
+        for job in jobs:
+            if job.job_id != placement.cluster_job_id:
+                continue
+            status = ClusterJobStatus(job.status)
+            if status == ClusterJobStatus.SUCCEEDED:
+                return Probe(ProbeState.SUCCEEDED, 0)
+            if status == ClusterJobStatus.FAILED_SETUP:
+                return Probe(ProbeState.FAILED_SETUP, job.exit_code)
+            if status.is_terminal:
+                return Probe(ProbeState.FAILED, job.exit_code)
+            return Probe(ProbeState.RUNNING)
+        raise TransientCheckError(f"job {placement.cluster_job_id} not in the queue yet")
+
+    async def down(self, cluster: str) -> None:
+        await asyncio.to_thread(self._down, cluster)
+
+    def _down(self, cluster: str) -> None:
+        from styx import sdk
+        from styx.errors import NotFoundError
+
+        with contextlib.suppress(NotFoundError):
+            sdk.down(cluster)
+
+    def clusters(self) -> set[str]:
+        from styx import sdk
+
+        return {r.name for r in sdk.status() if r.name.startswith("styx-mj-")}

@@ -1,0 +1,336 @@
+"""The managed-jobs controller: one asyncio process driving many jobs and DAG runs.
+
+Each job is one asyncio task walking PENDING -> STARTING -> RUNNING -> (RECOVERING -> RUNNING)*
+-> a terminal status; every transition is a compare-and-set in the state layer, which records
+it with its time. Database calls run in a small thread pool and cluster operations run in the
+backend's threads, so the event loop never blocks.
+
+Cluster names are ``styx-mj-<job id>`` for every attempt, so after a restart the controller
+knows which cluster each job may own: it resumes RUNNING jobs by probing theirs, and tears
+down half-made ones before relaunching. Nothing is launched twice for one job, nothing leaks.
+
+A status check that fails (timeout, refused) is not a preemption: only ``check_failures``
+consecutive failed checks, or a check that finds the cluster gone, trigger a recovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from styx.jobs.backend import (
+    Backend,
+    LaunchFailed,
+    Placement,
+    Probe,
+    ProbeState,
+    TransientCheckError,
+)
+from styx.jobs.dag import RunState
+from styx.state import managed_jobs as repo
+from styx.state.db import Database
+from styx.state.records import DagRunStatus, ManagedJobRecord
+from styx.state.records import ManagedJobStatus as S
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+ACTIVE = [S.PENDING, S.STARTING, S.RUNNING, S.RECOVERING, S.CANCELLING]
+
+
+def cluster_name(job_id: int) -> str:
+    """The one cluster name a managed job uses, on every attempt."""
+    return f"styx-mj-{job_id}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Recovery:
+    """A job's ``job_recovery`` settings, read from its spec."""
+
+    strategy: str = "FAILOVER"
+    max_restarts_on_errors: int = 0
+    recover_on_exit_codes: frozenset[int] = frozenset()
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Recovery:
+        raw = (spec.get("resources") or {}).get("job_recovery")
+        if raw is None:
+            return cls()
+        if isinstance(raw, str):
+            return cls(raw)
+        return cls(
+            raw.get("strategy") or "FAILOVER",
+            int(raw.get("max_restarts_on_errors") or 0),
+            frozenset(int(c) for c in raw.get("recover_on_exit_codes") or ()),
+        )
+
+
+class _Cancelled(Exception):
+    """The job was moved to CANCELLING by someone else."""
+
+
+class Controller:
+    """Drives every active managed job in ``db`` through ``backend`` until :meth:`stop`."""
+
+    def __init__(
+        self,
+        db: Database,
+        backend: Backend,
+        *,
+        poll_interval: float = 10.0,
+        sweep_interval: float = 1.0,
+        check_failures: int = 3,
+        db_threads: int = 4,
+    ) -> None:
+        self.db = db
+        self.backend = backend
+        self.poll_interval = poll_interval
+        self.sweep_interval = sweep_interval
+        self.check_failures = check_failures
+        self.pid = os.getpid()
+        self._pool = ThreadPoolExecutor(db_threads, thread_name_prefix="styx-jobs-db")
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._runs: dict[int, RunState] = {}
+        self._stopping = asyncio.Event()
+        self._cancel_requested: set[int] = set()
+        self.loop_lag: list[float] = []  # scheduling-loop latency samples, seconds
+
+    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(self.db, *args, **kwargs))
+
+    # -- main loop ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Resume and drive jobs until :meth:`stop`; the sweep picks up new and cancelled jobs."""
+        lag = asyncio.create_task(self._measure_lag())
+        try:
+            while not self._stopping.is_set():
+                await self.sweep()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.sweep_interval)
+        finally:
+            lag.cancel()
+            for task in list(self._tasks.values()):
+                task.cancel()
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            self._tasks.clear()
+            self._pool.shutdown(wait=False)
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return; jobs stay as they are and resume on the next start."""
+        self._stopping.set()
+
+    async def _measure_lag(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            t = loop.time()
+            await asyncio.sleep(0.05)
+            self.loop_lag.append(loop.time() - t - 0.05)
+
+    async def sweep(self) -> None:
+        """Start tasks for active jobs not driven yet; act on cancel requests."""
+        jobs = await self._db(repo.list_managed_jobs, statuses=ACTIVE)
+        for job in jobs:
+            if job.status == S.CANCELLING and job.id in self._tasks:
+                if job.id not in self._cancel_requested:
+                    self._cancel_requested.add(job.id)
+                    self._tasks[job.id].cancel()
+                continue
+            if job.id in self._tasks:
+                continue
+            if job.dag_run_id is not None:
+                run = await self._run_state(job.dag_run_id)
+                if job.status == S.PENDING and not run.ready(job.task_index):
+                    continue
+                run.started.add(job.task_index)
+                if run.status == DagRunStatus.PENDING:
+                    run.status = DagRunStatus.RUNNING
+                    await self._db(
+                        repo.set_dag_run_status, run.run_id, DagRunStatus.RUNNING,
+                        expected=DagRunStatus.PENDING,
+                    )  # fmt: skip
+            self._start(job)
+
+    def _start(self, job: ManagedJobRecord) -> None:
+        task = asyncio.create_task(self._drive(job), name=f"managed-job-{job.id}")
+        self._tasks[job.id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(job.id, None))
+
+    async def _run_state(self, run_id: int) -> RunState:
+        run = self._runs.get(run_id)
+        if run is None:
+            record = await self._db(repo.get_dag_run, run_id)
+            jobs = await self._db(repo.list_managed_jobs, dag_run_id=run_id)
+            assert record is not None
+            run = self._runs[run_id] = RunState.from_records(record, jobs)
+        return run
+
+    # -- one job --------------------------------------------------------------------------------
+
+    async def _set(self, job_id: int, to: S, expected: S | list[S], reason: str, **kw: Any) -> None:
+        ok = await self._db(
+            repo.set_managed_job_status, job_id, to, expected=expected, reason=reason, **kw
+        )
+        if not ok:
+            current = await self._db(repo.require_managed_job, job_id)
+            if current.status == S.CANCELLING:
+                raise _Cancelled
+            raise RuntimeError(f"job {job_id}: expected {expected}, found {current.status}")
+
+    async def _drive(self, job: ManagedJobRecord) -> None:
+        try:
+            final = await self._drive_inner(job)
+        except asyncio.CancelledError:
+            if job.id not in self._cancel_requested:
+                raise  # controller shutting down: the job resumes on the next start
+            final = await self._cancel(job.id)
+        except _Cancelled:
+            final = await self._cancel(job.id)
+        except Exception as e:  # a controller bug must not leave the job hanging
+            log.exception("managed job %s", job.id)
+            await self.backend.down(cluster_name(job.id))
+            await self._db(
+                repo.set_managed_job_status, job.id, S.FAILED_CONTROLLER,
+                expected=ACTIVE, reason="controller error", failure_reason=repr(e),
+            )  # fmt: skip
+            final = S.FAILED_CONTROLLER
+        self._cancel_requested.discard(job.id)
+        if job.dag_run_id is not None:
+            await self._job_ended(job.dag_run_id, job.task_index, final)
+
+    async def _cancel(self, job_id: int) -> S:
+        await self.backend.down(cluster_name(job_id))
+        await self._db(
+            repo.set_managed_job_status, job_id, S.CANCELLED,
+            expected=[S.CANCELLING, *ACTIVE], reason="cancelled",
+        )  # fmt: skip
+        return S.CANCELLED
+
+    async def _drive_inner(self, job: ManagedJobRecord) -> S:
+        if job.status == S.CANCELLING:
+            raise _Cancelled
+        name = cluster_name(job.id)
+        recovery = Recovery.from_spec(job.spec)
+        restarts = job.restarts_on_errors
+        info = dict(job.resources or {})
+        await self._db(repo.update_managed_job, job.id, controller_pid=self.pid)
+        status = job.status
+        placement: Placement | None = None
+        if status == S.RUNNING and job.cluster_name:  # resumed: watch the cluster it had
+            placement = Placement(info.get("region"), info.get("cluster_job_id"))
+        elif status in (S.STARTING, S.RECOVERING):
+            await self.backend.down(name)  # half-made by a previous controller
+        avoid: list[str] = []
+        while True:
+            if placement is None:
+                if status == S.PENDING:
+                    await self._set(job.id, S.STARTING, S.PENDING, "launching")
+                    status = S.STARTING
+                try:
+                    placement = await self.backend.launch(name, job.spec, avoid_regions=avoid)
+                except LaunchFailed as e:
+                    await self.backend.down(name)
+                    to = S.FAILED_SETUP if e.setup else S.FAILED_NO_RESOURCE
+                    await self._set(job.id, to, status, "launch failed", failure_reason=str(e))
+                    return to
+                info.update(region=placement.region, cluster_job_id=placement.cluster_job_id)
+                await self._db(repo.update_managed_job, job.id, cluster_name=name, resources=info)
+                await self._set(job.id, S.RUNNING, status, "job running")
+                status = S.RUNNING
+            probe = await self._watch(name, placement)
+            if probe.state == ProbeState.SUCCEEDED:
+                await self.backend.down(name)
+                await self._set(job.id, S.SUCCEEDED, S.RUNNING, "job succeeded")
+                return S.SUCCEEDED
+            if probe.state == ProbeState.FAILED_SETUP:
+                await self.backend.down(name)
+                await self._set(job.id, S.FAILED_SETUP, S.RUNNING, "setup failed")
+                return S.FAILED_SETUP
+            if probe.state == ProbeState.FAILED:
+                code = probe.exit_code
+                if code not in recovery.recover_on_exit_codes:
+                    if restarts >= recovery.max_restarts_on_errors:
+                        await self.backend.down(name)
+                        reason = f"user code exited with {code}"
+                        await self._set(job.id, S.FAILED, S.RUNNING, reason, failure_reason=reason)
+                        return S.FAILED
+                    restarts += 1
+                    await self._db(repo.update_managed_job, job.id, restarts_on_errors=restarts)
+                reason = f"restart after exit code {code}"
+            else:
+                reason = "cluster preempted or lost"
+            await self._set(job.id, S.RECOVERING, S.RUNNING, reason)
+            status = S.RECOVERING
+            await self.backend.down(name)
+            avoid = (
+                [placement.region]
+                if recovery.strategy == "EAGER_NEXT_REGION" and placement.region
+                else []
+            )
+            placement = None
+
+    async def _watch(self, name: str, placement: Placement) -> Probe:
+        """Probe until the job ends or its cluster is lost; tolerate transient check errors."""
+        failures = 0
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                probe = await self.backend.probe(name, placement)
+            except TransientCheckError:
+                failures += 1
+                if failures >= self.check_failures:
+                    return Probe(ProbeState.PREEMPTED)
+                continue
+            failures = 0
+            if probe.state != ProbeState.RUNNING:
+                return probe
+
+    # -- DAG runs -------------------------------------------------------------------------------
+
+    async def _job_ended(self, run_id: int, index: int, final: S) -> None:
+        run = await self._run_state(run_id)
+        run.statuses[index] = final
+        if final != S.SUCCEEDED:
+            for other in run.to_cancel_after_failure(index):
+                job_id = run.job_ids[other]
+                if job_id not in self._tasks:
+                    ok = await self._db(
+                        repo.set_managed_job_status, job_id, S.CANCELLED,
+                        expected=S.PENDING, reason=f"dependency {run.label(index)} ended {final}",
+                    )  # fmt: skip
+                    if ok:
+                        run.statuses[other] = S.CANCELLED
+                elif job_id in self._tasks:
+                    await self._db(
+                        repo.set_managed_job_status, job_id, S.CANCELLING,
+                        expected=ACTIVE, reason=f"stop_all after {run.label(index)} ended",
+                    )  # fmt: skip
+                    self._cancel_requested.add(job_id)
+                    self._tasks[job_id].cancel()
+        else:
+            for other in run.newly_ready():
+                job = await self._db(repo.require_managed_job, run.job_ids[other])
+                if job.id not in self._tasks and job.status == S.PENDING:
+                    self._start(job)
+        if run.done():
+            await self._db(repo.set_dag_run_status, run_id, run.final_status())
+            self._runs.pop(run_id, None)
+
+
+async def run_until(controller: Controller, predicate: Callable[[], bool], timeout: float) -> None:
+    """Run ``controller`` until ``predicate()`` holds (checked every 10 ms) or ``timeout``."""
+    task = asyncio.create_task(controller.run())
+    deadline = time.monotonic() + timeout
+    try:
+        while not predicate() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+    finally:
+        controller.stop()
+        await task
