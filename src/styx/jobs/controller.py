@@ -121,7 +121,8 @@ class Controller:
                 task.cancel()
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
             self._tasks.clear()
-            self._pool.shutdown(wait=False)
+            # Let database writes already handed to threads land before returning.
+            await asyncio.to_thread(self._pool.shutdown, True)
 
     def stop(self) -> None:
         """Ask :meth:`run` to return; jobs stay as they are and resume on the next start."""
