@@ -1,0 +1,70 @@
+"""``styx jobs`` end to end: the CLI starts the daemon, which uses the IN-MEMORY backend."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+DIAMOND = """\
+name: diamond
+---
+name: A
+run: a
+---
+name: B
+run: b
+depends_on: [A]
+---
+name: C
+run: c
+depends_on: [A]
+---
+name: D
+run: d
+depends_on: [B, C]
+"""
+
+
+def styx(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "styx.cli.main", *args],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    e = dict(os.environ)
+    e.pop("STYX_DB_URL", None)
+    e.update(
+        STYX_HOME=str(tmp_path / "home"),
+        STYX_JOBS_BACKEND="memory",
+        STYX_JOBS_SIM_DURATION="0.3",
+        STYX_JOBS_IDLE_EXIT="1",
+    )
+    return e
+
+
+def test_launch_queue_logs_cancel(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "dag.yaml").write_text(DIAMOND)
+    (tmp_path / "long.yaml").write_text("name: long\nrun: sleep 1\n")
+    out = styx(env, "jobs", "launch", "--no-controller", str(tmp_path / "long.yaml"))
+    assert out.returncode == 0 and "Managed job 1 queued" in out.stdout
+    assert "Cancelling: 1" in styx(env, "jobs", "cancel", "1").stdout
+    out = styx(env, "jobs", "launch", str(tmp_path / "dag.yaml"))
+    assert "DAG run 1 queued: jobs 2, 3, 4, 5" in out.stdout, out
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        table = styx(env, "jobs", "queue").stdout
+        if table.count("SUCCEEDED") == 5 and "CANCELLED" in table:
+            break
+        time.sleep(0.2)
+    assert "run 1  diamond" in table and "└─ D" in table, table
+    assert table.count("SUCCEEDED") == 5, table
+    logs = styx(env, "jobs", "logs", "5")
+    assert logs.returncode == 0 and "SUCCEEDED" in logs.stdout
