@@ -57,7 +57,7 @@ def main() -> None:
         rows = []
         try:
             for i in range(args.runs):
-                since = len(endpoint.requests())
+                since = endpoint.mark()
                 t0 = time.perf_counter()
                 handle = provider.provision(
                     ProvisionRequest(
