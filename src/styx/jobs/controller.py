@@ -99,6 +99,7 @@ class Controller:
         self._runs: dict[int, RunState] = {}
         self._stopping = asyncio.Event()
         self._cancel_requested: set[int] = set()
+        self._finished: set[int] = set()  # driven to the end here; a stale sweep must not restart
         self.loop_lag: list[float] = []  # scheduling-loop latency samples, seconds
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -144,7 +145,7 @@ class Controller:
                     self._cancel_requested.add(job.id)
                     self._tasks[job.id].cancel()
                 continue
-            if job.id in self._tasks:
+            if job.id in self._tasks or job.id in self._finished:
                 continue
             if job.dag_run_id is not None:
                 run = await self._run_state(job.dag_run_id)
@@ -162,7 +163,12 @@ class Controller:
     def _start(self, job: ManagedJobRecord) -> None:
         task = asyncio.create_task(self._drive(job), name=f"managed-job-{job.id}")
         self._tasks[job.id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(job.id, None))
+        task.add_done_callback(lambda _: self._done(job.id))
+
+    def _done(self, job_id: int) -> None:
+        self._tasks.pop(job_id, None)
+        if not self._stopping.is_set():
+            self._finished.add(job_id)
 
     async def _run_state(self, run_id: int) -> RunState:
         run = self._runs.get(run_id)

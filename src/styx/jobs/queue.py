@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import time
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from styx.state.db import Database
-from styx.state.models import DagRun, ManagedJob
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+_COLUMNS = (
+    "id", "name", "task_name", "dag_run_id", "status", "submitted_at", "started_at",
+    "ended_at", "recovery_count",
+)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -28,7 +33,23 @@ class QueueRow:
 
 
 def read_queue(db: Database) -> tuple[list[QueueRow], dict[int, tuple[str, str]]]:
-    """Every managed job (by id) and each DAG run's (name, status)."""
+    """Every managed job (by id) and each DAG run's (name, status).
+
+    On SQLite this reads through plain ``sqlite3`` (no SQLAlchemy import), as ``styx status``.
+    """
+    fast = db.fast_reader()
+    if fast is not None:
+        jobs_sql = f"SELECT {', '.join(_COLUMNS)} FROM managed_jobs ORDER BY id"
+        rows = [QueueRow(*r) for r in fast._query(jobs_sql, ())]
+        run_rows: list[tuple[Any, ...]] = fast._query("SELECT id, name, status FROM dag_runs", ())
+        return rows, {r[0]: (r[1], r[2]) for r in run_rows}
+    return _read_queue_sqlalchemy(db)
+
+
+def _read_queue_sqlalchemy(db: Database) -> tuple[list[QueueRow], dict[int, tuple[str, str]]]:
+    from sqlalchemy import select
+
+    from styx.state.models import DagRun, ManagedJob
 
     def txn(s: Session) -> tuple[list[QueueRow], dict[int, tuple[str, str]]]:
         cols = (
