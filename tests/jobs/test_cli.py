@@ -68,3 +68,32 @@ def test_launch_queue_logs_cancel(env: dict[str, str], tmp_path: Path) -> None:
     assert table.count("SUCCEEDED") == 5, table
     logs = styx(env, "jobs", "logs", "5")
     assert logs.returncode == 0 and "SUCCEEDED" in logs.stdout
+
+
+def test_kill_9_of_the_daemon_then_jobs_continue(env: dict[str, str], tmp_path: Path) -> None:
+    env["STYX_JOBS_SIM_DURATION"] = "4"
+    (tmp_path / "t.yaml").write_text("name: t\nrun: train\n")
+    for i in range(5):
+        flags = ["--no-controller"] if i < 4 else []
+        assert styx(env, "jobs", "launch", *flags, str(tmp_path / "t.yaml")).returncode == 0
+    pid_file = Path(env["STYX_HOME"]) / "jobs" / "controller.pid"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and styx(env, "jobs", "queue").stdout.count("RUNNING") < 5:
+        time.sleep(0.1)
+    os.kill(int(pid_file.read_text()), 9)
+    # The next command that launches starts a new daemon, which resumes the five jobs. The
+    # simulated clusters died with the old process, so they come back through recovery.
+    (tmp_path / "u.yaml").write_text("name: u\nrun: eval\n")
+    assert styx(env, "jobs", "launch", str(tmp_path / "u.yaml")).returncode == 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        table = styx(env, "jobs", "queue").stdout
+        if table.count("SUCCEEDED") == 6:
+            break
+        time.sleep(0.2)
+    assert table.count("SUCCEEDED") == 6, table
+    for job_id in range(1, 7):
+        logs = styx(env, "jobs", "logs", "--no-follow", str(job_id)).stdout
+        assert logs.count("SUCCEEDED") == 1 and logs.count("STARTING") == 1, logs
+        # Jobs 1-5 lost their (simulated) clusters with the killed daemon: recovered once.
+        assert logs.count("RECOVERING") == (1 if job_id <= 5 else 0), logs
