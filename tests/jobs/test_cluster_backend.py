@@ -1,0 +1,58 @@
+"""The real ``ClusterBackend`` on the local cloud (real agent and Ray on this machine)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from styx.jobs.backend import ClusterBackend
+from styx.jobs.controller import Controller, cluster_name, run_until
+from styx.jobs.submit import submit
+from styx.spec.dag import Dag
+from styx.state import db as dbmod
+from styx.state import managed_jobs as repo
+from styx.state.db import Database
+from styx.state.records import ManagedJobStatus
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+S = ManagedJobStatus
+
+
+@pytest.fixture
+def home_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
+    monkeypatch.delenv("STYX_DB_URL", raising=False)
+    monkeypatch.setenv("STYX_HOME", str(tmp_path / "home"))
+    dbmod.clear_cache()
+    yield Database.open()
+    dbmod.clear_cache()
+
+
+def test_local_job_is_launched_watched_and_torn_down(home_db: Database) -> None:
+    db = home_db
+    yaml = "name: mj\nrun: sleep 3 && echo done\nresources: {infra: local}\n"
+    _, [job] = submit(db, Dag.from_yaml_str(yaml))
+    backend = ClusterBackend()
+    preempted = False
+
+    def ended() -> bool:
+        nonlocal preempted
+        record = repo.require_managed_job(db, job)
+        if record.status == S.RUNNING and not preempted:
+            # Tear the cluster down behind the controller's back: a preemption.
+            from styx import sdk
+
+            sdk.down(cluster_name(job))
+            preempted = True
+        return record.status.is_terminal
+
+    controller = Controller(db, backend, poll_interval=0.5, sweep_interval=0.2)
+    asyncio.run(run_until(controller, ended, 240))
+    record = repo.require_managed_job(db, job)
+    assert record.status == S.SUCCEEDED, (record, repo.list_managed_job_events(db, job))
+    assert record.recovery_count == 1
+    assert backend.clusters() == set()
+    assert os.environ["STYX_HOME"]
