@@ -25,8 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from styx.cluster.ssh import SSHHost, SSHRunner  # noqa: E402
-from testworld.testbed import Testbed, usable  # noqa: E402
+from styx.cluster.ssh import SSHHost, SSHRunner
+from testworld.testbed import Testbed, usable
 
 
 def sample(fn: Callable[[], object], runs: int) -> list[float]:
