@@ -25,6 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from styx.jobs import secrets
 from styx.jobs.backend import (
     Backend,
     LaunchFailed,
@@ -209,6 +210,7 @@ class Controller:
             )  # fmt: skip
             final = S.FAILED_CONTROLLER
         self._cancel_requested.discard(job.id)
+        secrets.forget(job.id)
         if job.dag_run_id is not None:
             await self._job_ended(job.dag_run_id, job.task_index, final)
 
@@ -241,7 +243,8 @@ class Controller:
                     await self._set(job.id, S.STARTING, S.PENDING, "launching")
                     status = S.STARTING
                 try:
-                    placement = await self.backend.launch(name, job.spec, avoid_regions=avoid)
+                    spec = secrets.restore(job.id, job.spec)
+                    placement = await self.backend.launch(name, spec, avoid_regions=avoid)
                 except LaunchFailed as e:
                     await self.backend.down(name)
                     to = S.FAILED_SETUP if e.setup else S.FAILED_NO_RESOURCE
@@ -314,6 +317,7 @@ class Controller:
                     )  # fmt: skip
                     if ok:
                         run.statuses[other] = S.CANCELLED
+                        secrets.forget(job_id)
                 elif job_id in self._tasks:
                     await self._db(
                         repo.set_managed_job_status, job_id, S.CANCELLING,

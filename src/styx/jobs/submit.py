@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 
+from styx.jobs import secrets
 from styx.jobs.dag import dag_spec
 from styx.spec.dag import Dag
 from styx.state import managed_jobs as repo
@@ -22,10 +23,11 @@ def submit(db: Database, dag: Dag, *, name: str | None = None) -> tuple[int | No
     user = _user()
     tasks = dag.tasks
     run_name = name or dag.name or tasks[0].name or "managed-job"
+    split = [secrets.split(t.to_dict()) for t in tasks]  # the database never sees secrets
     jobs = [
         NewManagedJob(
             name=t.name or run_name,
-            spec=t.to_dict(),
+            spec=split[i][0],
             task_index=i,
             task_name=t.name,
             user_name=user,
@@ -33,9 +35,13 @@ def submit(db: Database, dag: Dag, *, name: str | None = None) -> tuple[int | No
         for i, t in enumerate(tasks)
     ]
     if len(tasks) == 1:
-        return None, [repo.add_managed_job(db, jobs[0]).id]
+        job_id = repo.add_managed_job(db, jobs[0]).id
+        secrets.save(job_id, split[0][1])
+        return None, [job_id]
     spec = dag_spec([t.name for t in tasks], sorted(dag.edges), dag.on_failure)
     run, records = repo.add_dag_run(db, run_name, spec, on_failure=dag.on_failure, jobs=jobs)
+    for record, (_, values) in zip(records, split, strict=True):
+        secrets.save(record.id, values)
     return run.id, [r.id for r in records]
 
 
