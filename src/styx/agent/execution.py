@@ -82,8 +82,8 @@ class RayExecutor:
         alive = [n for n in ray.nodes() if n.get("Alive")]
         by_ip = {n["NodeManagerAddress"]: n for n in alive}
         head = next((n for n in alive if _HEAD_RESOURCE in n.get("Resources", {})), None)
-        self._rank_node_ids.clear()
-        self._rank_resource.clear()
+        node_ids: dict[int, str] = {}
+        resources: dict[int, str] = {}
         for rank, info in enumerate(self.config.nodes):
             node = by_ip.get(info.ip)
             resource = f"node:{info.ip}"
@@ -91,9 +91,11 @@ class RayExecutor:
                 # Ray may register 127.0.0.1 as the machine's address: find the head by role.
                 node, resource = head, _HEAD_RESOURCE
             if node is not None:
-                self._rank_node_ids[rank] = node["NodeID"]
-                self._rank_resource[rank] = resource
-        return [r in self._rank_node_ids for r in range(len(self.config.nodes))]
+                node_ids[rank] = node["NodeID"]
+                resources[rank] = resource
+        # Swapped in whole: jobs starting on the event loop never see a half-built map.
+        self._rank_node_ids, self._rank_resource = node_ids, resources
+        return [r in node_ids for r in range(len(self.config.nodes))]
 
     def _options(self, demand: Demand) -> dict[str, Any]:
         opts: dict[str, Any] = {"num_cpus": demand.cpus, "num_gpus": demand.gpus}
@@ -128,7 +130,12 @@ class RayExecutor:
                     placement, placement_group_bundle_index=i
                 )
             else:
-                strategy = NodeAffinitySchedulingStrategy(self._rank_node_ids[rank], soft=False)
+                if rank not in self._rank_node_ids:  # a node that joined since the last look
+                    self.refresh_nodes()
+                node_id = self._rank_node_ids.get(rank)
+                if node_id is None:
+                    raise RuntimeError(f"node of rank {rank} is not in the cluster's Ray")
+                strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
             gens.append(
                 self._run_part.options(
                     scheduling_strategy=strategy, **self._options(demand)
