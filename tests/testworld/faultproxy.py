@@ -271,32 +271,32 @@ class _Handler(BaseHTTPRequestHandler):
             "fault": None,
             "upstream_s": 0.0,
         }
+        # Logged before any reply is written (its fields are filled in before the reply goes
+        # out): a client that reads the log right after its response must find the request.
+        with state.lock:
+            state.log.append(entry)
+            del state.log[: max(0, len(state.log) - LOG_LIMIT)]
         rule = state.pick(request)
         if rule is not None:
             entry["fault"] = rule["id"]
             time.sleep(float(rule.get("delay", 0)))
-        try:
-            if rule is not None and rule.get("drop"):
-                entry["status"] = "dropped"
-                self.close_connection = True
-                with contextlib.suppress(OSError):
-                    self.connection.shutdown(2)
-                return
-            if rule is not None and rule.get("code"):
-                code = str(rule["code"])
-                ctype, text = error_body(
-                    request,
-                    code,
-                    str(rule.get("message", f"injected {code}")),
-                    f"fault-{entry['n']}",
-                )
-                entry["status"] = int(rule.get("status", 500))
-                return self._reply(entry["status"], text, ctype)
-            self._forward(body, entry)
-        finally:
-            with state.lock:
-                state.log.append(entry)
-                del state.log[: max(0, len(state.log) - LOG_LIMIT)]
+        if rule is not None and rule.get("drop"):
+            entry["status"] = "dropped"
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(2)
+            return
+        if rule is not None and rule.get("code"):
+            code = str(rule["code"])
+            ctype, text = error_body(
+                request,
+                code,
+                str(rule.get("message", f"injected {code}")),
+                f"fault-{entry['n']}",
+            )
+            entry["status"] = int(rule.get("status", 500))
+            return self._reply(entry["status"], text, ctype)
+        self._forward(body, entry)
 
     def _forward(self, body: bytes, entry: dict[str, Any]) -> None:
         host, port = self.server.upstream
