@@ -424,7 +424,9 @@ class Materializer:
             self.errors.append(f"proxy log: {exc!r}")
             return set()
         reboots: set[str] = set()
-        for e in entries:
+        for e in sorted(entries, key=lambda e: int(e["n"])):
+            if e.get("status") is None:
+                break  # still in flight: the proxy logs a request before it answers; look again
             self._events_seen = max(self._events_seen, int(e["n"]))
             if e.get("status") != 200:
                 continue

@@ -146,6 +146,9 @@ def test_autostop_stops_then_down_removes(styx: Styx) -> None:
     r = styx("launch", "examples/hello.yaml", "-c", "t3", "-y", "--down")
     assert r.returncode == 0, r.stderr
     wait_for(lambda: status() is None, 120, "--down to remove t3")
+    # The record goes first, then the agent stops everything: wait for the processes too.
+    root = str(styx.home / "clusters" / "t3")
+    wait_for(lambda: own_processes(root) == [], 60, "t3's processes to end after autodown")
 
 
 def test_ctrl_c_while_following_leaves_the_job_running(styx: Styx, cluster: str) -> None:

@@ -267,7 +267,9 @@ def stop_ray(temp_dir: str, port: int | None = None) -> int:
     roots = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmd = "\0".join(proc.info.get("cmdline") or []) + "\0"
-        if proc.pid not in spare and "ray" in cmd and any(n in cmd for n in needles):
+        # A concurrent `styx.agent stop` names the temp dir too: it is not Ray, leave it be.
+        ours = "styx.agent" in cmd
+        if proc.pid not in spare and not ours and "ray" in cmd and any(n in cmd for n in needles):
             roots.append(proc.pid)
     kill_tree(roots, grace_s=5.0)
     return 0

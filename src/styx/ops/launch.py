@@ -163,6 +163,13 @@ def launch(
             stages.check_fits_existing(handle, request)
         else:
             handle, provider = stages.provision_with_failover(db, pipe, task, name)
+        if (
+            not provider.supports_autostop
+            and down
+            and idle_minutes is None
+            and task.resources.autostop is None
+        ):
+            autostop = _autostop_config(task, None, False)  # --down: the client tears down
         if autostop.idle_minutes is not None and not provider.supports_autostop:
             raise NotSupportedError(
                 f"Autostop is not supported on '{provider.name}' clusters.",
@@ -216,9 +223,15 @@ def _after_submit(
     pipe.note(f"[dim]Job {job_id} on '{name}'. Ctrl-C stops following; the job keeps running.[/]")
     code = jobs_ops.follow_job(handle, job_id, report=not pipe.quiet)
     if down:
+        # The head's agent tears the cluster down once idle (autodown); the client does it
+        # itself only where the provider has no autostop. Either may have finished first.
+        from styx.errors import ClusterNotFound
         from styx.ops import cluster_ops
+        from styx.providers.registry import get_provider
 
-        cluster_ops.teardown(name, pipe)
+        if not get_provider(handle.provider).supports_autostop:
+            with contextlib.suppress(ClusterNotFound):
+                cluster_ops.teardown(name, pipe)
     return LaunchResult(name, job_id, code)
 
 
