@@ -9,12 +9,11 @@ reaches the agent through a unix socket forwarded over the head's SSH ControlMas
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from styx import paths
+from styx.cluster.local_socket import accepts, forwarded_socket_path
 from styx.cluster.runner import Runner
 from styx.cluster.ssh import SSHHost, SSHRunner, raise_for_failures, run_parallel
 from styx.errors import ResourcesUnavailable, UsageError
@@ -233,7 +232,7 @@ class SSHProvider:
 
     def agent_socket(self, handle: ClusterHandle) -> str:
         local = _socket_path(handle)
-        if _accepts(local):
+        if accepts(local):
             return local
         runner = self.runner(handle, 0)
         assert isinstance(runner, SSHRunner)
@@ -261,24 +260,4 @@ def _host_json(h: PoolHost) -> dict[str, object]:
 
 
 def _socket_path(handle: ClusterHandle) -> str:
-    folder = paths.home() / "sockets"
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    import hashlib
-
-    digest = hashlib.sha1(f"{handle.cluster_name}:{handle.head.ip}".encode()).hexdigest()[:12]
-    path = folder / f"{digest}.sock"
-    if len(str(path)) > 100:  # a unix socket path must stay short
-        path = Path("/tmp") / f"styx-{digest}.sock"
-    return str(path)
-
-
-def _accepts(path: str) -> bool:
-    if not Path(path).exists():
-        return False
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(2.0)
-        try:
-            s.connect(path)
-        except OSError:
-            return False
-        return True
+    return forwarded_socket_path(f"{handle.cluster_name}:{handle.head.ip}")

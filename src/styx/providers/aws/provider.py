@@ -16,6 +16,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from styx.cluster.local_socket import accepts
 from styx.cluster.runner import Runner
 from styx.cluster.ssh import SSHRunner, run_parallel
 from styx.errors import ClusterNotUp, ConflictError, NotSupportedError, StyxError, UsageError
@@ -344,7 +345,7 @@ class AWSProvider:
 
     def agent_socket(self, handle: ClusterHandle) -> str:
         local = ssh_access.socket_path(handle.cluster_name, handle.head.ip)
-        if ssh_access.accepts(local):
+        if accepts(local):
             return local
         runner = self._ssh_runner(handle, 0)
         return runner.forward_unix_socket(local, f"{handle.agent_root}/agent.sock")

@@ -9,8 +9,6 @@ instances all the time, and a shared known_hosts file would then refuse the new 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -18,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from styx import paths
+from styx.cluster.local_socket import forwarded_socket_path
 from styx.cluster.ssh import SSHHost, SSHRunner, raise_for_failures, run_parallel
 from styx.errors import HostUnreachable, RemoteError
 
@@ -105,23 +104,4 @@ def close_runners(runners: Sequence[SSHRunner]) -> None:
 
 def socket_path(cluster_name: str, head_ip: str) -> str:
     """Where the head's agent socket is forwarded to on this machine (kept short)."""
-    folder = paths.home() / "sockets"
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    digest = hashlib.sha1(f"aws:{cluster_name}:{head_ip}".encode()).hexdigest()[:12]
-    path = folder / f"{digest}.sock"
-    if len(str(path)) > 100:  # a unix socket path must stay short
-        path = Path("/tmp") / f"styx-{digest}.sock"
-    return str(path)
-
-
-def accepts(path: str) -> bool:
-    """Whether a unix socket at ``path`` takes connections now."""
-    if not Path(path).exists():
-        return False
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(2.0)
-        try:
-            s.connect(path)
-        except OSError:
-            return False
-        return True
+    return forwarded_socket_path(f"aws:{cluster_name}:{head_ip}")
