@@ -33,8 +33,11 @@ def launch(
     down: bool = False,
     idle_minutes: int | None = None,
     fast: bool = False,
+    avoid_regions: builtins.list[str] | None = None,
 ) -> LaunchResult:
-    """Launch ``task`` on a cluster (created if missing, reused if up) and submit it."""
+    """Launch ``task`` on a cluster (created if missing, reused if up) and submit it.
+
+    ``avoid_regions`` (``"aws/us-east-1"``, ...) are used only when nothing else fits."""
     return _launch(
         task,
         cluster_name,
@@ -43,6 +46,7 @@ def launch(
         idle_minutes=idle_minutes,
         fast=fast,
         quiet=True,
+        avoid_regions=avoid_regions or (),
     )
 
 

@@ -46,35 +46,73 @@ def queue() -> int:
 
     rows, runs = read_queue(common.database())
     click.echo(render(rows, runs))
+    _revive_controller(any(r.status in _ACTIVE for r in rows))
     return 0
+
+
+_ACTIVE = ("PENDING", "STARTING", "RUNNING", "RECOVERING", "CANCELLING")
+
+
+def _revive_controller(active: bool) -> None:
+    """Start the daemon when jobs are active and no controller runs (both processes died)."""
+    from styx.jobs import daemon
+
+    if active and daemon.ensure_running():
+        click.echo("The jobs controller was not running; started it again.", err=True)
 
 
 @jobs.command()
 @click.argument("job_id", type=int)
 @click.option("--no-follow", is_flag=True, help="Print what there is now and return.")
 def logs(job_id: int, no_follow: bool) -> int:
-    """Show a managed job's status transitions, then its output (followed to its end)."""
+    """Show a managed job's status transitions and its output, followed to its end.
+
+    Each attempt's output follows the RUNNING line that started it: saved by the controller
+    for attempts that are over (lost with the machines when they were preempted), read live
+    from the cluster for the one running now."""
     from styx.ops import common
     from styx.state import managed_jobs as repo
 
     db = common.database()
-    seen = 0
+    printed = 0  # events printed so far
+    attempts = 0  # RUNNING events printed so far
+    _revive_controller(not repo.require_managed_job(db, job_id).status.is_terminal)
     while True:
         events = repo.list_managed_job_events(db, job_id) or []
-        for e in events[seen:]:
+        job = repo.require_managed_job(db, job_id)
+        tailed = False
+        while printed < len(events) and not tailed:
+            e = events[printed]
+            printed += 1
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
             click.echo(f"{stamp}  {e.to_status.value:<19} {e.reason or ''}")
-        seen = len(events)
-        job = repo.require_managed_job(db, job_id)
-        if (
-            job.status.value == "RUNNING"
-            and job.cluster_name
-            and (job.resources or {}).get("cluster_job_id")
-        ):
-            _tail(job.cluster_name, int((job.resources or {})["cluster_job_id"]), not no_follow)
+            if e.to_status.value != "RUNNING":
+                continue
+            attempts += 1
+            live = printed == len(events) and job.status.value == "RUNNING"
+            if live and job.cluster_name and (job.resources or {}).get("cluster_job_id"):
+                job_on_cluster = int((job.resources or {})["cluster_job_id"])
+                _tail(job.cluster_name, job_on_cluster, not no_follow)
+                tailed = True  # read the events again: some may have come while tailing
+            else:
+                _show_saved(job_id, attempts - 1)
+        if tailed:
+            continue
         if no_follow or job.status.is_terminal:
             return 0 if job.status.value == "SUCCEEDED" or no_follow else 1
         time.sleep(1)
+
+
+def _show_saved(job_id: int, attempt: int) -> None:
+    from styx.jobs.controller import attempt_log
+
+    path = attempt_log(job_id, attempt)
+    if path.is_file():
+        with path.open() as f:
+            for line in f:
+                click.echo(line, nl=False)
+    else:
+        click.echo("(no output kept for this attempt: its machines were lost)")
 
 
 def _tail(cluster: str, cluster_job_id: int, follow: bool) -> None:
@@ -84,8 +122,8 @@ def _tail(cluster: str, cluster_job_id: int, follow: bool) -> None:
     try:
         for chunk in sdk.tail_logs(cluster, cluster_job_id, follow=follow):
             click.echo(chunk, nl=False)
-    except StyxError as e:  # cluster gone (preempted) or simulated: keep showing events
-        click.echo(f"(logs unavailable: {e.message})")
+    except StyxError as e:  # cluster gone (preempted): keep showing events
+        click.echo(f"(output cut off: {e.message})")
 
 
 @jobs.command()

@@ -14,9 +14,13 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
+import logging
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
 
 
 class ProbeState(enum.StrEnum):
@@ -50,11 +54,13 @@ class TransientCheckError(Exception):
 
 
 class LaunchFailed(Exception):
-    """No resources anywhere allowed (``setup=False``) or the job's setup failed (``True``)."""
+    """No resources anywhere allowed (``setup=False``) or the job's setup failed (``True``);
+    ``retryable`` when the launch broke for a reason worth another try (a host died)."""
 
-    def __init__(self, message: str, *, setup: bool = False) -> None:
+    def __init__(self, message: str, *, setup: bool = False, retryable: bool = False) -> None:
         super().__init__(message)
         self.setup = setup
+        self.retryable = retryable
 
 
 class Backend(Protocol):
@@ -72,6 +78,10 @@ class Backend(Protocol):
 
     async def down(self, cluster: str) -> None:
         """Tear the cluster down; nothing happens when it does not exist."""
+        ...
+
+    async def save_logs(self, cluster: str, placement: Placement, dest: Path) -> None:
+        """Copy the job's output to ``dest`` before the cluster goes; never raises."""
         ...
 
     def clusters(self) -> set[str]:
@@ -174,6 +184,12 @@ class InMemoryBackend:
     async def down(self, cluster: str) -> None:
         self._clusters.pop(cluster, None)
 
+    async def save_logs(self, cluster: str, placement: Placement, dest: Path) -> None:
+        sim = self._clusters.get(cluster)
+        if sim is not None:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(f"(simulated) ran in {sim.region}, exit code {sim.exit_code}\n")
+
     def clusters(self) -> set[str]:
         return set(self._clusters)
 
@@ -192,8 +208,10 @@ class InMemoryBackend:
 class ClusterBackend:
     """Real clusters through :mod:`styx.sdk`, each blocking call in a thread.
 
-    Preemption is read from ``styx.sdk.status(refresh=True)``: a cluster that is missing or
-    not UP after a refresh is lost. Errors of the check itself are transient.
+    Loss is read from ``styx.sdk.status(refresh=True)``: a cluster that is missing, STOPPED, or
+    DEGRADED with nodes the infra says are gone (a terminated instance) is preempted. A node
+    that only does not answer (an SSH host, or a silent agent) may be a network blip, so that
+    is a :class:`TransientCheckError`: the controller recovers only after several in a row.
     """
 
     async def launch(
@@ -203,19 +221,22 @@ class ClusterBackend:
 
     def _launch(self, cluster: str, spec: dict[str, Any], avoid: tuple[str, ...]) -> Placement:
         from styx import sdk
-        from styx.errors import StyxError
+        from styx.errors import ResourcesUnavailable, SpecError, StyxError
+        from styx.spec.resources import Resources
         from styx.spec.task import Task
 
         task = Task.from_dict(spec)
-        # EAGER_NEXT_REGION: pin away from the last region when the task names none.
-        # TODO: pass avoid_regions to the optimizer once it takes exclusions.
         try:
-            result = sdk.launch(task, cluster, detach=True)
-        except StyxError as e:
-            raise LaunchFailed(str(e), setup="setup" in e.code) from e
+            result = sdk.launch(task, cluster, detach=True, avoid_regions=list(avoid))
+        except (ResourcesUnavailable, SpecError) as e:
+            raise LaunchFailed(f"{e.code}: {e.message}") from e
+        except StyxError as e:  # a host died mid-launch, a transfer broke, ...: try again
+            raise LaunchFailed(f"{e.code}: {e.message}", retryable=True) from e
         region = None
         for record in sdk.status([cluster]):
-            region = (record.launched_resources or {}).get("region")
+            launched = Resources.from_dict(dict(record.launched_resources or {}))
+            if launched.cloud and launched.region:
+                region = f"{launched.cloud}/{launched.region}"
         return Placement(region, result.job_id)
 
     async def probe(self, cluster: str, placement: Placement) -> Probe:
@@ -223,14 +244,24 @@ class ClusterBackend:
 
     def _probe(self, cluster: str, placement: Placement) -> Probe:
         from styx import sdk
+        from styx.ops import common
         from styx.state.records import ClusterJobStatus, ClusterStatus
 
         try:
             records = sdk.status([cluster], refresh=True)
         except Exception as e:  # the check failed, not (yet) the cluster
             raise TransientCheckError(str(e)) from e
-        if not records or records[0].status not in (ClusterStatus.UP,):
+        if not records or records[0].status is ClusterStatus.STOPPED:
             return Probe(ProbeState.PREEMPTED)
+        record = records[0]
+        if record.status is not ClusterStatus.UP:
+            try:
+                gone = common.provider_of(record).gone_nodes(common.handle_of(record))
+            except Exception as e:
+                raise TransientCheckError(str(e)) from e
+            if gone:
+                return Probe(ProbeState.PREEMPTED)
+            raise TransientCheckError(f"cluster {cluster} is {record.status.value}")
         try:
             jobs = sdk.queue(cluster, all_jobs=True)
         except Exception as e:
@@ -243,6 +274,8 @@ class ClusterBackend:
                 return Probe(ProbeState.SUCCEEDED, 0)
             if status == ClusterJobStatus.FAILED_SETUP:
                 return Probe(ProbeState.FAILED_SETUP, job.exit_code)
+            if status == ClusterJobStatus.FAILED_DRIVER:
+                return Probe(ProbeState.PREEMPTED)  # the node under the job died, not the code
             if status.is_terminal:
                 return Probe(ProbeState.FAILED, job.exit_code)
             return Probe(ProbeState.RUNNING)
@@ -250,6 +283,25 @@ class ClusterBackend:
 
     async def down(self, cluster: str) -> None:
         await asyncio.to_thread(self._down, cluster)
+
+    async def save_logs(self, cluster: str, placement: Placement, dest: Path) -> None:
+        await asyncio.to_thread(self._save_logs, cluster, placement, dest)
+
+    def _save_logs(self, cluster: str, placement: Placement, dest: Path) -> None:
+        from styx import sdk
+
+        if placement.cluster_job_id is None:
+            return
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        part = dest.with_suffix(".part")
+        try:
+            with part.open("w") as out:
+                for chunk in sdk.tail_logs(cluster, placement.cluster_job_id, follow=False):
+                    out.write(chunk)
+            part.replace(dest)
+        except Exception as e:  # output lost with the cluster: the job itself goes on
+            log.warning("saving the output of %s: %s", cluster, e)
+            part.unlink(missing_ok=True)
 
     def _down(self, cluster: str) -> None:
         from styx import sdk

@@ -23,8 +23,10 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
+from styx import paths
 from styx.jobs import secrets
 from styx.jobs.backend import (
     Backend,
@@ -48,6 +50,11 @@ ACTIVE = [S.PENDING, S.STARTING, S.RUNNING, S.RECOVERING, S.CANCELLING]
 def cluster_name(job_id: int) -> str:
     """The one cluster name a managed job uses, on every attempt."""
     return f"styx-mj-{job_id}"
+
+
+def attempt_log(job_id: int, attempt: int) -> Path:
+    """Where attempt ``attempt`` (0 first, +1 per recovery) of a job keeps its output."""
+    return paths.home() / "jobs" / "logs" / str(job_id) / f"attempt-{attempt}.log"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -87,6 +94,8 @@ class Controller:
         poll_interval: float = 10.0,
         sweep_interval: float = 1.0,
         check_failures: int = 3,
+        launch_retries: int = 3,
+        max_backoff: float = 300.0,
         db_threads: int = 4,
     ) -> None:
         self.db = db
@@ -94,6 +103,8 @@ class Controller:
         self.poll_interval = poll_interval
         self.sweep_interval = sweep_interval
         self.check_failures = check_failures
+        self.launch_retries = launch_retries
+        self.max_backoff = max_backoff
         self.pid = os.getpid()
         self._pool = ThreadPoolExecutor(db_threads, thread_name_prefix="styx-jobs-db")
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -237,6 +248,8 @@ class Controller:
         elif status in (S.STARTING, S.RECOVERING):
             await self.backend.down(name)  # half-made by a previous controller
         avoid: list[str] = []
+        launch_failures = 0
+        attempt = job.recovery_count  # attempt k's output is saved as attempt-k.log
         while True:
             if placement is None:
                 if status == S.PENDING:
@@ -247,14 +260,27 @@ class Controller:
                     placement = await self.backend.launch(name, spec, avoid_regions=avoid)
                 except LaunchFailed as e:
                     await self.backend.down(name)
+                    # A recovery waits for capacity to come back, as SkyPilot's does; a first
+                    # launch gives up on no resources, and retries only breakage.
+                    retry = status == S.RECOVERING or (
+                        e.retryable and launch_failures < self.launch_retries
+                    )
+                    if retry and not e.setup:
+                        launch_failures += 1
+                        log.warning("job %s: launch failed (%s); retrying", job.id, e)
+                        await asyncio.sleep(self._backoff(launch_failures))
+                        continue
                     to = S.FAILED_SETUP if e.setup else S.FAILED_NO_RESOURCE
                     await self._set(job.id, to, status, "launch failed", failure_reason=str(e))
                     return to
+                launch_failures = 0
                 info.update(region=placement.region, cluster_job_id=placement.cluster_job_id)
                 await self._db(repo.update_managed_job, job.id, cluster_name=name, resources=info)
                 await self._set(job.id, S.RUNNING, status, "job running")
                 status = S.RUNNING
             probe = await self._watch(name, placement)
+            if probe.state != ProbeState.PREEMPTED:  # the cluster answers: keep the output
+                await self.backend.save_logs(name, placement, attempt_log(job.id, attempt))
             if probe.state == ProbeState.SUCCEEDED:
                 await self.backend.down(name)
                 await self._set(job.id, S.SUCCEEDED, S.RUNNING, "job succeeded")
@@ -263,6 +289,7 @@ class Controller:
                 await self.backend.down(name)
                 await self._set(job.id, S.FAILED_SETUP, S.RUNNING, "setup failed")
                 return S.FAILED_SETUP
+            keep_cluster = False
             if probe.state == ProbeState.FAILED:
                 code = probe.exit_code
                 if code not in recovery.recover_on_exit_codes:
@@ -273,18 +300,25 @@ class Controller:
                         return S.FAILED
                     restarts += 1
                     await self._db(repo.update_managed_job, job.id, restarts_on_errors=restarts)
+                    keep_cluster = True  # the machines are fine: run again on them
                 reason = f"restart after exit code {code}"
             else:
                 reason = "cluster preempted or lost"
             await self._set(job.id, S.RECOVERING, S.RUNNING, reason)
             status = S.RECOVERING
-            await self.backend.down(name)
+            attempt += 1
+            if not keep_cluster:  # recover_on_exit_codes and preemption: new machines
+                await self.backend.down(name)
             avoid = (
                 [placement.region]
                 if recovery.strategy == "EAGER_NEXT_REGION" and placement.region
                 else []
             )
             placement = None
+
+    def _backoff(self, failures: int) -> float:
+        """Seconds to wait before launch attempt ``failures + 1``: doubling, capped."""
+        return float(min(self.poll_interval * 2.0 ** min(failures, 16), self.max_backoff))
 
     async def _watch(self, name: str, placement: Placement) -> Probe:
         """Probe until the job ends or its cluster is lost; tolerate transient check errors."""

@@ -1,9 +1,17 @@
-"""The controller as a local daemon, started on demand by ``styx jobs launch``.
+"""The controller as a local daemon, started on demand by ``styx jobs`` commands.
 
-One daemon per Styx home: it holds an exclusive ``flock`` on ``<home>/jobs/controller.lock``
-(a second one exits at once), writes its pid next to it and logs to ``controller.log``. It
-drives jobs until none is active for ``STYX_JOBS_IDLE_EXIT`` seconds (default 60), then exits.
-``STYX_JOBS_BACKEND=memory`` selects the IN-MEMORY SIMULATED backend (tests, demos).
+One daemon per Styx home, in two processes. The *supervisor* holds an exclusive ``flock`` on
+``<home>/jobs/controller.lock`` (a second daemon exits at once) and runs the *controller* as its
+child, which inherits the locked file, so the lock is held while either lives. When the
+controller dies abnormally (``kill -9``, a crash) the supervisor starts a new one, which resumes
+every job from the database; when it exits after ``STYX_JOBS_IDLE_EXIT`` seconds (default 60)
+with no active job, the supervisor exits too. Should both die, the next ``styx jobs`` command
+that finds active jobs starts the daemon again.
+
+``controller.pid`` holds the controller's pid, ``supervisor.pid`` the supervisor's;
+both log to ``controller.log``. ``STYX_JOBS_POLL_INTERVAL`` sets seconds between status checks
+(default 10). ``STYX_JOBS_BACKEND=memory`` selects the IN-MEMORY SIMULATED backend (tests,
+demos).
 """
 
 from __future__ import annotations
@@ -12,22 +20,29 @@ import asyncio
 import fcntl
 import logging
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from styx import paths
 
+log = logging.getLogger("styx.jobs.daemon")
+#: A controller that dies this many times within ``_CRASH_WINDOW`` seconds is not restarted.
+_MAX_CRASHES = 5
+_CRASH_WINDOW = 60.0
+
 
 def jobs_dir() -> Path:
-    """Where the daemon keeps its lock, pid and log."""
+    """Where the daemon keeps its lock, pids and log."""
     d = paths.home() / "jobs"
     d.mkdir(parents=True, exist_ok=True)
     return d
 
 
 def is_running() -> bool:
-    """True when a daemon holds the lock."""
+    """True when a daemon (supervisor or controller) holds the lock."""
     with open(jobs_dir() / "controller.lock", "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -37,19 +52,20 @@ def is_running() -> bool:
         return False
 
 
-def ensure_running() -> None:
-    """Start the daemon in the background unless one is running."""
+def ensure_running() -> bool:
+    """Start the daemon in the background unless one is running; True when started."""
     if is_running():
-        return
-    log = open(jobs_dir() / "controller.log", "ab")  # noqa: SIM115  # handed to the child
+        return False
+    log_file = open(jobs_dir() / "controller.log", "ab")  # noqa: SIM115  # handed to the child
     subprocess.Popen(
         [sys.executable, "-m", "styx.jobs.daemon"],
         stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=log,
+        stdout=log_file,
+        stderr=log_file,
         start_new_session=True,
     )
-    log.close()
+    log_file.close()
+    return True
 
 
 async def _serve(idle_exit: float) -> None:
@@ -67,6 +83,7 @@ async def _serve(idle_exit: float) -> None:
     else:
         backend = ClusterBackend()
         poll = 10.0
+    poll = float(os.environ.get("STYX_JOBS_POLL_INTERVAL") or poll)
     controller = Controller(db, backend, poll_interval=poll)
     task = asyncio.create_task(controller.run())
     idle_since: float | None = None
@@ -83,17 +100,53 @@ async def _serve(idle_exit: float) -> None:
     await task
 
 
-def main() -> int:
-    """Run the daemon in this process (exits 0 at once when another one runs)."""
+def _controller_main() -> int:
+    (jobs_dir() / "controller.pid").write_text(str(os.getpid()))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    asyncio.run(_serve(float(os.environ.get("STYX_JOBS_IDLE_EXIT", "60"))))
+    return 0
+
+
+def _supervise(lock_fd: int) -> int:
+    """Run controllers one after another until one exits cleanly (idle)."""
+    crashes: list[float] = []
+    child: subprocess.Popen[bytes] | None = None
+
+    def forward(signum: int, _frame: object) -> None:
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, forward)
+    (jobs_dir() / "supervisor.pid").write_text(str(os.getpid()))
+    while True:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "styx.jobs.daemon", "--controller"], pass_fds=(lock_fd,)
+        )
+        code = child.wait()
+        if code == 0:
+            return 0
+        now = time.monotonic()
+        crashes = [t for t in crashes if now - t < _CRASH_WINDOW] + [now]
+        log.warning("controller %s exited with %s; starting a new one", child.pid, code)
+        if len(crashes) >= _MAX_CRASHES:
+            log.error("controller died %d times in %.0f s; giving up", len(crashes), _CRASH_WINDOW)
+            return 1
+        time.sleep(1.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the daemon here (exits 0 at once when another one runs)."""
+    args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args == ["--controller"]:
+        return _controller_main()
     lock = open(jobs_dir() / "controller.lock", "a+")  # noqa: SIM115  # held for our lifetime
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return 0
-    (jobs_dir() / "controller.pid").write_text(str(os.getpid()))
-    asyncio.run(_serve(float(os.environ.get("STYX_JOBS_IDLE_EXIT", "60"))))
-    return 0
+    return _supervise(lock.fileno())
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from styx.errors import NotSupportedError, StyxError
@@ -136,10 +137,12 @@ def launch(
     idle_minutes: int | None = None,
     fast: bool = False,
     quiet: bool = True,
+    avoid_regions: Sequence[str] = (),
 ) -> LaunchResult:
     """Launch ``task`` on ``cluster_name`` (created if missing, reused if UP) and submit it.
 
     With ``detach=False`` the job's output streams to stdout and ``exit_code`` is the job's.
+    ``avoid_regions`` (``"infra/region"``) are chosen only when nothing else fits.
     """
     from styx.spec.support import check_launchable
     from styx.state.clusters import get_cluster
@@ -162,7 +165,9 @@ def launch(
             request = stages.provision_request(task, task.resources.candidates()[0], name)
             stages.check_fits_existing(handle, request)
         else:
-            handle, provider = stages.provision_with_failover(db, pipe, task, name)
+            handle, provider = stages.provision_with_failover(
+                db, pipe, task, name, avoid_regions=avoid_regions
+            )
         if (
             not provider.supports_autostop
             and down

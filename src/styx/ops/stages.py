@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -205,15 +206,26 @@ def provision(
 
 
 def provision_with_failover(
-    db: Database, pipe: Pipeline, task: Task, name: str, *, max_attempts: int = 10
+    db: Database,
+    pipe: Pipeline,
+    task: Task,
+    name: str,
+    *,
+    max_attempts: int = 10,
+    avoid_regions: Sequence[str] = (),
 ) -> tuple[ClusterHandle, Provider]:
     """Optimize, provision; on a capacity, quota or auth error block that zone, region or
-    infra and ask the optimizer again, until something works or nothing is left."""
-    from styx.errors import AuthFailed, NoCapacity, QuotaExceeded
-    from styx.optimizer import Blocklist
+    infra and ask the optimizer again, until something works or nothing is left.
 
-    blocked = Blocklist()
+    ``avoid_regions`` (``"infra/region"``) are tried last: blocked at first, and unblocked
+    only when nothing else fits (a managed job's EAGER_NEXT_REGION recovery)."""
+    from styx.errors import AuthFailed, NoCapacity, QuotaExceeded
+    from styx.optimizer import Block, Blocklist
+
+    soft = [Block(infra, region) for infra, _, region in (r.partition("/") for r in avoid_regions)]
+    blocked = Blocklist(frozenset(soft))
     tried: list[str] = []
+    last_failure: ResourcesUnavailable | None = None
     while True:
         try:
             with pipe.stage(
@@ -223,8 +235,14 @@ def provision_with_failover(
             ):
                 placement = choose_placement(task, name, blocked)
         except ResourcesUnavailable as err:
+            if soft:  # nothing but the avoided regions fits: use them after all
+                blocked = Blocklist(blocked.blocks - frozenset(soft))
+                soft = []
+                continue
             if not tried:
                 raise
+            if len(tried) == 1 and last_failure is not None:
+                raise last_failure from err  # the only place that fit says best what failed
             raise ResourcesUnavailable(
                 f"Every place that fits failed: {'; '.join(tried)}.",
                 "Retry later, relax the resources, or enable more infra (`styx check`).",
@@ -255,6 +273,7 @@ def provision_with_failover(
             else:
                 blocked = blocked.block_region(c)
             tried.append(f"{c.describe()}: {err.code}")
+            last_failure = err
             pipe.note(f"[yellow]{c.describe()}: {err.message} Trying the next place.[/]")
 
 

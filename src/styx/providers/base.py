@@ -92,6 +92,10 @@ class Provider(Protocol):
     def unreachable_nodes(self, handle: ClusterHandle) -> list[str]:
         """Names of the cluster's nodes that cannot be reached now."""
 
+    def gone_nodes(self, handle: ClusterHandle) -> list[str]:
+        """Nodes the infra says no longer exist (terminated, preempted); ``[]`` where it cannot
+        tell a dead machine from an unreachable one (SSH hosts)."""
+
     def stop(self, handle: ClusterHandle) -> None:
         """Stop the nodes, keeping their disks."""
 

@@ -179,6 +179,9 @@ class LocalProvider:
     def unreachable_nodes(self, handle: ClusterHandle) -> list[str]:
         return []
 
+    def gone_nodes(self, handle: ClusterHandle) -> list[str]:
+        return []
+
     def stop(self, handle: ClusterHandle) -> None:
         from styx.cluster import runtime
 

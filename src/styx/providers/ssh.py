@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from styx.cluster.local_socket import accepts, forwarded_socket_path
 from styx.cluster.runner import Runner
 from styx.cluster.ssh import SSHHost, SSHRunner, raise_for_failures, run_parallel
-from styx.errors import ResourcesUnavailable, UsageError
+from styx.errors import HostUnreachable, ResourcesUnavailable, UsageError
 from styx.providers.base import ClusterHandle, Node, ProvisionRequest
 from styx.providers.local import canonical_gpu_name, parse_nvidia_smi
 from styx.providers.ssh_pools import Pool, PoolHost, get_pool, load_pools
@@ -114,8 +114,8 @@ class SSHProvider:
             existing = get_cluster(db, request.cluster_name)
             if existing is not None and existing.provider == self.name:
                 return ClusterHandle.from_json(dict(existing.handle))
-            hosts = self._choose(db, pool, request)
-            handle = self._describe(request, pool, hosts)
+            free = self._free(db, pool, request)
+            handle = self._describe_reachable(request, pool, free)
             self._check_fit(request, handle)
             # Recorded before the lock is released: that is what reserves the hosts.
             upsert_cluster(
@@ -131,7 +131,8 @@ class SSHProvider:
         return handle
 
     @staticmethod
-    def _choose(db: Database, pool: Pool, request: ProvisionRequest) -> list[PoolHost]:
+    def _free(db: Database, pool: Pool, request: ProvisionRequest) -> list[PoolHost]:
+        """The pool's hosts no cluster holds, in the pool's order (at least ``num_nodes``)."""
         from styx.state.clusters import list_clusters
 
         holders: dict[str, str] = {}
@@ -149,16 +150,48 @@ class SSHProvider:
                 "Tear down a cluster on this pool (`styx down NAME`), add hosts, or lower "
                 "num_nodes.",
             )
-        return free[: request.num_nodes]
+        return free
+
+    def _describe_reachable(
+        self, request: ProvisionRequest, pool: Pool, free: list[PoolHost]
+    ) -> ClusterHandle:
+        """Probe free hosts in order, passing over those that do not answer (a dead host must
+        not stop a recovery), until ``num_nodes`` answered."""
+        n = request.num_nodes
+        chosen: list[tuple[PoolHost, SSHRunner, Node]] = []
+        dead: list[tuple[str, Exception]] = []
+        left = list(free)
+        while len(chosen) < n and len(left) >= n - len(chosen):
+            batch, left = left[: n - len(chosen)], left[n - len(chosen) :]
+            runners = [runner_for(_ssh_host(h)) for h in batch]
+            results = run_parallel(runners, _facts)
+            for host, runner, result in zip(batch, runners, results, strict=True):
+                if isinstance(result, Node):
+                    chosen.append((host, runner, result))
+                elif isinstance(result, HostUnreachable):
+                    dead.append((runner.node_name, result))
+                else:  # the host answers but fails: that is not for us to pass over
+                    raise_for_failures([runner.node_name], [result], "Reaching the pool's hosts")
+        if len(chosen) < n:
+            each = "; ".join(f"{name}: {getattr(e, 'message', e)}" for name, e in dead)
+            raise ResourcesUnavailable(
+                f"SSH pool '{pool.name}' has {len(chosen)} reachable free host(s); the task "
+                f"needs {n} ({len(dead)} did not answer: {each}).",
+                "Bring the hosts back or add hosts to the pool, then retry.",
+                details={"unreachable": [name for name, _ in dead], "scope": "region"},
+            )
+        chosen.sort(key=lambda c: free.index(c[0]))
+        return self._describe(request, pool, chosen)
 
     def _describe(
-        self, request: ProvisionRequest, pool: Pool, hosts: list[PoolHost]
+        self,
+        request: ProvisionRequest,
+        pool: Pool,
+        chosen: list[tuple[PoolHost, SSHRunner, Node]],
     ) -> ClusterHandle:
-        runners = [runner_for(_ssh_host(h)) for h in hosts]
-        results = run_parallel(runners, _facts)
-        raise_for_failures([r.node_name for r in runners], results, "Reaching the pool's hosts")
-        nodes = tuple(r for r in results if isinstance(r, Node))
-        home = runners[0].remote_home()
+        hosts = [h for h, _, _ in chosen]
+        nodes = tuple(node for _, _, node in chosen)
+        home = chosen[0][1].remote_home()
         venv = f"{home}/.styx/runtime"
         return ClusterHandle(
             cluster_name=request.cluster_name,
@@ -205,6 +238,10 @@ class SSHProvider:
         runners = [self.runner(handle, i) for i in range(len(handle.nodes))]
         results = run_parallel(runners, lambda r: r.run(["true"], timeout=30).returncode == 0)
         return [n.name for n, ok in zip(handle.nodes, results, strict=True) if ok is not True]
+
+    def gone_nodes(self, handle: ClusterHandle) -> list[str]:
+        """Always ``[]``: a host that does not answer may be down or only cut off."""
+        return []
 
     def stop(self, handle: ClusterHandle) -> None:
         from styx.cluster import runtime

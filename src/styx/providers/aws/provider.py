@@ -333,6 +333,10 @@ class AWSProvider:
             ]
         return sorted(set(lost), key=[n.name for n in handle.nodes].index)
 
+    def gone_nodes(self, handle: ClusterHandle) -> list[str]:
+        """Nodes whose instance is terminated, shutting down or missing."""
+        return [n for n, s in self._node_states(handle).items() if s in GONE]
+
     # --- reaching the nodes -------------------------------------------------------------------
 
     def runner(self, handle: ClusterHandle, node_index: int = 0) -> Runner:
