@@ -3,8 +3,9 @@
 Verbs: ``run`` (the agent, foreground), ``supervise`` (restart the agent when it dies),
 ``ensure`` (start both unless this version already answers; exit 0 once it does), ``stop``
 (supervisor, agent, jobs; with ``--ray-temp-dir`` this cluster's Ray too), ``stop-ray`` (only
-this cluster's Ray processes on this node) and ``call`` (JSON requests on stdin, replies on
-stdout). Imports stay light: ``ensure`` and ``call`` are on the latency path of `styx exec`.
+this cluster's Ray processes on this node), ``call`` (JSON requests on stdin, replies on
+stdout) and ``deps-ok`` (exit 0 when the Ray and psutil this Python sees will do, so an image
+that ships them installs nothing). Imports stay light: ``ensure`` and ``call`` are on the latency path of `styx exec`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     ray = verbs.add_parser("stop-ray")
     ray.add_argument("--temp-dir", required=True)
     ray.add_argument("--port", type=int)
+    verbs.add_parser("deps-ok")
     args = parser.parse_args(argv)
+    if args.verb == "deps-ok":
+        return 0 if _deps_ok() else 1
 
     from styx.agent import daemon
 
@@ -44,6 +48,31 @@ def main(argv: list[str] | None = None) -> int:
     if args.verb == "stop":
         return daemon.stop(root, args.ray_temp_dir, args.ray_port)
     return daemon.call(root)
+
+
+def _deps_ok() -> bool:
+    from importlib import metadata
+
+    from styx.cluster.install import PSUTIL_MIN, RAY_BELOW, RAY_MIN
+
+    def version(dist: str) -> tuple[int, ...] | None:
+        try:
+            raw = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+        parts = []
+        for piece in raw.split(".")[:3]:
+            digits = "".join(c for c in piece if c.isdigit()) or "0"
+            parts.append(int(digits))
+        return tuple(parts)
+
+    ray, psutil = version("ray"), version("psutil")
+    return (
+        ray is not None
+        and RAY_MIN <= ray < RAY_BELOW
+        and psutil is not None
+        and psutil >= PSUTIL_MIN
+    )
 
 
 if __name__ == "__main__":

@@ -86,6 +86,12 @@ def _resources(res: Any, num_nodes: int) -> str:
     return f"{num_nodes}x(" + ", ".join(parts) + ")" if parts else f"{num_nodes}x"
 
 
+def _infra(res: Any, provider: str) -> str:
+    """Where the cluster is: ``aws/us-east-1/us-east-1a``, ``ssh/lab``, else the provider."""
+    infra = res.get("infra") if isinstance(res, dict) else None
+    return str(infra) if isinstance(infra, str) and infra.startswith(provider) else provider
+
+
 def _autostop(value: Any) -> str:
     if not isinstance(value, dict) or value.get("idle_minutes") is None:
         return "-"
@@ -100,7 +106,7 @@ def cluster_table(records: Sequence[Any]) -> None:
     rows = [
         (
             r.name,
-            r.provider,
+            _infra(r.launched_resources, r.provider),
             _resources(r.launched_resources, r.num_nodes),
             r.status.value,
             _autostop(r.autostop),

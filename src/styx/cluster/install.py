@@ -15,7 +15,9 @@ from styx import __version__
 from styx.cluster.runner import Runner, put_file
 from styx.errors import RemoteError
 
-#: Ray versions the agent is tested with.
+#: Ray versions the agent is tested with (``python -m styx.agent deps-ok`` checks the same).
+RAY_MIN, RAY_BELOW = (2, 9), (3,)
+PSUTIL_MIN = (5, 9)
 RAY_REQUIREMENT = "ray[client]>=2.9,<3"
 PSUTIL_REQUIREMENT = "psutil>=5.9"
 
@@ -62,9 +64,21 @@ def install(runner: Runner, base_python: str, venv: str, source: RuntimeSource) 
     """
     python = runtime_python(venv)
     if runner.run([python, "--version"], timeout=30).returncode != 0:
-        runner.run([base_python, "-m", "venv", "--system-site-packages", venv], timeout=300).check(
+        # Without pip: the base Python's pip, seen through the system site-packages, installs
+        # into the venv as well, and copying pip into every venv costs seconds per node.
+        argv = [base_python, "-m", "venv", "--system-site-packages", "--without-pip", venv]
+        runner.run(argv, timeout=300).check(
             f"Creating the runtime venv {venv} on {runner.node_name}"
         )
+    if runner.run([python, "-m", "pip", "--version"], timeout=60).returncode != 0:
+        runner.run([python, "-m", "ensurepip"], timeout=300).check(
+            f"Installing pip into the runtime venv {venv} on {runner.node_name}"
+        )
+    if source.source_dir:
+        sync_source(runner, venv, source)  # styx importable now: it can check what is there
+        if runner.run([python, "-m", "styx.agent", "deps-ok"], timeout=60).returncode == 0:
+            _ensure_ray_script(runner, python)
+            return python  # the image has Ray and psutil: pip would only confirm it
     # --no-compile: byte-compiling all of Ray costs seconds; modules compile as they are used.
     pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
     if source.wheelhouse:
@@ -84,12 +98,15 @@ def install(runner: Runner, base_python: str, venv: str, source: RuntimeSource) 
             f"{(result.stderr or result.stdout).strip()[-300:]}",
             "Check the node's internet access, or set STYX_WHEELHOUSE to a folder of wheels.",
         )
-    sync_source(runner, venv, source)
-    ray = str(Path(python).with_name("ray"))
-    if runner.run([ray, "--version"], timeout=60).returncode != 0:
-        # Ray came from the system site-packages, whose console script is elsewhere.
-        put_file(runner, RAY_SHIM.format(python=python), ray, mode=0o755)
+    _ensure_ray_script(runner, python)
     return python
+
+
+def _ensure_ray_script(runner: Runner, python: str) -> None:
+    """Give the venv Ray's CLI when Ray came from the system site-packages (no script)."""
+    ray = str(Path(python).with_name("ray"))
+    if runner.run(["test", "-x", ray], timeout=30).returncode != 0:
+        put_file(runner, RAY_SHIM.format(python=python), ray, mode=0o755)
 
 
 #: The console script pip would have written for Ray's CLI.

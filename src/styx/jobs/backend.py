@@ -226,6 +226,7 @@ class ClusterBackend:
         from styx.spec.task import Task
 
         task = Task.from_dict(spec)
+        started = time.monotonic()
         try:
             result = sdk.launch(task, cluster, detach=True, avoid_regions=list(avoid))
         except (ResourcesUnavailable, SpecError) as e:
@@ -237,6 +238,7 @@ class ClusterBackend:
             launched = Resources.from_dict(dict(record.launched_resources or {}))
             if launched.cloud and launched.region:
                 region = f"{launched.cloud}/{launched.region}"
+        log.info("%s: launched in %s in %.1f s", cluster, region, time.monotonic() - started)
         return Placement(region, result.job_id)
 
     async def probe(self, cluster: str, placement: Placement) -> Probe:
@@ -307,8 +309,10 @@ class ClusterBackend:
         from styx import sdk
         from styx.errors import NotFoundError
 
+        started = time.monotonic()
         with contextlib.suppress(NotFoundError):
             sdk.down(cluster)
+            log.info("%s: torn down in %.1f s", cluster, time.monotonic() - started)
 
     def clusters(self) -> set[str]:
         from styx import sdk

@@ -12,6 +12,7 @@ from styx.ops.jobs_ops import save_history
 from styx.ops.pipeline import Pipeline
 
 if TYPE_CHECKING:
+    from styx.providers.base import ClusterHandle, Provider
     from styx.state.db import Database
     from styx.state.records import ClusterRecord
 
@@ -88,10 +89,23 @@ def teardown(name: str, pipe: Pipeline) -> None:
     with cluster_lock(db, name, purpose="down", timeout=60.0):
         record = common.require_cluster(db, name)
         with pipe.stage("down", f"cluster '{name}'"):
-            handle = common.handle_of(record)
-            save_history(db, handle)
-            common.provider_of(record).terminate(handle)
+            handle, provider = common.handle_of(record), common.provider_of(record)
+            if not _head_gone(record, handle, provider):  # a dead head would only time out
+                save_history(db, handle)
+            provider.terminate(handle)
             delete_cluster(db, name, message="torn down by user")
+
+
+def _head_gone(record: ClusterRecord, handle: ClusterHandle, provider: Provider) -> bool:
+    """Whether a DEGRADED cluster's head machine is known to be gone (a terminated instance)."""
+    from styx.state.records import ClusterStatus
+
+    if record.status is not ClusterStatus.DEGRADED or not handle.nodes:
+        return False
+    try:
+        return handle.head.name in provider.gone_nodes(handle)
+    except Exception:  # the infra cannot tell now: try the agent as usual
+        return False
 
 
 def autostop_cli(names: list[str], idle_minutes: int | None, *, down: bool) -> int:

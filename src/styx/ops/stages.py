@@ -172,7 +172,7 @@ def provision(
     fields = {
         "provider": provider.name,
         "status": ClusterStatus.INIT,
-        "launched_resources": placement.resources.to_dict(),
+        "launched_resources": _launched(placement),
         "num_nodes": task.num_nodes,
         "last_use": _last_use(),
         "user_name": common.user_name(),
@@ -203,6 +203,19 @@ def provision(
             **fields,
         )
     return handle, provider
+
+
+def _launched(placement: Placement) -> dict[str, Any]:
+    """The task's resources made concrete with where the optimizer put them."""
+    out = placement.resources.to_dict()
+    req = placement.request
+    if req.region:
+        out["infra"] = "/".join(p for p in (placement.infra, req.region, req.zone) if p)
+    if req.instance_type:
+        out["instance_type"] = req.instance_type
+    if req.use_spot:
+        out["use_spot"] = True
+    return out
 
 
 def provision_with_failover(

@@ -1,0 +1,108 @@
+"""Managed jobs on AWS: boto3 against moto behind the fault proxy, real SSH test hosts at the
+instances' private IPs (the materializer), real Ray, the real controller and ``ClusterBackend``.
+
+Preemption here is the instance terminated behind Styx's back, as EC2 does to a spot instance:
+the materializer powers its host off and removes its disk; EC2 reports the instance terminated.
+The scenarios are shared with the SSH pool tests (tests/jobs/e2e.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from tests.aws.harness import AwsEndpoint, AwsNetwork
+from tests.aws.materializer import Materializer
+from tests.aws.test_aws_cluster import ZONES, wheelhouse, write_catalog
+from tests.jobs import e2e
+
+from styx.state import db as dbmod
+from styx.state.clusters import list_clusters
+from styx.state.db import Database
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+AWS = "infra: aws, cpus: 2"  # the synthetic catalog has m5.large only
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    home.mkdir()
+    return home
+
+
+@pytest.fixture
+def db(
+    aws_endpoint: AwsEndpoint,
+    aws_vpc: AwsNetwork,
+    materializer: Materializer,
+    no_aws_leaks: set[str],
+    home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Database]:
+    if wheelhouse() is None:
+        pytest.skip("no wheelhouse with Ray (scripts/test.sh builds .wheelhouse)")
+    no_aws_leaks.add("styx-key-*")  # the user's own key pair stays, as in SkyPilot
+    (home / "config.yaml").write_text(yaml.safe_dump({"aws": aws_vpc.config()}))
+    monkeypatch.delenv("STYX_DB_URL", raising=False)
+    monkeypatch.setenv("STYX_HOME", str(home))
+    monkeypatch.setenv("STYX_CATALOG_DIR", str(write_catalog(tmp_path / "catalog")))
+    monkeypatch.setenv("STYX_WHEELHOUSE", str(wheelhouse()))
+    dbmod.clear_cache()
+    database = Database.open()
+    yield database
+    leaked = [c.name for c in list_clusters(database) if c.name.startswith("styx-mj-")]
+    database.close()
+    dbmod.clear_cache()
+    assert leaked == []  # and no_aws_leaks checks moto itself
+
+
+def terminate(aws_endpoint: AwsEndpoint, cluster: str) -> str:
+    """Terminate the cluster's instances, as a spot preemption does; returns their zone."""
+    for region in ZONES:
+        ec2 = aws_endpoint.client("ec2", region=region, direct=True)
+        found = [
+            i
+            for r in ec2.describe_instances(
+                Filters=[
+                    {"Name": "tag:styx-cluster", "Values": [cluster]},
+                    {"Name": "instance-state-name", "Values": ["pending", "running"]},
+                ]
+            )["Reservations"]
+            for i in r["Instances"]
+        ]
+        if found:
+            ec2.terminate_instances(InstanceIds=[i["InstanceId"] for i in found])
+            return str(found[0]["InstanceId"])
+    raise AssertionError(f"no running instance of {cluster}")
+
+
+def test_ten_preemptions_with_eager_next_region(db: Database, aws_endpoint: AwsEndpoint) -> None:
+    regions = e2e.ten_preemptions(
+        db,
+        AWS,
+        lambda db, cluster: terminate(aws_endpoint, cluster),
+        strategy="EAGER_NEXT_REGION",
+        launch_timeout=300,
+    )
+    # us-east-1 is the cheaper region; EAGER_NEXT_REGION moves each recovery to the other one.
+    assert regions[:4] == ["aws/us-east-1", "aws/us-west-2", "aws/us-east-1", "aws/us-west-2"]
+    assert len(regions) == 11 and all(a != b for a, b in itertools.pairwise(regions))
+
+
+def test_user_code_failure_restarts_twice_then_fails(db: Database) -> None:
+    e2e.restarts_twice_then_fails(db, AWS)
+
+
+def test_diamond_dags_overlap_and_cancel_dependents(db: Database) -> None:
+    e2e.diamonds(db, AWS)
+
+
+def test_kill_9_of_the_controller_mid_run_then_the_job_continues(
+    db: Database, home: Path, tmp_path: Path
+) -> None:
+    e2e.kill_9_of_the_controller(db, home, AWS, tmp_path)
