@@ -15,17 +15,24 @@ if TYPE_CHECKING:
     from styx.state.db import Database
 
 
-@functools.cache
 def user_config() -> Config | None:
-    """``~/.styx/config.yaml``, validated; None if absent."""
+    """``~/.styx/config.yaml``, validated; None if absent. Read again when the file (or
+    ``STYX_HOME``) changes, so a long-lived process such as the jobs controller sees edits."""
     from styx import paths
 
     path = paths.config_file()
-    if not path.exists():
+    try:
+        stamp = path.stat().st_mtime_ns
+    except FileNotFoundError:
         return None
+    return _load_config(str(path), stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_config(path: str, stamp: int) -> Config | None:
     from styx.spec.config import load_config
 
-    return load_config(str(path))
+    return load_config(path)
 
 
 def config_db_url() -> str | None:

@@ -6,6 +6,22 @@ import os
 from pathlib import Path
 
 
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write ``path`` so readers never see half a file, even with other threads or processes
+    writing it at the same time (each writes its own temporary file, then renames)."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def home() -> Path:
     """The Styx home folder (``$STYX_HOME`` or ``~/.styx``), created on first use."""
     raw = os.environ.get("STYX_HOME")

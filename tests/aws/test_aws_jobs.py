@@ -81,9 +81,12 @@ def terminate(aws_endpoint: AwsEndpoint, cluster: str) -> str:
     raise AssertionError(f"no running instance of {cluster}")
 
 
-def test_ten_preemptions_with_eager_next_region(db: Database, aws_endpoint: AwsEndpoint) -> None:
-    regions = e2e.ten_preemptions(
+def test_preemptions_restarts_dags_and_kill_9_at_once(
+    db: Database, home: Path, aws_endpoint: AwsEndpoint
+) -> None:
+    regions = e2e.everything_at_once(
         db,
+        home,
         AWS,
         lambda db, cluster: terminate(aws_endpoint, cluster),
         strategy="EAGER_NEXT_REGION",
@@ -92,17 +95,3 @@ def test_ten_preemptions_with_eager_next_region(db: Database, aws_endpoint: AwsE
     # us-east-1 is the cheaper region; EAGER_NEXT_REGION moves each recovery to the other one.
     assert regions[:4] == ["aws/us-east-1", "aws/us-west-2", "aws/us-east-1", "aws/us-west-2"]
     assert len(regions) == 11 and all(a != b for a, b in itertools.pairwise(regions))
-
-
-def test_user_code_failure_restarts_twice_then_fails(db: Database) -> None:
-    e2e.restarts_twice_then_fails(db, AWS)
-
-
-def test_diamond_dags_overlap_and_cancel_dependents(db: Database) -> None:
-    e2e.diamonds(db, AWS)
-
-
-def test_kill_9_of_the_controller_mid_run_then_the_job_continues(
-    db: Database, home: Path, tmp_path: Path
-) -> None:
-    e2e.kill_9_of_the_controller(db, home, AWS, tmp_path)

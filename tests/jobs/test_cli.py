@@ -68,6 +68,34 @@ def test_launch_queue_logs_cancel(env: dict[str, str], tmp_path: Path) -> None:
     assert table.count("SUCCEEDED") == 5, table
     logs = styx(env, "jobs", "logs", "5")
     assert logs.returncode == 0 and "SUCCEEDED" in logs.stdout
+    # The attempt's output, saved by the controller before teardown, follows its RUNNING line.
+    running, saved = logs.stdout.splitlines()[2:4]
+    assert "RUNNING" in running and saved.startswith("(simulated) ran in sim-1"), logs.stdout
+
+
+def test_queue_restarts_a_dead_daemon_while_jobs_are_active(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    env["STYX_JOBS_SIM_DURATION"] = "3"
+    (tmp_path / "t.yaml").write_text("name: t\nrun: train\n")
+    assert styx(env, "jobs", "launch", str(tmp_path / "t.yaml")).returncode == 0
+    jobs_dir = Path(env["STYX_HOME"]) / "jobs"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "RUNNING" not in styx(env, "jobs", "queue").stdout:
+        time.sleep(0.1)
+    for name in ("supervisor.pid", "controller.pid"):  # both processes of the daemon die
+        os.kill(int((jobs_dir / name).read_text()), 9)
+    time.sleep(0.5)
+    out = styx(env, "jobs", "queue")
+    assert "started it again" in out.stderr, out
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "SUCCEEDED" not in styx(env, "jobs", "queue").stdout:
+        time.sleep(0.2)
+    logs = styx(env, "jobs", "logs", "--no-follow", "1").stdout
+    assert "SUCCEEDED" in logs and logs.count("RECOVERING") == 1, logs
+    # A queue with nothing active starts nothing.
+    time.sleep(2.5)  # STYX_JOBS_IDLE_EXIT=1: the daemon leaves
+    assert "started it again" not in styx(env, "jobs", "queue").stderr
 
 
 def test_kill_9_of_the_daemon_then_jobs_continue(env: dict[str, str], tmp_path: Path) -> None:

@@ -84,6 +84,16 @@ def test_external_preemption(db: Database) -> None:
     assert S.RECOVERING in statuses(db, job)
 
 
+def test_recovery_none_fails_on_preemption(db: Database) -> None:
+    backend = InMemoryBackend(scripts={"train": SimScript(duration=0.1, preemptions=1)})
+    _, [job] = queue(db, task_yaml("train", "NONE"))
+    drive(db, backend, [job])
+    record = repo.require_managed_job(db, job)
+    assert statuses(db, job) == [S.PENDING, S.STARTING, S.RUNNING, S.FAILED]
+    assert "job_recovery is NONE" in (record.failure_reason or "")
+    assert backend.launches == 1 and backend.clusters() == set()
+
+
 def test_max_restarts_on_errors_then_failed(db: Database) -> None:
     backend = InMemoryBackend(scripts={"t": SimScript(duration=0.02, exit_codes=[1, 1, 1, 1])})
     _, [job] = queue(db, task_yaml("t", "{max_restarts_on_errors: 2}"))

@@ -42,6 +42,7 @@ from styx.agent._fields import (
     invalid,
 )
 from styx.errors import AgentError
+from styx.paths import atomic_write
 
 PROTOCOL_VERSION = 1
 
@@ -404,9 +405,7 @@ class AgentConfig:
         """Atomically write ``agent.json`` into ``root`` (created if missing)."""
         path = Path(root) / CONFIG_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(self.to_json())
-        tmp.replace(path)
+        atomic_write(path, self.to_json())
         return path
 
     @classmethod

@@ -15,11 +15,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime
+import io
 import json
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from styx.paths import atomic_write
 
 HEADER = (
     "InstanceType",
@@ -170,12 +173,11 @@ def build_aws(
             f"Could not query AWS: {err}", "Check the credentials and the network."
         ) from err
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(HEADER)
-        writer.writerows(rows)
-    tmp.replace(path)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(HEADER)
+    writer.writerows(rows)
+    atomic_write(path, text.getvalue())
     if out is None:
         source.mark_built("aws", f"styx catalog build aws ({', '.join(report.regions)})")
     loader.clear_cache()

@@ -25,6 +25,7 @@ import warnings
 from pathlib import Path
 
 from styx.errors import ResourcesUnavailable
+from styx.paths import atomic_write
 
 DEFAULT_BASE_URL = (
     "https://raw.githubusercontent.com/skypilot-org/skypilot-catalog/master/catalogs/v8"
@@ -153,6 +154,4 @@ def _download(url: str, path: Path) -> None:
         data = response.read()
     if not data.strip():
         raise OSError(f"empty response from {url}")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)  # readers never see a half-written file
+    atomic_write(path, data)  # readers never see a half-written file

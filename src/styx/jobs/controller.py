@@ -226,6 +226,13 @@ class Controller:
             await self._job_ended(job.dag_run_id, job.task_index, final)
 
     async def _cancel(self, job_id: int) -> S:
+        record = await self._db(repo.require_managed_job, job_id)
+        info = record.resources or {}
+        if record.cluster_name and info.get("cluster_job_id") is not None:
+            # Keep what the job printed until now (the cluster may be gone: then nothing).
+            placement = Placement(info.get("region"), info.get("cluster_job_id"))
+            dest = attempt_log(job_id, record.recovery_count)
+            await self.backend.save_logs(record.cluster_name, placement, dest)
         await self.backend.down(cluster_name(job_id))
         await self._db(
             repo.set_managed_job_status, job_id, S.CANCELLED,
@@ -302,6 +309,11 @@ class Controller:
                     await self._db(repo.update_managed_job, job.id, restarts_on_errors=restarts)
                     keep_cluster = True  # the machines are fine: run again on them
                 reason = f"restart after exit code {code}"
+            elif recovery.strategy == "NONE":  # the user asked not to recover
+                await self.backend.down(name)
+                reason = "cluster preempted or lost; job_recovery is NONE"
+                await self._set(job.id, S.FAILED, S.RUNNING, reason, failure_reason=reason)
+                return S.FAILED
             else:
                 reason = "cluster preempted or lost"
             await self._set(job.id, S.RECOVERING, S.RUNNING, reason)

@@ -27,6 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from styx.paths import atomic_write
+
 CACHE_FILE = "enabled_infra.json"
 INFRA = ("local", "ssh", "aws", "gcp", "azure", "kubernetes", "lambda", "vast")
 
@@ -207,9 +209,7 @@ def run_checks(names: tuple[str, ...] = INFRA, *, probe: bool = False) -> list[I
     results = [check_aws(probe) if n == "aws" else CHECKS[n]() for n in names]
     if names == INFRA:
         payload = {"checked_at": time.time(), "infra": [dataclasses.asdict(s) for s in results]}
-        tmp = cache_path().with_suffix(".tmp")
-        tmp.write_text(json.dumps(payload, indent=1))
-        os.replace(tmp, cache_path())
+        atomic_write(cache_path(), json.dumps(payload, indent=1))
     return results
 
 
