@@ -55,6 +55,7 @@ def db(
     dbmod.clear_cache()
     database = Database.open()
     yield database
+    e2e.stop_everything(home)
     leaked = [c.name for c in list_clusters(database) if c.name.startswith("styx-mj-")]
     database.close()
     dbmod.clear_cache()

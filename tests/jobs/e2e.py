@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -111,11 +112,16 @@ def everything_at_once(
     *,
     strategy: str | None = None,
     launch_timeout: float = 180,
+    blip: Preempt | None = None,
 ) -> list[str]:
     """Through ``styx jobs launch`` and the real daemon, at the same time: a job preempted ten
     times in a row, a job whose code fails (``max_restarts_on_errors: 2``), and two diamond DAG
     runs; halfway through, ``kill -9`` of the controller. Returns the placement
     (``infra/region``) of each of the preempted job's eleven attempts.
+
+    With ``blip(db, cluster)`` (cut a node off for a while, then restore it), the long task C
+    of the failing DAG is cut off while it runs: status checks of its cluster hang, retry or
+    fail, and it must not be recovered.
 
     The exact histories checked below also prove that the controller's restart recovered
     nothing that was healthy: a needless recovery would add a RECOVERING to one of them.
@@ -127,7 +133,15 @@ def everything_at_once(
     ok, bad = diamond_yamls(infra)
     ok_ids, bad_ids = launch(env, home, "ok", ok), launch(env, home, "bad", bad)
 
-    def kill_the_controller(attempt: int) -> None:
+    blipped: list[threading.Thread] = []
+
+    def meanwhile(attempt: int) -> None:
+        c = bad_ids[2]
+        if blip is not None and not blipped and job(db, c).status == S.RUNNING:
+            # In the background: the preempted job must not finish while this goes on.
+            thread = threading.Thread(target=blip, args=(db, cluster_name(c)))
+            thread.start()
+            blipped.append(thread)
         if attempt != 5:
             return
         victim = int((jobs_dir / "controller.pid").read_text())
@@ -136,11 +150,17 @@ def everything_at_once(
             lambda: int((jobs_dir / "controller.pid").read_text()) != victim, 30, "a new one"
         )
 
-    regions = preempt_ten_times(db, train, preempt, revive, launch_timeout, kill_the_controller)
+    regions = preempt_ten_times(db, train, preempt, revive, launch_timeout, meanwhile)
+    for thread in blipped:
+        thread.join()
     others = [flaky, *ok_ids, *bad_ids]
     wait_until(lambda: all(job(db, i).status.is_terminal for i in others), 420, "the rest")
     check_restarts(db, flaky)
     check_diamonds(db, ok_ids, bad_ids)
+    if blip is not None:
+        assert blipped, "task C never ran while the preempted job was being recovered"
+        # Checks of C's cluster hung or failed during the cut; none of that recovered it.
+        assert history(db, bad_ids[2]) == [S.PENDING, S.STARTING, S.RUNNING, S.SUCCEEDED]
     assert "exited with -9" in (jobs_dir / "controller.log").read_text()
 
     # Output outlives the clusters: every attempt's, saved before each teardown.
@@ -249,9 +269,10 @@ depends_on: [B, C]
 
 def diamond_yamls(infra: str) -> tuple[str, str]:
     """Two diamond DAGs (A before B and C, both before D): one where all succeed, one where B
-    fails. Sleeps are long enough for launches slowed by everything else running at once
-    (they overlap the preempted job's recoveries, so they cost no wall time)."""
-    ok = DIAMOND.format(name="ok", infra=infra, b_run="sleep 20", c_run="sleep 20")
+    fails. Sleeps are long enough for launches slowed by everything else running at once, or
+    redone after the controller's kill -9 (they overlap the preempted job's recoveries, so
+    they cost no wall time)."""
+    ok = DIAMOND.format(name="ok", infra=infra, b_run="sleep 40", c_run="sleep 40")
     bad = DIAMOND.format(name="bad", infra=infra, b_run="sleep 1; exit 1", c_run="sleep 45")
     return ok, bad
 
@@ -291,6 +312,19 @@ def styx_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
         [sys.executable, "-m", "styx.cli.main", *args],
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
+
+
+def stop_everything(home: Path) -> None:
+    """After a failed scenario: cancel what is still active and let the daemon finish, so
+    that no cluster outlives the test."""
+    jobs_dir = home / "jobs"
+    if not _daemon_running(jobs_dir):
+        return
+    env = {**os.environ, "STYX_HOME": str(home)}
+    styx_cli("jobs", "cancel", "--all", env=env)
+    deadline = time.monotonic() + 120
+    while _daemon_running(jobs_dir) and time.monotonic() < deadline:
+        time.sleep(0.5)
 
 
 def _daemon_running(jobs_dir: Path) -> bool:

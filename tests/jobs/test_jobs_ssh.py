@@ -8,6 +8,7 @@ down (which frees the host record) and launches again on a host that answers.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,6 +61,7 @@ def db(home: Path, bed: Testbed, monkeypatch: pytest.MonkeyPatch) -> Iterator[Da
     dbmod.clear_cache()
     database = Database.open()
     yield database
+    e2e.stop_everything(home)
     # Whatever happened, no managed-job cluster may be left holding a host.
     leaked = [c.name for c in list_clusters(database) if c.name.startswith("styx-mj-")]
     for i in range(1, HOSTS + 1):
@@ -86,4 +88,12 @@ def test_preemptions_restarts_dags_and_kill_9_at_once(
         if len(killed) >= 2:  # an earlier host comes back, as capacity returns
             bed.reboot(host_index(bed, killed[-2]))
 
-    e2e.everything_at_once(db, home, "infra: ssh/lab", kill_host, revive)
+    def cut_off(db: Database, cluster: str) -> str:
+        [address] = cluster_hosts(db, cluster)
+        i = host_index(bed, address)
+        bed.cut_link(i)  # packets vanish: the controller's checks of it hang, then fail
+        time.sleep(20)  # longer than ServerAlive (15 s): the master connection dies
+        bed.restore_link(i)
+        return address
+
+    e2e.everything_at_once(db, home, "infra: ssh/lab", kill_host, revive, blip=cut_off)

@@ -339,8 +339,12 @@ class Controller:
             await asyncio.sleep(self.poll_interval)
             try:
                 probe = await self.backend.probe(name, placement)
-            except TransientCheckError:
+            except TransientCheckError as e:
                 failures += 1
+                log.info(
+                    "%s: status check failed (%d of %d before recovering): %s",
+                    name, failures, self.check_failures, e,
+                )  # fmt: skip
                 if failures >= self.check_failures:
                     return Probe(ProbeState.PREEMPTED)
                 continue

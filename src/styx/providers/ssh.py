@@ -163,7 +163,9 @@ class SSHProvider:
         left = list(free)
         while len(chosen) < n and len(left) >= n - len(chosen):
             batch, left = left[: n - len(chosen)], left[n - len(chosen) :]
-            runners = [runner_for(_ssh_host(h)) for h in batch]
+            # One connection attempt each: a host that does not answer is passed over at once
+            # (the next free one is tried), not retried while the pool's lock is held.
+            runners = [SSHRunner(_ssh_host(h), connect_retries=0) for h in batch]
             results = run_parallel(runners, _facts)
             for host, runner, result in zip(batch, runners, results, strict=True):
                 if isinstance(result, Node):
