@@ -414,5 +414,18 @@ def test_forwarded_socket_reaches_the_agent_on_the_head_node(
             r.forward_unix_socket(local, "~/.styx/agent/agent.sock")
             with AgentClient(local, timeout=10) as client:
                 assert client.ping().cluster_name == "fwd-test"
+        # Other processes share the master but not the runner: one removes the socket (as
+        # `styx down` does), with or without knowing the remote path; a third forwards again
+        # and must get a working socket, not the master's stale forward with no file.
+        for knows_remote in (True, False):
+            other = make_runner(1)
+            if knows_remote:
+                other.cancel_forward(local, "~/.styx/agent/agent.sock")
+            else:
+                os.unlink(local)
+            assert not os.path.exists(local)
+            make_runner(1).forward_unix_socket(local, "~/.styx/agent/agent.sock")
+            with AgentClient(local, timeout=10) as client:
+                assert client.ping().cluster_name == "fwd-test"
     finally:
         testbed.reboot(1)  # the quickest way to stop the agent and all it started

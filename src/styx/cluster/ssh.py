@@ -453,6 +453,11 @@ class SSHRunner:
             if local_path in self._forwards:
                 old, _ = self._forwards.pop(local_path)
                 self._control("cancel", "-L", f"{local_path}:{old}")
+            else:
+                # The shared master may still hold this forward from another process whose
+                # socket file is gone (`styx down` removes it): a new forward would then be a
+                # no-op with no file. Cancelling first is harmless when there is none.
+                self._control("cancel", "-L", f"{local_path}:{remote}")
             proc = self._control("forward", "-L", f"{local_path}:{remote}")
             if proc.returncode != 0:
                 if not self.master_alive():
@@ -465,12 +470,14 @@ class SSHRunner:
             self._forwards[local_path] = (remote, master)
             return local_path
 
-    def cancel_forward(self, local_path: str) -> None:
-        """Stop forwarding ``local_path`` (no-op if it is not forwarded) and remove it."""
+    def cancel_forward(self, local_path: str, remote_path: str | None = None) -> None:
+        """Stop forwarding ``local_path`` (no-op if it is not forwarded) and remove it. With
+        ``remote_path``, also a forward that another process made through the shared master."""
         with self._lock:
             forward = self._forwards.pop(local_path, None)
-            if forward is not None and self.master_alive():
-                self._control("cancel", "-L", f"{local_path}:{forward[0]}")
+            if (forward or remote_path) and self.master_alive():
+                remote = forward[0] if forward else self.expand_home(str(remote_path))
+                self._control("cancel", "-L", f"{local_path}:{remote}")
             if _is_socket(local_path):
                 os.unlink(local_path)
 

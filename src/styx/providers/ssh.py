@@ -281,7 +281,7 @@ class SSHProvider:
         local = _socket_path(handle)
         runner = self.runner(handle, 0)
         if isinstance(runner, SSHRunner):
-            runner.cancel_forward(local)
+            runner.cancel_forward(local, f"{handle.agent_root}/agent.sock")
         Path(local).unlink(missing_ok=True)
 
     def autostop_commands(self, handle: ClusterHandle) -> tuple[list[str], list[str]]:
