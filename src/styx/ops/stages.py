@@ -169,10 +169,16 @@ def provision(
 
     record = get_cluster(db, name)
     provider = get_provider(record.provider if record is not None else placement.infra)
+    restarting = record is not None and record.status is ClusterStatus.STOPPED
     fields = {
         "provider": provider.name,
         "status": ClusterStatus.INIT,
-        "launched_resources": _launched(placement),
+        # A stopped cluster starts where it was, whatever the optimizer would pick now.
+        "launched_resources": (
+            record.launched_resources
+            if restarting and record is not None and record.launched_resources
+            else _launched(placement)
+        ),
         "num_nodes": task.num_nodes,
         "last_use": _last_use(),
         "user_name": common.user_name(),
