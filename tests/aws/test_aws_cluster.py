@@ -8,7 +8,6 @@ prices): us-east-1 is cheaper than us-west-2, so failover order is known.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import pytest
 import yaml
 from tests.aws.harness import AwsEndpoint, AwsNetwork
 from tests.aws.materializer import Materializer
-from tests.ops.conftest import REPO, Styx, wait_for
+from tests.ops.conftest import REPO, Styx, wait_for, wheelhouse
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -37,11 +36,6 @@ def write_catalog(root: Path) -> Path:
     (root / "aws").mkdir(parents=True)
     (root / "aws" / "vms.csv").write_text(HEADER + "".join(rows))
     return root
-
-
-def wheelhouse() -> str | None:
-    path = os.environ.get("STYX_TEST_WHEELHOUSE") or str(REPO / ".wheelhouse")
-    return path if Path(path).is_dir() and any(Path(path).glob("ray-*.whl")) else None
 
 
 @pytest.fixture

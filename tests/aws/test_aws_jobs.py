@@ -16,8 +16,9 @@ import pytest
 import yaml
 from tests.aws.harness import AwsEndpoint, AwsNetwork
 from tests.aws.materializer import Materializer
-from tests.aws.test_aws_cluster import ZONES, wheelhouse, write_catalog
+from tests.aws.test_aws_cluster import ZONES, write_catalog
 from tests.jobs import e2e
+from tests.ops.conftest import wheelhouse
 
 from styx.state import db as dbmod
 from styx.state.clusters import list_clusters

@@ -7,7 +7,6 @@ down (which frees the host record) and launches again on a host that answers.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 from tests.jobs import e2e
 from tests.jobs.e2e import cluster_hosts
-from tests.ops.conftest import REPO
+from tests.ops.conftest import wheelhouse
 from tests.testworld.testbed import Testbed, usable
 
 from styx.state import db as dbmod
@@ -24,11 +23,6 @@ from styx.state.db import Database
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 HOSTS = 8  # at once: two diamond runs (up to 4 hosts), 2 more jobs, 1 or 2 dead hosts
-
-
-def wheelhouse() -> str | None:
-    path = os.environ.get("STYX_TEST_WHEELHOUSE") or str(REPO / ".wheelhouse")
-    return path if Path(path).is_dir() and any(Path(path).glob("ray-*.whl")) else None
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
+def wheelhouse() -> str | None:
+    """The wheelhouse with Ray that remote hosts install from (scripts/test.sh builds it), or
+    None when there is none."""
+    path = os.environ.get("STYX_TEST_WHEELHOUSE") or str(REPO / ".wheelhouse")
+    return path if Path(path).is_dir() and any(Path(path).glob("ray-*.whl")) else None
+
+
 @dataclass
 class Result:
     returncode: int

@@ -7,21 +7,15 @@ Four test hosts form one pool. The runtime is installed on each host from a loca
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.ops.conftest import REPO, Styx, wait_for
+from tests.ops.conftest import Styx, wait_for, wheelhouse
 from tests.testworld.testbed import Testbed, usable
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
-
-
-def wheelhouse() -> str | None:
-    path = os.environ.get("STYX_TEST_WHEELHOUSE") or str(REPO / ".wheelhouse")
-    return path if Path(path).is_dir() and any(Path(path).glob("ray-*.whl")) else None
 
 
 @pytest.fixture(scope="module")
