@@ -34,8 +34,15 @@ def all_ended(db: Database, ids: list[int]) -> bool:
 
 
 def drive(db: Database, backend: InMemoryBackend, ids: list[int], timeout: float = 20) -> None:
+    """Run a controller until the jobs ``ids`` and every DAG run have ended (a run's status is
+    written just after its last task's)."""
     controller = Controller(db, backend, poll_interval=0.005, sweep_interval=0.02)
-    asyncio.run(run_until(controller, lambda: all_ended(db, ids), timeout))
+    unfinished = [DagRunStatus.PENDING, DagRunStatus.RUNNING]
+
+    def done() -> bool:
+        return all_ended(db, ids) and not repo.list_dag_runs(db, statuses=unfinished)
+
+    asyncio.run(run_until(controller, done, timeout))
 
 
 def statuses(db: Database, job_id: int) -> list[S]:
@@ -291,6 +298,29 @@ def test_diamond_b_fails_d_cancelled_c_finishes(db: Database) -> None:
     assert run_id is not None
     run = repo.get_dag_run(db, run_id)
     assert run is not None and run.status == DagRunStatus.FAILED
+
+
+def test_a_run_whose_tasks_all_ended_unrecorded_is_ended_on_resume(db: Database) -> None:
+    # A controller that died between the last task's status and its run's left the run RUNNING.
+    run_id, ids = queue(db, DIAMOND.format(header=""))
+    assert run_id is not None
+    repo.set_dag_run_status(db, run_id, DagRunStatus.RUNNING)
+    for job_id, final in zip(ids, [S.SUCCEEDED, S.FAILED, S.SUCCEEDED, S.CANCELLED], strict=True):
+        repo.set_managed_job_status(db, job_id, final, reason="ended before the crash")
+    drive(db, InMemoryBackend(), ids, timeout=5)
+    run = repo.get_dag_run(db, run_id)
+    assert run is not None and run.status == DagRunStatus.FAILED and run.ended_at is not None
+
+
+def test_loop_lag_samples_are_bounded() -> None:
+    from styx.jobs.controller import LAG_SAMPLES
+
+    controller = Controller.__new__(Controller)
+    Controller.__init__(controller, None, InMemoryBackend())  # type: ignore[arg-type]
+    for i in range(LAG_SAMPLES * 3):
+        controller.loop_lag.append(float(i))
+    assert len(controller.loop_lag) == LAG_SAMPLES
+    assert controller.loop_lag[-1] == LAG_SAMPLES * 3 - 1
 
 
 def test_stop_all_cancels_running_branch(db: Database) -> None:

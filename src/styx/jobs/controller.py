@@ -16,6 +16,7 @@ consecutive failed checks, or a check that finds the cluster gone, trigger a rec
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -45,6 +46,8 @@ from styx.state.records import ManagedJobStatus as S
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 ACTIVE = [S.PENDING, S.STARTING, S.RUNNING, S.RECOVERING, S.CANCELLING]
+#: How many loop-latency samples the controller keeps (one every 50 ms).
+LAG_SAMPLES = 16384
 
 
 def cluster_name(job_id: int) -> str:
@@ -112,7 +115,9 @@ class Controller:
         self._stopping = asyncio.Event()
         self._cancel_requested: set[int] = set()
         self._finished: set[int] = set()  # driven to the end here; a stale sweep must not restart
-        self.loop_lag: list[float] = []  # scheduling-loop latency samples, seconds
+        # Scheduling-loop latency samples, seconds: the latest ones only, so a daemon that runs
+        # for months keeps a fixed size (20 samples a second: about 14 minutes' worth).
+        self.loop_lag: collections.deque[float] = collections.deque(maxlen=LAG_SAMPLES)
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -124,6 +129,7 @@ class Controller:
         """Resume and drive jobs until :meth:`stop`; the sweep picks up new and cancelled jobs."""
         lag = asyncio.create_task(self._measure_lag())
         try:
+            await self._finish_stale_runs()
             while not self._stopping.is_set():
                 await self.sweep()
                 with contextlib.suppress(TimeoutError):
@@ -136,6 +142,21 @@ class Controller:
             self._tasks.clear()
             # Let database writes already handed to threads land before returning.
             await asyncio.to_thread(self._pool.shutdown, True)
+
+    async def _finish_stale_runs(self) -> None:
+        """End DAG runs whose tasks all ended while no controller recorded it (a controller
+        that died, or was stopped, between a task's last status and its run's)."""
+        runs = await self._db(
+            repo.list_dag_runs, statuses=[DagRunStatus.PENDING, DagRunStatus.RUNNING]
+        )
+        for record in runs:
+            jobs = await self._db(repo.list_managed_jobs, dag_run_id=record.id)
+            state = RunState.from_records(record, jobs)
+            if jobs and state.done():
+                await self._db(
+                    repo.set_dag_run_status, record.id, state.final_status(),
+                    expected=[DagRunStatus.PENDING, DagRunStatus.RUNNING],
+                )  # fmt: skip
 
     def stop(self) -> None:
         """Ask :meth:`run` to return; jobs stay as they are and resume on the next start."""
