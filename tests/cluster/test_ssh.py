@@ -165,7 +165,7 @@ def test_rsync_honours_ignore_files_and_is_incremental(
         kept = kept | {"sub/.gitignore"}
     r = make_runner(3)
     dst = f"~/sky_workdir/{ignore_file}"  # parent folders do not exist yet
-    r.rsync_up(str(src), dst, filter_args=rsync_filter_args(str(src)))
+    r.rsync_up(str(src), dst, filter_args=rsync_filter_args(str(src)), delete=True)
     remote = f"/root/sky_workdir/{ignore_file}"
     assert _remote_files(r, remote) == kept
     assert not left_out & _remote_files(r, remote)
@@ -177,12 +177,12 @@ def test_rsync_honours_ignore_files_and_is_incremental(
     before = inode("sub/keep.txt") if "sub/keep.txt" in kept else inode("run.log")
     (src / "main.py").write_text("print(22)\n")  # a new size: mtimes may tie
     (src / "extra.txt").write_text("new")
-    r.rsync_up(str(src), dst, filter_args=rsync_filter_args(str(src)))
+    r.rsync_up(str(src), dst, filter_args=rsync_filter_args(str(src)), delete=True)
     after = inode("sub/keep.txt") if "sub/keep.txt" in kept else inode("run.log")
     assert before == after
     assert r.run(["cat", f"{remote}/main.py"]).stdout == "print(22)\n"
     (src / "extra.txt").unlink()
-    r.rsync_up(str(src), dst, filter_args=rsync_filter_args(str(src)))
+    r.rsync_up(str(src), dst, filter_args=rsync_filter_args(str(src)), delete=True)
     assert _remote_files(r, remote) == kept
 
 

@@ -65,8 +65,9 @@ def test_secrets_are_not_substituted_into_printed_fields() -> None:
 
 
 def test_substituted_paths_are_validated_again() -> None:
-    t = Task.from_yaml_str("envs: {DIR: relative}\nfile_mounts: {$DIR: ./y}\n")
+    t = Task.from_yaml_str('envs: {DIR: "da\\tta"}\nfile_mounts: {$DIR: ./y}\n')
     with pytest.raises(SpecError) as info:
         t.substitute_env_vars()
     assert info.value.code == "invalid-value"
-    assert info.value.location is not None and info.value.location.path == "file_mounts.relative"
+    assert info.value.location is not None
+    assert info.value.location.path == "file_mounts['da\\tta']"

@@ -17,6 +17,11 @@ def validate(files: tuple[str, ...]) -> int:
     for path in files:
         try:
             dag = Dag.from_yaml(path)
+            if any(t.file_mounts for t in dag.tasks):
+                from styx.ops.plan import validate_destinations  # the planner, only when needed
+
+                for task in dag.tasks:
+                    validate_destinations(task)
         except StyxError as err:
             failed += 1
             print_error_brief(path, err)

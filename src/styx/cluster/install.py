@@ -125,6 +125,7 @@ def sync_source(runner: Runner, venv: str, source: RuntimeSource) -> None:
         str(Path(source.source_dir) / "src" / "styx"),
         f"{dest}/styx",
         filter_args=["--exclude", "__pycache__/"],
+        delete=True,  # the runtime's own copy: a mirror of this client's
     )
     out = runner.run([runtime_python(venv), "-m", "sysconfig"], timeout=60)
     out.check("Reading the runtime's paths")

@@ -51,9 +51,18 @@ class Runner(Protocol):
         timeout: float | None = None,
     ) -> RunResult: ...
 
-    def rsync_up(self, src: str, dst: str, *, filter_args: Sequence[str] = ()) -> None:
-        """Copy ``src`` (a file or folder) to ``dst`` on the node; ``filter_args`` are rsync's."""
+    def rsync_up(
+        self, src: str, dst: str, *, filter_args: Sequence[str] = (), delete: bool = False
+    ) -> None:
+        """Copy ``src`` (a file or folder) to ``dst`` on the node; ``filter_args`` are rsync's.
+
+        With ``delete`` files under ``dst`` that ``src`` lacks are removed: only for folders
+        Styx made itself (see :mod:`styx.cluster.dests`)."""
         ...
+
+
+#: The longest a single sync may take before it is reported as stuck.
+RSYNC_TIMEOUT_S = 3600.0
 
 
 class LocalRunner:
@@ -91,14 +100,18 @@ class LocalRunner:
             ) from e
         return RunResult(proc.returncode, proc.stdout, proc.stderr)
 
-    def rsync_up(self, src: str, dst: str, *, filter_args: Sequence[str] = ()) -> None:
+    def rsync_up(
+        self, src: str, dst: str, *, filter_args: Sequence[str] = (), delete: bool = False
+    ) -> None:
         Path(dst).parent.mkdir(parents=True, exist_ok=True)
         if shutil.which("rsync") is None:
             _copy_tree(src, dst)
             return
-        argv = ["rsync", "-a", "--delete", *filter_args]
+        argv = ["rsync", "-a", *(["--delete"] if delete else []), *filter_args]
         src_arg = src.rstrip("/") + "/" if os.path.isdir(src) else src
-        self.run([*argv, src_arg, dst]).check(f"rsync {src} -> {dst}")
+        self.run([*argv, "--", src_arg, dst], timeout=RSYNC_TIMEOUT_S).check(
+            f"rsync {src} -> {dst}"
+        )
 
 
 def _copy_tree(src: str, dst: str) -> None:
@@ -108,7 +121,7 @@ def _copy_tree(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def put_file(runner: Runner, text: str, dest: str, *, mode: int = 0o644) -> None:
+def put_file(runner: Runner, text: str, dest: str, *, mode: int = 0o600) -> None:
     """Write ``text`` to the file ``dest`` on the runner's node, through its file sync."""
     import tempfile
 

@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 
 from styx import paths
 from styx.cluster import ssh_probe
-from styx.cluster.runner import RunResult
+from styx.cluster.runner import RSYNC_TIMEOUT_S, RunResult
 from styx.errors import HostUnreachable, RemoteError, StyxError
 
 AUTH_FAILED = "ssh-auth-failed"
@@ -250,10 +250,12 @@ class SSHRunner:
             raise self._lost(f"running {argv0!r}", proc.stderr)
         return RunResult(proc.returncode, proc.stdout, proc.stderr)
 
-    def rsync_up(self, src: str, dst: str, *, filter_args: Sequence[str] = ()) -> None:
-        """Mirror ``src`` (a folder's contents, or a file) to ``dst`` on the node with
-        ``rsync -a --delete``, through the master; ``dst``'s parent is created and a leading
-        ``~`` is the remote home."""
+    def rsync_up(
+        self, src: str, dst: str, *, filter_args: Sequence[str] = (), delete: bool = False
+    ) -> None:
+        """Copy ``src`` (a folder's contents, or a file) to ``dst`` on the node with
+        ``rsync -a`` (``--delete`` too with ``delete``: a mirror), through the master;
+        ``dst``'s parent is created and a leading ``~`` is the remote home."""
         self.connect()
         dst = self.expand_home(dst)
         parent = posixpath.dirname(dst.rstrip("/"))
@@ -261,14 +263,25 @@ class SSHRunner:
             self.run(["mkdir", "-p", parent]).check(f"mkdir -p {parent} on {self.node_name}")
         src_arg = src.rstrip("/") + "/" if os.path.isdir(src) else src
         rsh = shlex.join(self.ssh_argv(mux_only=True))
-        argv = ["rsync", "-a", "--delete", *filter_args, "-e", rsh, "--", src_arg]
+        deleting = ["--delete"] if delete else []
+        argv = ["rsync", "-a", *deleting, *filter_args, "-e", rsh, "--", src_arg]
         argv.append(f"{self.host.destination}:{dst}")
         try:
             proc = subprocess.run(
-                argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace"
+                argv,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=RSYNC_TIMEOUT_S,
             )
         except FileNotFoundError as e:
             raise RemoteError("rsync is not installed here.", "Install rsync.") from e
+        except subprocess.TimeoutExpired as e:
+            raise HostUnreachable(
+                f"Copying {src} to {self.node_name} did not finish in {RSYNC_TIMEOUT_S:.0f} s.",
+                "Check the link to the node, or copy less data (a bucket mount, for one).",
+            ) from e
         if proc.returncode != 0:
             if not self.master_alive():
                 raise self._lost(f"rsync of {src}", proc.stderr)

@@ -18,6 +18,7 @@ from styx.ops import common
 from styx.ops.pipeline import Pipeline
 
 if TYPE_CHECKING:
+    from styx.cluster.dests import Destination
     from styx.providers.base import ClusterHandle, Provider, ProvisionRequest
     from styx.spec.resources import Resources
     from styx.spec.task import Task
@@ -169,6 +170,7 @@ def provision(
 
     record = get_cluster(db, name)
     provider = get_provider(record.provider if record is not None else placement.infra)
+    preflight(task, provider, name)
     restarting = record is not None and record.status is ClusterStatus.STOPPED
     fields = {
         "provider": provider.name,
@@ -304,12 +306,29 @@ def check_fits_existing(handle: ClusterHandle, request: ProvisionRequest) -> Non
             f"{request.num_nodes}.",
             "Launch on a new cluster name, or lower num_nodes.",
         )
-    if request.cpus and request.cpus > handle.head.cpus:
+    name, nodes = handle.cluster_name, handle.nodes[: max(request.num_nodes, 1)]
+    cpus = min(n.cpus for n in nodes)
+    if request.cpus and request.cpus > cpus:
         raise ResourcesUnavailable(
-            f"Cluster '{handle.cluster_name}' has {handle.head.cpus:g} CPUs per node; the task "
-            f"asks for {request.cpus:g}.",
+            f"Cluster '{name}' has {cpus:g} CPUs per node; the task asks for {request.cpus:g}.",
             "Launch on a new cluster name, or lower cpus.",
         )
+    memory = min(n.memory_gb for n in nodes)
+    if request.memory_gb and request.memory_gb > memory:
+        raise ResourcesUnavailable(
+            f"Cluster '{name}' has {memory:g} GB of memory per node; the task asks for "
+            f"{request.memory_gb:g} GB.",
+            "Launch on a new cluster name, or lower memory.",
+        )
+    for accel, count in (request.accelerators or {}).items():
+        have = [n for n in nodes if (n.accelerator or "").upper() == accel.upper()]
+        if len(have) < len(nodes) or min(n.gpus for n in have) < count:
+            gpus = {f"{n.gpus:g}x {n.accelerator}" for n in nodes if n.accelerator and n.gpus}
+            what = ", ".join(sorted(gpus)) or "no accelerators"
+            raise ResourcesUnavailable(
+                f"Cluster '{name}' has {what} per node; the task asks for {accel}:{count:g}.",
+                "Launch on a new cluster name with those accelerators, or drop them.",
+            )
 
 
 def bring_up_runtime(
@@ -368,44 +387,118 @@ def ensure_installed(
     return handle
 
 
+def check_local_paths(task: Task) -> None:
+    """Every local path the task names exists: its workdir and file mount sources (checked
+    before anything is provisioned; env files are read when the task is loaded)."""
+    if isinstance(task.workdir, str):
+        src = os.path.expanduser(task.workdir)
+        if not os.path.isdir(src):
+            raise SpecError(
+                f"The workdir '{task.workdir}' is not a folder.",
+                "Point `workdir` at an existing folder, or remove it.",
+                code="workdir-not-found",
+            )
+    for dest, mount in task.file_mounts.items():
+        if not mount.is_local:
+            continue
+        if not os.path.exists(os.path.expanduser(str(mount.source))):
+            raise SpecError(
+                f"The file_mounts source '{mount.source}' for '{dest}' does not exist.",
+                "Fix the local path, or remove the mount.",
+                code="mount-source-not-found",
+            )
+
+
+def destinations(
+    task: Task, provider: Provider, cluster_name: str, handle: ClusterHandle | None = None
+) -> dict[str, Destination]:
+    """Where each local file mount lands on the cluster's nodes, and whether its sync may
+    delete there; SpecError ``mount-destination-refused`` for a destination that must not be
+    written (see :mod:`styx.cluster.dests`)."""
+    from styx.cluster.dests import resolve
+    from styx.spec.yamlio import format_path
+
+    local = [d for d, m in task.file_mounts.items() if m.is_local]
+    if not local:
+        return {}
+    folders = provider.node_folders(cluster_name, handle)
+    out = {}
+    for dest in local:
+        try:
+            out[dest] = resolve(dest, folders)
+        except SpecError as err:
+            err.details["path"] = format_path(("file_mounts", dest))
+            raise
+    return out
+
+
+def preflight(
+    task: Task, provider: Provider, cluster_name: str, handle: ClusterHandle | None = None
+) -> None:
+    """The checks that must pass before anything is provisioned or synced."""
+    check_local_paths(task)
+    destinations(task, provider, cluster_name, handle)
+
+
 def sync_workdir(pipe: Pipeline, task: Task, handle: ClusterHandle, provider: Provider) -> None:
     from styx.cluster.sync import rsync_filter_args
 
     if not isinstance(task.workdir, str):
         pipe.skip("sync workdir", "no workdir")
         return
+    check_local_paths(task)
     src = os.path.expanduser(task.workdir)
-    if not os.path.isdir(src):
-        raise SpecError(
-            f"The workdir '{task.workdir}' is not a folder.",
-            "Point `workdir` at an existing folder, or remove it.",
-            code="workdir-not-found",
-        )
-    filters = rsync_filter_args(src)
+    filters = [*rsync_filter_args(src), "--filter", f"P {WORKDIR_MARK}"]
+    confined = provider.node_folders(handle.cluster_name, handle).confined
     with pipe.stage("sync workdir", f"{task.workdir} -> {handle.workdir}"):
         for i in range(len(handle.nodes)):
-            provider.runner(handle, i).rsync_up(src, handle.workdir, filter_args=filters)
+            runner = provider.runner(handle, i)
+            # A mirror (deletes included) only in a folder Styx made: a local cluster's own, or
+            # a remote one that carries Styx's mark (or did not exist, and gets it now).
+            mirror = confined or _claim_workdir(runner, handle.workdir)
+            runner.rsync_up(src, handle.workdir, filter_args=filters, delete=mirror)
+
+
+#: Left in a remote workdir Styx made, so that later syncs know they may delete there.
+WORKDIR_MARK = ".styx-workdir"
+
+
+def _claim_workdir(runner: Any, workdir: str) -> bool:
+    """Whether ``workdir`` on the node is Styx's to mirror into: it carries Styx's mark, or is
+    missing or empty and gets the mark now. A folder with someone else's files is not."""
+    script = (
+        'd="$1"; case "$d" in "~/"*) d="$HOME/${d#\\~/}";; esac; '
+        'if [ -e "$d/$2" ]; then exit 0; fi; '
+        'if [ -d "$d" ] && [ -n "$(ls -A "$d")" ]; then exit 3; fi; '
+        'mkdir -p "$d" && : > "$d/$2"'
+    )
+    result = runner.run(["sh", "-c", script, "sh", workdir, WORKDIR_MARK], timeout=60)
+    return bool(result.returncode == 0)
 
 
 def sync_file_mounts(pipe: Pipeline, task: Task, handle: ClusterHandle, provider: Provider) -> None:
     if not task.file_mounts:
         pipe.skip("sync file mounts", "no file_mounts")
         return
+    check_local_paths(task)
+    # Resolved again now that the nodes' home is known (and symlinks can be followed).
+    targets = destinations(task, provider, handle.cluster_name, handle)
     with pipe.stage("sync file mounts", f"{len(task.file_mounts)} mount(s)"):
         for dest, mount in task.file_mounts.items():
             src = os.path.expanduser(str(mount.source))
-            if not os.path.exists(src):
-                raise SpecError(
-                    f"The file_mounts source '{mount.source}' for '{dest}' does not exist.",
-                    "Fix the local path, or remove the mount.",
-                    code="mount-source-not-found",
-                )
-            target = os.path.expanduser(dest) if handle.provider == "local" else dest
+            target = targets[dest]
             for i in range(len(handle.nodes)):
-                provider.runner(handle, i).rsync_up(src, target)
+                provider.runner(handle, i).rsync_up(src, target.path, delete=target.delete)
+
+
+def record_use(db: Database, name: str) -> None:
+    """Record this command line (secrets redacted) as the cluster's last use."""
+    from styx.state.clusters import update_cluster
+
+    update_cluster(db, name, last_use=_last_use())
 
 
 def _last_use() -> str:
     import sys
 
-    return " ".join(["styx", *sys.argv[1:]])[:500]
+    return " ".join(["styx", *common.redact_argv(sys.argv[1:])])[:500]

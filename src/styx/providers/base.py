@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Protocol
 
+from styx.cluster.dests import NodeFolders
 from styx.cluster.runner import Runner
 
 
@@ -111,6 +112,22 @@ class Provider(Protocol):
     def autostop_commands(self, handle: ClusterHandle) -> tuple[list[str], list[str]]:
         """The argv the head-node agent runs to stop, and to tear down, its own cluster."""
 
+    def node_folders(self, cluster_name: str, handle: ClusterHandle | None) -> NodeFolders:
+        """Where a sync may write on the cluster's nodes (see :mod:`styx.cluster.dests`);
+        ``handle`` is None before provisioning, when a remote home is not known yet."""
+
     def agent_socket(self, handle: ClusterHandle) -> str:
         """A unix socket on this machine that reaches the head node's agent (forwarded for
         remote clusters), ready to connect to."""
+
+
+def remote_node_folders(handle: ClusterHandle | None) -> NodeFolders:
+    """The folders of a remote node laid out as the SSH and cloud providers lay them out: the
+    runtime and agent under ``~/.styx``, the workdir in ``~/sky_workdir``."""
+    import posixpath
+
+    home = "~"
+    if handle is not None and handle.agent_root.endswith("/.styx/agent"):
+        home = posixpath.dirname(posixpath.dirname(handle.agent_root)) or "/"
+    workdir = handle.workdir if handle is not None and handle.workdir else "~/sky_workdir"
+    return NodeFolders(home="~", runtime=("~/.styx",), owned=(workdir,)).with_home(home)

@@ -1,9 +1,12 @@
 """The local provider: this machine as a one-node cluster (``infra: local``).
 
 It needs no account and is the embedded default when no other infra is enabled. Each local
-cluster has a folder under ``$STYX_HOME/clusters/<name>`` holding its agent root (job table,
-logs) and its synced workdir; its Ray runs on Styx-owned free ports, so several local clusters
-and a user's own Ray on 6379 do not collide.
+cluster has a folder under ``$STYX_HOME/clusters/<name>`` (mode 0700) holding its agent root
+(job table, logs) and the node's own home, ``home/``: as on a remote node, ``~`` in file mounts
+and in jobs (``HOME``) means that folder, and the workdir is ``home/sky_workdir``. A sync never
+writes outside it unless ``local.allowed_host_paths`` in config.yaml names a host folder (see
+:mod:`styx.cluster.dests`). Its Ray runs on Styx-owned free ports on loopback, so several local
+clusters and a user's own Ray on 6379 do not collide.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 
 from styx import paths
 from styx.agent.bootstrap import RayPorts
+from styx.cluster.dests import NodeFolders, check_allowed_host_paths
 from styx.cluster.runner import LocalRunner, Runner
 from styx.errors import ResourcesUnavailable
 from styx.providers.base import ClusterHandle, Node, ProvisionRequest
@@ -130,8 +134,9 @@ class LocalProvider:
         gpus, gpu_name = detect_gpus()
         self._check_fit(request, cpus, mem, gpus, gpu_name)
         root = cluster_dir(request.cluster_name)
-        (root / "agent").mkdir(parents=True, exist_ok=True)
-        (root / "workdir").mkdir(parents=True, exist_ok=True)
+        for folder in (root, root / "agent", root / "home", root / "home" / "sky_workdir"):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            folder.chmod(0o700)
         node = Node(
             name=socket.gethostname() or "localhost",
             ip="127.0.0.1",
@@ -146,9 +151,9 @@ class LocalProvider:
             nodes=(node,),
             agent_root=str(root / "agent"),
             python=sys.executable,
-            workdir=str(root / "workdir"),
+            workdir=str(root / "home" / "sky_workdir"),
             ray_port=free_port_block(RayPorts.span()),
-            extra={"root": str(root)},
+            extra={"root": str(root), "job_env": {"HOME": str(root / "home")}},
         )
 
     @staticmethod
@@ -199,6 +204,9 @@ class LocalProvider:
     def runner(self, handle: ClusterHandle, node_index: int = 0) -> Runner:
         return LocalRunner(handle.nodes[node_index].name)
 
+    def node_folders(self, cluster_name: str, handle: ClusterHandle | None) -> NodeFolders:
+        return local_node_folders(cluster_name, handle)
+
     def agent_socket(self, handle: ClusterHandle) -> str:
         return str(Path(handle.agent_root) / "agent.sock")
 
@@ -215,3 +223,75 @@ class LocalProvider:
         if os.environ.get("STYX_DB_URL"):
             base += ["--db-url", os.environ["STYX_DB_URL"]]
         return [*base, "stop"], [*base, "down"]
+
+
+def local_node_folders(cluster_name: str, handle: ClusterHandle | None = None) -> NodeFolders:
+    """What a sync may touch on a local cluster: its own home (``~``) and workdir, plus the
+    host folders that ``local.allowed_host_paths`` in config.yaml names; never system folders,
+    ``$HOME`` itself, ``STYX_HOME`` or another cluster's folder. Symlinks are followed."""
+    from styx.agent.bootstrap import ray_private_dir
+    from styx.config import user_config
+
+    real = os.path.realpath
+    root = real(cluster_dir(cluster_name))
+    home = f"{root}/home"
+    user_home, styx_home = real(Path.home()), real(paths.home())
+    config = user_config()
+    allowed = list(config.get("local.allowed_host_paths") or []) if config is not None else []
+    check_allowed_host_paths(allowed, user_home, styx_home)
+    owned = [home]
+    if handle is not None and handle.workdir:  # clusters made before the node home existed
+        owned.append(real(handle.workdir))
+    agent = real(handle.agent_root) if handle is not None else f"{root}/agent"
+    return NodeFolders(
+        home=home,
+        runtime=(agent, ray_private_dir(agent)),
+        owned=tuple(owned),
+        confined=True,
+        allowed=tuple(real(os.path.expanduser(p)) for p in allowed),
+        protected=(styx_home,),
+        guarded=(user_home,),
+        realpath=real,
+    )
+
+
+def orphaned_clusters(known: set[str]) -> list[tuple[str, bool]]:
+    """Local cluster folders under STYX_HOME that the state database does not know (it was
+    lost or replaced), as ``(name, runtime running)``: they may still run an agent and Ray."""
+    try:
+        names = sorted(os.listdir(paths.clusters_dir()))
+    except OSError:
+        return []
+    found = [n for n in names if n not in known and (cluster_dir(n) / "agent/agent.json").is_file()]
+    if not found:
+        return []
+    from styx.agent.daemon import is_supervised
+
+    return [(n, is_supervised(cluster_dir(n) / "agent")) for n in found]
+
+
+def orphan_handle(name: str) -> ClusterHandle | None:
+    """A handle rebuilt from an orphaned local cluster's ``agent.json``, enough to stop its
+    runtime and remove its folder; None when there is no such folder."""
+    from styx.agent.protocol import AgentConfig
+    from styx.errors import AgentError
+
+    root = cluster_dir(name)
+    try:
+        config = AgentConfig.load(root / "agent")
+    except (OSError, AgentError):
+        if not root.is_dir():
+            return None
+        config = None
+    port = int(config.ray_address.rpartition(":")[2]) if config is not None else 0
+    node = Node(name=socket.gethostname() or "localhost", ip="127.0.0.1", cpus=1, memory_gb=1)
+    return ClusterHandle(
+        cluster_name=name,
+        provider="local",
+        nodes=(node,),
+        agent_root=str(root / "agent"),
+        python=sys.executable,
+        workdir=str(root / "home" / "sky_workdir"),
+        ray_port=port,
+        extra={"root": str(root)},
+    )

@@ -13,11 +13,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from styx.cluster.dests import NodeFolders
 from styx.cluster.local_socket import accepts, forwarded_socket_path
 from styx.cluster.runner import Runner
 from styx.cluster.ssh import SSHHost, SSHRunner, raise_for_failures, run_parallel
 from styx.errors import HostUnreachable, ResourcesUnavailable, UsageError
-from styx.providers.base import ClusterHandle, Node, ProvisionRequest
+from styx.providers.base import ClusterHandle, Node, ProvisionRequest, remote_node_folders
 from styx.providers.local import canonical_gpu_name, parse_nvidia_smi
 from styx.providers.ssh_pools import Pool, PoolHost, get_pool, load_pools
 
@@ -286,6 +287,9 @@ class SSHProvider:
 
     def autostop_commands(self, handle: ClusterHandle) -> tuple[list[str], list[str]]:
         return [], []  # see supports_autostop
+
+    def node_folders(self, cluster_name: str, handle: ClusterHandle | None) -> NodeFolders:
+        return remote_node_folders(handle)
 
 
 def _host_json(h: PoolHost) -> dict[str, object]:

@@ -190,6 +190,10 @@ CONFIG = Fields(
         "azure": _AZURE,
         "kubernetes": _KUBERNETES,
         "ssh": _SSH,
+        # Styx's own: host folders a local cluster's file mounts may write to.
+        "local": Fields(
+            {"allowed_host_paths": ListOf(Str(pattern=r"[/~].*", expected="an absolute path"))}
+        ),
         "jobs": _controller(
             {
                 "status_check": Fields(

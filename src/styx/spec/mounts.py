@@ -137,11 +137,23 @@ def parse_file_mount(v: Value) -> FileMount:
     return mount
 
 
+def check_destination(v: Value, path: str) -> None:
+    """A file mount's destination: absolute, ``~/...``, or relative to the node's home; never
+    empty, and free of control characters (where it may land is checked per infra, by
+    :mod:`styx.cluster.dests`)."""
+    if path.strip() and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        return
+    v.bad_value(
+        f"The destination {path!r} in '{v.name}' is empty or holds control characters.",
+        "Write the path on the nodes as /absolute/path or ~/path.",
+    )
+
+
 def parse_file_mounts(v: Value) -> FrozenDict[str, FileMount]:
     """``file_mounts``: destination paths on the nodes to sources."""
     mounts: dict[str, FileMount] = {}
     for dest, item in v.entries(what="paths on the nodes to sources").items():
-        check_remote_path(item, dest)
+        check_destination(item, dest)
         if item.raw is None:
             item.fail(
                 "missing-field", f"'{item.name}' has no source.", "Give a source path or URL."

@@ -16,6 +16,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from styx.cluster.dests import NodeFolders
 from styx.cluster.local_socket import accepts
 from styx.cluster.runner import Runner
 from styx.cluster.ssh import SSHRunner, run_parallel
@@ -24,7 +25,7 @@ from styx.providers.aws import client, handles, instances, keys, network, ssh_ac
 from styx.providers.aws.errors import translated
 from styx.providers.aws.launch import LaunchSpec, launch_in_region, terminate_and_wait
 from styx.providers.aws.settings import AWSSettings
-from styx.providers.base import ClusterHandle, ProvisionRequest
+from styx.providers.base import ClusterHandle, ProvisionRequest, remote_node_folders
 
 #: Instance states that make a node unreachable whatever the rest of the cluster does.
 GONE = ("shutting-down", "terminated", "missing")
@@ -356,6 +357,9 @@ class AWSProvider:
 
     def autostop_commands(self, handle: ClusterHandle) -> tuple[list[str], list[str]]:
         return [], []  # see supports_autostop
+
+    def node_folders(self, cluster_name: str, handle: ClusterHandle | None) -> NodeFolders:
+        return remote_node_folders(handle)
 
     # --- helpers ------------------------------------------------------------------------------
 
