@@ -67,13 +67,20 @@ class RayPorts:
         return _WORKER_OFFSET + _WORKER_PORTS
 
 
+def ray_private_dir(root: str) -> str:
+    """The private folder (0700, removed when Ray stops) of the cluster whose agent root is
+    ``root``, which holds its Ray temp dir; see :mod:`styx.agent.raynode`."""
+    digest = hashlib.sha1(root.encode()).hexdigest()[:10]
+    return f"/tmp/styx-ray-{digest}"
+
+
 def default_temp_dir(root: str) -> str:
-    """A short, Styx-owned Ray temp dir for the cluster whose agent root is ``root``.
+    """A short, Styx-owned Ray temp dir for the cluster whose agent root is ``root``, inside
+    its private folder.
 
     Short because Ray puts unix sockets under it (a socket path must stay under 108 bytes).
     """
-    digest = hashlib.sha1(root.encode()).hexdigest()[:10]
-    return f"/tmp/styx-ray-{digest}"
+    return f"{ray_private_dir(root)}/r"
 
 
 def _node_args(
@@ -191,6 +198,17 @@ def ray_worker_argv(
             resources,
         ),
     ]
+
+
+def ray_start_argv(
+    root: str, ray_argv: list[str], bind_ip: str, python: str | None = None
+) -> list[str]:
+    """Run ``ray_argv`` (:func:`ray_head_argv` or :func:`ray_worker_argv`, whose temp dir is
+    :func:`default_temp_dir` of ``root``) as this cluster's Ray: private, marked as its own,
+    listening on ``bind_ip`` only (see :mod:`styx.agent.raynode`)."""
+    temp_dir = default_temp_dir(root)
+    return [*_agent(python, "start-ray", root, "--temp-dir", temp_dir, "--bind", bind_ip),
+            "--", *ray_argv]  # fmt: skip
 
 
 def _agent(python: str | None, verb: str, root: str, *extra: str) -> list[str]:

@@ -57,6 +57,11 @@ def _log_file(paths: AgentPaths) -> IO[bytes]:
     return open(log, "ab")
 
 
+def is_supervised(root: Path) -> bool:
+    """Whether a supervisor (and so, most likely, an agent) runs for the agent root ``root``."""
+    return _held(root / "supervisor.lock")
+
+
 # --- run ------------------------------------------------------------------------------------
 
 
@@ -125,10 +130,13 @@ def supervise(root: Path) -> int:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         backoff = 0.1
         while not stopping and not paths.stopping.exists():
+            from styx.agent.raynode import load_env
+
             with _log_file(paths) as out:
                 child = subprocess.Popen(
                     agent_run_argv(str(root), sys.executable),
                     cwd=root,
+                    env={**os.environ, **load_env(root)},  # Ray's network settings
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=out,
@@ -258,20 +266,12 @@ def stop(root: Path, ray_temp_dir: str | None = None, ray_port: int | None = Non
 
 
 def stop_ray(temp_dir: str, port: int | None = None) -> int:
-    """Kill the Ray processes (and their children) of the cluster with this temp dir / port."""
-    from styx.agent.proctree import _psutil, kill_tree
+    """Kill this cluster's Ray processes on this node (found by their owner marker, see
+    :mod:`styx.agent.raynode`) and remove its private temp folder. ``port`` is accepted for
+    older clients and not needed."""
+    from styx.agent import raynode
 
-    psutil = _psutil()
-    spare = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
-    needles = [temp_dir] + ([f":{port} ", f":{port}\0"] if port else [])
-    roots = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmd = "\0".join(proc.info.get("cmdline") or []) + "\0"
-        # A concurrent `styx.agent stop` names the temp dir too: it is not Ray, leave it be.
-        ours = "styx.agent" in cmd
-        if proc.pid not in spare and not ours and "ray" in cmd and any(n in cmd for n in needles):
-            roots.append(proc.pid)
-    kill_tree(roots, grace_s=5.0)
+    raynode.stop(temp_dir)
     return 0
 
 
@@ -282,7 +282,7 @@ def call(root: Path) -> int:
     """Bridge stdin/stdout to the agent's socket: each request line read from stdin is sent and
     its reply lines (chunks, then the final reply) are written to stdout."""
     from styx.agent.client import _Conn
-    from styx.agent.protocol import encode, error_reply
+    from styx.agent.protocol import encode, error_reply, is_heartbeat
 
     paths = AgentPaths(root)
     out = sys.stdout.buffer
@@ -305,7 +305,8 @@ def call(root: Path) -> int:
                     return 1
                 out.write(reply)
                 out.flush()
-                if b'"chunk"' not in reply[:16] or "chunk" not in json.loads(reply):
+                msg = json.loads(reply)
+                if "chunk" not in msg and not is_heartbeat(msg):
                     break
     finally:
         if conn is not None:

@@ -39,6 +39,12 @@ def _psutil() -> ModuleType:
 def marked(marker: str, prefix: bool = False) -> list[int]:
     """PIDs of this user's processes whose environment carries ``marker`` (or, with
     ``prefix``, any marker that starts with it)."""
+    return marked_with(MARKER_ENV, marker, prefix)
+
+
+def marked_with(name: str, value: str, prefix: bool = False) -> list[int]:
+    """PIDs of this user's processes (but this one) whose environment has ``name`` set to
+    ``value`` (or, with ``prefix``, to anything that starts with it)."""
     psutil = _psutil()
     me = os.getpid()
     found: list[int] = []
@@ -46,8 +52,8 @@ def marked(marker: str, prefix: bool = False) -> list[int]:
         if proc.pid == me:
             continue
         try:
-            value = proc.environ().get(MARKER_ENV)
-            if value is not None and (value.startswith(marker) if prefix else value == marker):
+            got = proc.environ().get(name)
+            if got is not None and (got.startswith(value) if prefix else got == value):
                 found.append(proc.pid)
         except (psutil.Error, OSError):
             continue
@@ -75,11 +81,23 @@ def kill_tree(pids: Iterable[int], grace_s: float) -> None:
     for proc in procs:
         with contextlib.suppress(psutil.Error):
             proc.send_signal(signal.SIGTERM)  # type: ignore[attr-defined]
-    _gone, alive = psutil.wait_procs(procs, timeout=grace_s)
+    alive = _wait_gone(procs, grace_s)
     for proc in alive:
         with contextlib.suppress(psutil.Error):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=1.0)
+            proc.kill()  # type: ignore[attr-defined]
+    _wait_gone(alive, 1.0)
+
+
+def _wait_gone(procs: list[object], timeout: float) -> list[object]:
+    """Wait until every process has ended (a zombie counts: it is dead, and a process that is
+    not its parent cannot reap it); returns those still alive after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    alive = procs
+    while True:
+        alive = [p for p in alive if _alive(p.pid)]  # type: ignore[attr-defined]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.02)
 
 
 def kill_marked(

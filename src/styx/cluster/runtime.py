@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from styx.agent import bootstrap
 from styx.agent.client import AgentClient, PingInfo
 from styx.agent.protocol import AgentConfig, AutostopConfig, NodeInfo
+from styx.agent.raynode import TOKEN_FILE
 from styx.agent.version import agent_version
 from styx.cluster.runner import Runner, put_file
 from styx.errors import AgentError, StyxError
@@ -87,6 +88,7 @@ def agent_config(
         autostop=autostop,
         stop_command=stop_cmd,
         down_command=down_cmd,
+        env={str(k): str(v) for k, v in (handle.extra.get("job_env") or {}).items()},
         cloud=handle.provider,
     )
 
@@ -102,6 +104,11 @@ def start(handle: ClusterHandle, provider: Provider, *, autostop: AutostopConfig
     # Every node gets agent.json: `stop` on a worker reads it to find this cluster's processes.
     each(runners, lambda r: put_file(r, config.to_json(), f"{root}/agent.json"), "agent.json")
     if not ray_listening(runners[0], handle.head.ip, handle.ray_port):
+        # An agent left from a Ray that is gone (a relaunch after a lost state database, a
+        # dead head) would keep the old address: it goes, and comes back with the new Ray.
+        runners[0].run(bootstrap.agent_stop_argv(root, handle.python), timeout=120).check(
+            f"Stopping a stale agent on {handle.head.name}"
+        )
         _start_ray(handle, runners)
     result = runners[0].run(bootstrap.agent_ensure_argv(root, handle.python), timeout=90)
     if result.returncode != 0:
@@ -126,16 +133,29 @@ def _ray_args(handle: ClusterHandle, node: Node) -> dict[str, Any]:
 
 
 def _start_ray(handle: ClusterHandle, runners: list[Runner]) -> None:
-    """Ray head on node 0, then every worker joins it in parallel."""
+    """Ray head on node 0, then every worker joins it in parallel; each node's Ray is private
+    to the cluster, bound to the node's address and guarded by a fresh token (see
+    :mod:`styx.agent.raynode`). Whatever is left of an earlier Ray of the cluster (a head that
+    died, a worker that lost it) is stopped first."""
+    import secrets
+
+    root, python = handle.agent_root, handle.python
+    temp_dir = bootstrap.default_temp_dir(root)
+    stale = bootstrap.ray_stop_argv(temp_dir, python=python)
+    each(runners, lambda r: r.run(stale, timeout=120).check("Stopping a stale Ray"), "stale Ray")
+    token = secrets.token_hex(32)  # lives only in ROOT/ray-token (0600) on the nodes
+    each(runners, lambda r: put_file(r, token, f"{root}/{TOKEN_FILE}", mode=0o600), "Ray token")
     head = handle.head
     argv = bootstrap.ray_head_argv(head.ip, **_ray_args(handle, head))
-    runners[0].run(argv, env=RAY_HEAD_ENV, timeout=180).check(f"Starting Ray on {head.name}")
+    start = bootstrap.ray_start_argv(root, argv, head.ip, python)
+    runners[0].run(start, env=RAY_HEAD_ENV, timeout=180).check(f"Starting Ray on {head.name}")
     address = f"{head.ip}:{handle.ray_port}"
 
     def join(i: int) -> None:
         node = handle.nodes[i]
         argv = bootstrap.ray_worker_argv(address, node.ip, **_ray_args(handle, node))
-        runners[i].run(argv, timeout=180).check(f"Starting Ray on {node.name}")
+        start = bootstrap.ray_start_argv(root, argv, node.ip, python)
+        runners[i].run(start, timeout=180).check(f"Starting Ray on {node.name}")
 
     each(list(range(1, len(runners))), join, "Ray workers")
 
