@@ -83,7 +83,7 @@ def wait(cluster_name: str, job_id: int, timeout: float | None = None) -> JobRec
     from styx.cluster import runtime
 
     _, handle = common.require_up(common.database(), cluster_name)
-    with runtime.client(handle, timeout=None) as client:
+    with runtime.client(handle) as client:
         return client.wait(job_id, timeout=timeout)
 
 
@@ -92,7 +92,7 @@ def tail_logs(cluster_name: str, job_id: int, *, follow: bool = True) -> Iterato
     from styx.cluster import runtime
 
     _, handle = common.require_up(common.database(), cluster_name)
-    with runtime.client(handle, timeout=None) as client:
+    with runtime.client(handle) as client:
         yield from client.tail_logs(job_id, follow=follow)
 
 
@@ -103,7 +103,7 @@ def cancel(
     from styx.cluster import runtime
 
     _, handle = common.require_up(common.database(), cluster_name)
-    with runtime.client(handle, timeout=None) as client:
+    with runtime.client(handle) as client:
         return client.cancel(job_ids, all=all_jobs)
 
 

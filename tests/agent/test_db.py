@@ -53,3 +53,51 @@ def test_queue_pages_recent_but_keeps_unfinished(tmp_path: Path) -> None:
     assert len(store.queue(all_jobs=True)) == 30
     assert [r.job_id for r in store.queue(skip_finished=True)] == [1]
     assert store.counts() == {"CANCELLED": 29, "PENDING": 1}
+
+
+class _FullDisk:
+    """A jobs.db connection whose writes fail while ``full`` is set, as on a full disk."""
+
+    def __init__(self, conn: object) -> None:
+        self.conn, self.full = conn, False
+
+    def execute(self, sql: str, *args: object) -> object:
+        import sqlite3
+
+        if self.full and sql.lstrip().split()[0].upper() in ("INSERT", "UPDATE"):
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.conn.execute(sql, *args)  # type: ignore[attr-defined]
+
+    def __enter__(self) -> object:
+        return self.conn.__enter__()  # type: ignore[attr-defined]
+
+    def __exit__(self, *exc: object) -> object:
+        return self.conn.__exit__(*exc)  # type: ignore[attr-defined]
+
+
+def test_a_failed_write_is_kept_in_memory_shown_and_written_later(tmp_path: Path) -> None:
+    from styx.errors import AgentError
+
+    store = JobStore(tmp_path / "jobs.db")
+    disk = _FullDisk(store._db)
+    store._db = disk  # type: ignore[assignment]
+    job = store.add(JobSpec(run="x"), tmp_path / "logs").job_id
+    store.transition(job, JobStatus.PENDING)
+    store.transition(job, JobStatus.RUNNING)
+    disk.full = True
+    done = store.transition(job, JobStatus.FAILED, exit_code=1, failure_reason="log write failed")
+    assert done.status is JobStatus.FAILED and done.ended_at  # never left RUNNING
+    assert store.write_error is not None and "disk is full" in store.write_error
+    assert store.get(job).status is JobStatus.FAILED
+    assert [r.status for r in store.queue()] == [JobStatus.FAILED]
+    assert store.queue(skip_finished=True) == []
+    assert store.with_status([JobStatus.RUNNING]) == []
+    with pytest.raises(AgentError) as info:
+        store.add(JobSpec(run="y"), tmp_path / "logs")
+    assert info.value.code == "agent-storage-failed"
+    assert not store.flush()  # still full
+    disk.full = False
+    assert store.flush() and store.write_error is None
+    fresh = JobStore(tmp_path / "jobs.db")  # what a restarted agent reads
+    rec = fresh.get(job)
+    assert rec.status is JobStatus.FAILED and rec.failure_reason == "log write failed"

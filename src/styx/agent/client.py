@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from styx.agent.protocol import (
+    STREAM_IDLE_S,
     AutostopConfig,
     JobRecord,
     JobSpec,
     encode,
+    is_heartbeat,
     request,
 )
 from styx.errors import AgentError, JobNotFound, StyxError
@@ -51,6 +53,8 @@ class PingInfo:
     cluster_name: str
     started_at: float
     ray_connected: bool
+    ray_down: str | None = None  # why the cluster's Ray is gone, once the agent saw it go
+    storage_error: str | None = None  # why the agent's last write failed (a full disk)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -70,6 +74,7 @@ class AgentStatus:
 
 class _Conn:
     def __init__(self, path: Path, timeout: float | None) -> None:
+        self.path, self.timeout = path, timeout
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         target = str(path)
@@ -93,11 +98,22 @@ class _Conn:
         self.sock.sendall(encode(message))
 
     def read(self) -> dict[str, Any]:
-        line = self.file.readline()
-        if not line:
-            raise AgentError("The agent closed the connection.", code="agent-unreachable")
-        reply: dict[str, Any] = json.loads(line)
-        return reply
+        """The next reply line, heartbeats skipped."""
+        while True:
+            try:
+                line = self.file.readline()
+            except TimeoutError as e:
+                raise AgentError(
+                    f"The agent at {self.path} sent nothing for {self.timeout:.0f} s.",
+                    "Run `styx status -r` to see the cluster's state; `styx start` repairs "
+                    "its runtime.",
+                    code="agent-unreachable",
+                ) from e
+            if not line:
+                raise AgentError("The agent closed the connection.", code="agent-unreachable")
+            reply: dict[str, Any] = json.loads(line)
+            if not is_heartbeat(reply):
+                return reply
 
     def close(self) -> None:
         self.file.close()
@@ -184,7 +200,8 @@ class AgentClient:
     ) -> Iterator[str]:
         """The job's combined log as text chunks: to the job's end (``follow``) or to the
         current end of the file. ``lines`` starts from the last N lines."""
-        conn = _Conn(self.socket_path, None if follow else self.timeout)
+        # Followed, the agent sends a heartbeat at least every few seconds: silence is death.
+        conn = _Conn(self.socket_path, STREAM_IDLE_S if follow else self.timeout)
         try:
             conn.send(request("tail_logs", {"job_id": job_id, "follow": follow, "lines": lines}))
             while True:
@@ -218,7 +235,7 @@ class AgentClient:
         )
 
     def _blocking(self, op: str, args: dict[str, Any]) -> Any:
-        conn = _Conn(self.socket_path, None)
+        conn = _Conn(self.socket_path, STREAM_IDLE_S)  # the agent sends heartbeats meanwhile
         try:
             conn.send(request(op, args))
             return _result(conn.read())

@@ -4,12 +4,18 @@ Every status change goes through :meth:`JobStore.transition`, which enforces the
 of :class:`~styx.agent.protocol.JobStatus` (terminal states never change) and records the change
 with its time in ``events``. Secret env values are never written here: ``spec`` holds the public
 envs and the secrets' names only.
+
+A write that fails (a full disk, an I/O error) never leaves a job where it was: the change is
+kept in memory, every read shows it, and :meth:`JobStore.flush` writes it once it can.
+``write_error`` says why writing failed last (None once writes work again).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -24,7 +30,9 @@ from styx.agent.protocol import (
     JobSpec,
     JobStatus,
 )
-from styx.errors import JobNotFound
+from styx.errors import AgentError, JobNotFound
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -124,9 +132,44 @@ class JobStore:
         # NORMAL keeps WAL durable across an agent crash (only an OS crash can lose the tail).
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        #: Column changes of jobs that could not be written yet, by job id.
+        self._unsaved: dict[int, dict[str, Any]] = {}
+        self.write_error: str | None = None
 
     def close(self) -> None:
         self._db.close()
+
+    def _failed_write(self, e: sqlite3.Error) -> str:
+        self.write_error = f"writing {self.path.name} failed: {e}"
+        log.error("%s", self.write_error)
+        return self.write_error
+
+    def flush(self) -> bool:
+        """Write the changes kept in memory; True when nothing is left unsaved."""
+        for job_id, fields in sorted(self._unsaved.items()):
+            sets = ", ".join(f"{k} = ?" for k in fields)
+            try:
+                with self._db:
+                    self._db.execute(
+                        f"UPDATE jobs SET {sets} WHERE job_id = ?", (*fields.values(), job_id)
+                    )
+            except sqlite3.Error as e:
+                self._failed_write(e)
+                return False
+            del self._unsaved[job_id]
+        self.write_error = None
+        return True
+
+    def _overlay(self, rec: JobRecord) -> JobRecord:
+        fields = self._unsaved.get(rec.job_id)
+        if not fields:
+            return rec
+        changes = dict(fields)
+        if "status" in changes:
+            changes["status"] = JobStatus(changes["status"])
+        if "nodes" in changes:
+            changes["nodes"] = list(json.loads(changes["nodes"]))
+        return dataclasses.replace(rec, **changes)
 
     # --- writes -----------------------------------------------------------------------------
 
@@ -135,6 +178,23 @@ class JobStore:
         now = time.time()
         public = spec.to_dict()
         public["envs"] = spec.public_envs()
+        self.flush()
+        try:
+            rec = self._insert(spec, public, log_root, now)
+            if not self._unsaved:
+                self.write_error = None
+            return rec
+        except sqlite3.Error as e:
+            why = self._failed_write(e)
+            raise AgentError(
+                f"The agent could not record the job: {why}.",
+                "Free disk space on the head node (STYX_HOME on a local cluster), then retry.",
+                code="agent-storage-failed",
+            ) from e
+
+    def _insert(
+        self, spec: JobSpec, public: dict[str, Any], log_root: Path, now: float
+    ) -> JobRecord:
         with self._db:
             cur = self._db.execute(
                 "INSERT INTO jobs (name, user, status, priority, submitted_at, num_nodes, demand,"
@@ -168,35 +228,51 @@ class JobStore:
     ) -> JobRecord:
         """Move a job to ``new``, stamping start/end times; raises :class:`IllegalTransition`."""
         now = time.time()
-        with self._db:
-            old = self._status(job_id)
-            if not old.can_become(new):
-                raise IllegalTransition(f"job {job_id}: {old.value} -> {new.value}")
-            sets = ["status = ?"]
-            args: list[Any] = [new.value]
-            if new in (JobStatus.SETTING_UP, JobStatus.RUNNING):
-                sets.append("started_at = COALESCE(started_at, ?)")
-                args.append(now)
-            if new.terminal:
-                sets.append("ended_at = ?")
-                args.append(now)
-            if exit_code is not None:
-                sets.append("exit_code = ?")
-                args.append(exit_code)
-            if failure_reason is not None:
-                sets.append("failure_reason = ?")
-                args.append(failure_reason)
-            if nodes is not None:
-                sets.append("nodes = ?")
-                args.append(json.dumps(nodes))
-            self._db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE job_id = ?", (*args, job_id))
-            self._event("transition", job_id, {"from": old.value, "to": new.value}, now)
+        old = self._status(job_id)
+        if not old.can_become(new):
+            raise IllegalTransition(f"job {job_id}: {old.value} -> {new.value}")
+        fields: dict[str, Any] = {"status": new.value}
+        if new in (JobStatus.SETTING_UP, JobStatus.RUNNING):
+            current = self._unsaved.get(job_id, {}).get("started_at") or self._started(job_id)
+            fields["started_at"] = current or now
+        if new.terminal:
+            fields["ended_at"] = now
+        if exit_code is not None:
+            fields["exit_code"] = exit_code
+        if failure_reason is not None:
+            fields["failure_reason"] = failure_reason
+        if nodes is not None:
+            fields["nodes"] = json.dumps(nodes)
+        if job_id in self._unsaved:  # an older change first, so that the order holds
+            self.flush()
+        try:
+            if job_id in self._unsaved:
+                raise sqlite3.OperationalError(self.write_error or "earlier changes are unsaved")
+            with self._db:
+                sets = ", ".join(f"{k} = ?" for k in fields)
+                self._db.execute(
+                    f"UPDATE jobs SET {sets} WHERE job_id = ?", (*fields.values(), job_id)
+                )
+                self._event("transition", job_id, {"from": old.value, "to": new.value}, now)
+        except sqlite3.Error as e:
+            self._failed_write(e)
+            self._unsaved.setdefault(job_id, {}).update(fields)
+        else:
+            if not self._unsaved:
+                self.write_error = None
         return self.get(job_id)
 
+    def _started(self, job_id: int) -> float | None:
+        row = self._db.execute("SELECT started_at FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return None if row is None else row[0]
+
     def record_event(self, kind: str, data: dict[str, Any], job_id: int | None = None) -> None:
-        """Append an agent event (autostop fired, agent restarted, ...)."""
-        with self._db:
-            self._event(kind, job_id, data, time.time())
+        """Append an agent event (autostop fired, agent restarted, ...); best effort."""
+        try:
+            with self._db:
+                self._event(kind, job_id, data, time.time())
+        except sqlite3.Error as e:
+            self._failed_write(e)
 
     def _event(self, kind: str, job_id: int | None, data: dict[str, Any], at: float) -> None:
         self._db.execute(
@@ -217,6 +293,9 @@ class JobStore:
     # --- reads ------------------------------------------------------------------------------
 
     def _status(self, job_id: int) -> JobStatus:
+        unsaved = self._unsaved.get(job_id, {}).get("status")
+        if unsaved is not None:
+            return JobStatus(unsaved)
         row = self._db.execute("SELECT status FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         if row is None:
             raise JobNotFound(f"Job {job_id} does not exist on this cluster.")
@@ -229,7 +308,7 @@ class JobStore:
         ).fetchone()
         if row is None:
             raise JobNotFound(f"Job {job_id} does not exist on this cluster.")
-        return _record(row)
+        return self._overlay(_record(row))
 
     def spec(self, job_id: int) -> JobSpec:
         """The stored spec (public envs only; secrets come from the secret spool)."""
@@ -245,7 +324,8 @@ class JobStore:
         rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM jobs WHERE status IN ({marks}) ORDER BY job_id", values
         ).fetchall()
-        return [_record(r) for r in rows]
+        wanted = set(values)
+        return [r for r in map(self._overlay, map(_record, rows)) if r.status.value in wanted]
 
     def queue(
         self, all_jobs: bool = False, limit: int | None = None, skip_finished: bool = False
@@ -266,7 +346,10 @@ class JobStore:
         rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM jobs WHERE {where} ORDER BY job_id DESC", args
         ).fetchall()
-        return [_record(r) for r in rows]
+        records = [self._overlay(_record(r)) for r in rows]
+        if skip_finished:
+            records = [r for r in records if not r.status.terminal]
+        return records
 
     def counts(self) -> dict[str, int]:
         """Number of jobs per status."""

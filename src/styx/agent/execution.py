@@ -26,6 +26,8 @@ from styx.agent.protocol import AgentConfig, Demand
 log = logging.getLogger(__name__)
 
 _HEAD_RESOURCE = "node:__internal_head__"
+#: How long a multi-node job's placement group may take to be ready (its nodes are free).
+PLACEMENT_TIMEOUT_S = 120.0
 
 
 @dataclasses.dataclass
@@ -176,7 +178,16 @@ class RayExecutor:
                 bundle["memory"] = float(int(demand.memory_gb * 1024**3))
             bundles.append(bundle)
         pg = placement_group(bundles, strategy="STRICT_SPREAD")
-        await pg.ready()
+        try:  # the scheduler saw the nodes free: if Ray cannot place the gang soon, it never will
+            await asyncio.wait_for(pg.ready(), PLACEMENT_TIMEOUT_S)
+        except TimeoutError:
+            from ray.util.placement_group import remove_placement_group
+
+            remove_placement_group(pg)
+            raise RuntimeError(
+                f"Ray could not place the job's {len(ranks)} parts within "
+                f"{PLACEMENT_TIMEOUT_S:.0f} s"
+            ) from None
         return pg
 
     def release(self, placement: Any) -> None:

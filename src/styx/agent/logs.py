@@ -14,6 +14,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 RUN_LOG = "run.log"
 _READ = 1 << 16
@@ -36,46 +37,76 @@ class Signal:
 
 
 class JobLog:
-    """Writes one job's logs; ``nodes`` are the node names in rank order."""
+    """Writes one job's logs; ``nodes`` are the node names in rank order.
 
-    def __init__(self, log_dir: Path, nodes: list[str], on_write: Callable[[], None]) -> None:
-        log_dir.mkdir(parents=True, exist_ok=True)
+    A write that fails (a full disk) does not raise: the log stops, ``error`` says why, and
+    ``on_error`` is called once, so that the job can be failed with that reason."""
+
+    def __init__(
+        self,
+        log_dir: Path,
+        nodes: list[str],
+        on_write: Callable[[], None],
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
         self.multi = len(nodes) > 1
         self._names = nodes
         self._on_write = on_write
-        self._run = open(log_dir / RUN_LOG, "ab", buffering=0)  # noqa: SIM115 (long-lived)
-        self._per_node = (
-            [open(log_dir / f"rank-{r}.log", "ab", buffering=0) for r in range(len(nodes))]  # noqa: SIM115
-            if self.multi
-            else []
-        )
+        self._on_error = on_error
+        self.error: str | None = None
+        self._run: Any = None
+        self._per_node: list[Any] = []
         self._partial: list[bytes] = [b""] * len(nodes)
+        try:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            self._run = open(log_dir / RUN_LOG, "ab", buffering=0)  # noqa: SIM115 (long-lived)
+            if self.multi:
+                for r in range(len(nodes)):
+                    self._per_node.append(open(log_dir / f"rank-{r}.log", "ab", buffering=0))  # noqa: SIM115
+        except OSError as e:
+            self._failed(e)
+
+    def _failed(self, e: OSError) -> None:
+        if self.error is None:
+            self.error = f"writing the job's log on the head node failed: {e.strerror or e}"
+            if self._on_error is not None:
+                self._on_error(self.error)
+
+    def _put(self, f: Any, data: bytes) -> bool:
+        if self.error is not None or f is None:
+            return False
+        try:
+            f.write(data)
+        except OSError as e:
+            self._failed(e)
+            return False
+        return True
 
     def write(self, rank: int, data: bytes) -> None:
         """Append what node ``rank`` printed."""
         if not self.multi:
-            self._run.write(data)
-            self._on_write()
+            if self._put(self._run, data):
+                self._on_write()
             return
-        self._per_node[rank].write(data)
+        self._put(self._per_node[rank] if self._per_node else None, data)
         buf = self._partial[rank] + data
         lines = buf.split(b"\n")
         self._partial[rank] = lines.pop()
         if lines:
             prefix = self._prefix(rank)
-            self._run.write(b"".join(prefix + line + b"\n" for line in lines))
-            self._on_write()
+            if self._put(self._run, b"".join(prefix + line + b"\n" for line in lines)):
+                self._on_write()
 
     def end_part(self, rank: int) -> None:
         """Flush node ``rank``'s unfinished last line."""
         if self.multi and self._partial[rank]:
-            self._run.write(self._prefix(rank) + self._partial[rank] + b"\n")
+            self._put(self._run, self._prefix(rank) + self._partial[rank] + b"\n")
             self._partial[rank] = b""
             self._on_write()
 
     def note(self, text: str) -> None:
         """A line from the agent itself (why a job failed or was cancelled)."""
-        self._run.write(f"styx: {text}\n".encode())
+        self._put(self._run, f"styx: {text}\n".encode())
         self._on_write()
 
     def _prefix(self, rank: int) -> bytes:
@@ -85,7 +116,9 @@ class JobLog:
         for r in range(len(self._partial)):
             self.end_part(r)
         for f in (self._run, *self._per_node):
-            f.close()
+            if f is not None:
+                with contextlib.suppress(OSError):
+                    f.close()
 
 
 def tail_start(path: Path, lines: int | None) -> int:

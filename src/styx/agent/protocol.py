@@ -9,6 +9,10 @@ a stream socket (a local unix socket, or one forwarded through SSH):
   {"code", "message", "hint"}}``
 * streamed replies (``tail_logs``) send ``{"v": ..., "chunk": "<text>"}`` lines first and end
   with an ordinary reply.
+* while a request is under way (a followed log, ``wait``, ``cancel``) the agent sends
+  ``{"v": ..., "alive": true}`` at least every :data:`HEARTBEAT_S` seconds; a client that
+  hears nothing for :data:`STREAM_IDLE_S` seconds gives up (``agent-unreachable``), so no call
+  waits forever on an agent that hangs or a link that died.
 
 A request whose ``v`` differs from :data:`PROTOCOL_VERSION` gets the ``agent-protocol-mismatch``
 error. Unknown fields in a request are rejected (``invalid-request``) so that typos surface.
@@ -44,7 +48,12 @@ from styx.agent._fields import (
 from styx.errors import AgentError
 from styx.paths import atomic_write
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: heartbeats on long requests
+
+#: How often the agent says it is alive during a long request.
+HEARTBEAT_S = 5.0
+#: How long a client waits for any line from the agent before it gives up on it.
+STREAM_IDLE_S = 30.0
 
 #: The config file's name inside an agent root folder.
 CONFIG_NAME = "agent.json"
@@ -443,6 +452,15 @@ def error_reply(code: str, message: str, hint: str) -> dict[str, Any]:
 
 def chunk_reply(text: str) -> dict[str, Any]:
     return {"v": PROTOCOL_VERSION, "chunk": text}
+
+
+def heartbeat_reply() -> dict[str, Any]:
+    """Sent during a long request: the agent still works on it."""
+    return {"v": PROTOCOL_VERSION, "alive": True}
+
+
+def is_heartbeat(reply: Mapping[str, Any]) -> bool:
+    return reply.get("alive") is True and "ok" not in reply
 
 
 def parse_request(line: bytes) -> tuple[str, dict[str, Any]]:

@@ -15,11 +15,13 @@ from typing import Any
 
 from styx.agent import _fields as f
 from styx.agent.protocol import (
+    HEARTBEAT_S,
     PROTOCOL_VERSION,
     JobSpec,
     chunk_reply,
     encode,
     error_reply,
+    heartbeat_reply,
     ok_reply,
     parse_request,
 )
@@ -61,6 +63,8 @@ class Server:
             "set_autostop": self._set_autostop,
             "status": self._status,
         }
+        #: Operations that may take long: heartbeats go out while they run.
+        self._long = frozenset({"cancel", "wait"})
 
     async def serve(self, socket_path: Path) -> asyncio.Server:
         """Bind ``socket_path`` (relative to the cwd when the full path is too long)."""
@@ -104,7 +108,10 @@ class Server:
             if op == "tail_logs":
                 await self._tail(args, writer)
                 return
-            reply = ok_reply(await self._ops[op](args))
+            if op in self._long:
+                reply = ok_reply(await _with_heartbeats(self._ops[op](args), writer))
+            else:
+                reply = ok_reply(await self._ops[op](args))
         except StyxError as e:
             reply = error_reply(e.code, e.message, e.hint)
         except (ConnectionError, BrokenPipeError):
@@ -130,7 +137,9 @@ class Server:
             "pid": os.getpid(),
             "cluster_name": a.config.cluster_name,
             "started_at": a.started_at,
-            "ray_connected": a.executor.connected,
+            "ray_connected": a.executor.connected and a.ray_down is None,
+            "ray_down": a.ray_down,
+            "storage_error": a.storage_error,
         }
 
     async def _submit(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -182,11 +191,49 @@ class Server:
     async def _tail(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> None:
         _only(args, "job_id", "follow", "lines")
         job_id = f.f_int(args, "job_id")
-        async for text in self.agent.tail(
-            job_id, f.f_bool(args, "follow"), f.f_opt_int(args, "lines")
-        ):
-            writer.write(encode(chunk_reply(text)))
-            await writer.drain()
+        chunks: asyncio.Queue[str | None] = asyncio.Queue(maxsize=64)
+
+        async def produce() -> None:
+            try:
+                async for text in self.agent.tail(
+                    job_id, f.f_bool(args, "follow"), f.f_opt_int(args, "lines")
+                ):
+                    await chunks.put(text)
+            finally:
+                await chunks.put(None)
+
+        producer = asyncio.ensure_future(produce())
+        try:
+            while True:
+                try:
+                    text = await asyncio.wait_for(chunks.get(), HEARTBEAT_S)
+                except TimeoutError:
+                    writer.write(encode(heartbeat_reply()))  # a quiet job, a live agent
+                    await writer.drain()
+                    continue
+                if text is None:
+                    break
+                writer.write(encode(chunk_reply(text)))
+                await writer.drain()
+            await producer  # ended: raises the log's own error (an unknown job), if any
+        finally:
+            if not producer.done():
+                producer.cancel()
         rec = self.agent.store.get(job_id)
         writer.write(encode(ok_reply({"status": rec.status.value, "exit_code": rec.exit_code})))
         await writer.drain()
+
+
+async def _with_heartbeats(work: Awaitable[Any], writer: asyncio.StreamWriter) -> Any:
+    """Await ``work``, telling the client every HEARTBEAT_S seconds that the agent is alive."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_S)
+            if done:
+                return task.result()
+            writer.write(encode(heartbeat_reply()))
+            await writer.drain()
+    finally:
+        if not task.done():
+            task.cancel()

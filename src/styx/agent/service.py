@@ -9,6 +9,12 @@ the agent marks jobs that were SETTING_UP/RUNNING as FAILED_DRIVER and kills wha
 process trees on every node, then resumes PENDING jobs. (Surviving jobs would need one driver
 process per job, which is what makes SkyPilot take seconds per job.)
 
+A dead runtime: the agent watches its Ray (a TCP probe of the GCS port every couple of
+seconds, the head's raylet in Ray's node table). Once Ray is gone it says so (``ray_down`` in
+``ping`` and ``status``), fails every pending and running job with FAILED_DRIVER and that
+reason, and refuses new jobs with ``runtime-down``: nothing waits on a Ray that will not come
+back. ``styx start`` (or a relaunch) starts Ray and a new agent.
+
 Secrets: a pending job's secret env values are kept in memory and, so that a pending job can be
 resumed after a restart, in ``secrets/<job_id>.json`` (mode 0600), deleted when the job ends;
 never in ``jobs.db`` or the logs.
@@ -31,6 +37,7 @@ from styx.agent import logs
 from styx.agent.autostop import Autostop
 from styx.agent.db import IllegalTransition, JobStore
 from styx.agent.execution import PartResult, RayExecutor, job_envs
+from styx.agent.health import gcs_answers
 from styx.agent.paths import AgentPaths, agent_id
 from styx.agent.protocol import AgentConfig, JobRecord, JobSpec, JobStatus
 from styx.agent.scheduler import Candidate, ResourcePool, pick
@@ -38,6 +45,14 @@ from styx.agent.version import agent_version
 from styx.errors import AgentError
 
 log = logging.getLogger(__name__)
+
+#: Seconds between probes of Ray's GCS port, and failed probes in a row that mean Ray is down.
+RAY_PROBE_S = 2.0
+RAY_PROBE_FAILURES = 3
+#: Seconds between looks at Ray's node table (node deaths and returns).
+NODE_REFRESH_S = 10.0
+#: Seconds between tries to write job changes a failed write kept in memory.
+FLUSH_S = 5.0
 
 
 @dataclasses.dataclass
@@ -49,6 +64,7 @@ class _Run:
     cancelled: bool = False
     killing: asyncio.Task[None] | None = None
     failure: PartResult | None = None
+    task: asyncio.Task[None] | None = None
 
 
 class Agent:
@@ -71,6 +87,10 @@ class Agent:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._orphans: list[_Run] = []
+        #: Why the cluster's Ray is gone, once the agent has seen it go (None while it is up).
+        self.ray_down: str | None = None
+        #: Why the last job's log could not be written (None once one could).
+        self.log_error: str | None = None
 
     # --- start and stop ---------------------------------------------------------------------
 
@@ -111,6 +131,7 @@ class Agent:
         self._spawn(self._connect())
         self._spawn(self._schedule_loop())
         self._spawn(self.autostop.loop(self.is_idle))
+        self._spawn(self._flush_loop())
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -124,25 +145,97 @@ class Agent:
             log.error("agent task failed", exc_info=task.exception())
 
     async def _connect(self) -> None:
+        """Join Ray, then watch it; a Ray whose GCS stops answering is declared down."""
+        failures = 0
         while True:
+            connecting = asyncio.ensure_future(asyncio.to_thread(self.executor.connect))
+            while not connecting.done():
+                await asyncio.wait({connecting}, timeout=RAY_PROBE_S)
+                if connecting.done():
+                    break
+                failures = 0 if await gcs_answers(self.config.ray_address) else failures + 1
+                if failures >= RAY_PROBE_FAILURES:
+                    self.runtime_down(f"nothing answers on Ray's GCS port {self.config.ray_address}")
+                    return  # the agent stays up to say so; `styx start` replaces it
             try:
-                await asyncio.to_thread(self.executor.connect)
+                connecting.result()
                 break
-            except Exception as e:
+            except Exception as e:  # Ray may still be starting: retry while its GCS answers
                 log.warning("cannot join Ray at %s yet: %s", self.config.ray_address, e)
-                await asyncio.sleep(2.0)
+                failures = 0 if await gcs_answers(self.config.ray_address) else failures + 1
+                if failures >= RAY_PROBE_FAILURES:
+                    self.runtime_down(f"joining Ray at {self.config.ray_address} failed: {e}")
+                    return
+                await asyncio.sleep(RAY_PROBE_S)
         log.info("joined Ray at %s", self.config.ray_address)
         self._apply_liveness(self.executor.refresh_nodes())
         for orphan in self._orphans:
             await self.executor.kill(orphan.ranks, orphan.marker)
         self._orphans.clear()
         self._wake.set()
-        while True:  # follow node deaths and returns
-            await asyncio.sleep(10.0)
+        await self._watch_ray()
+
+    async def _watch_ray(self) -> None:
+        """Follow node deaths and returns; declare Ray down when its GCS stops answering or
+        the head's raylet is gone."""
+        failures, last_nodes = 0, time.monotonic()
+        while self.ray_down is None:
+            await asyncio.sleep(RAY_PROBE_S)
+            failures = 0 if await gcs_answers(self.config.ray_address) else failures + 1
+            if failures >= RAY_PROBE_FAILURES:
+                self.runtime_down(f"Ray's GCS at {self.config.ray_address} stopped answering")
+                return
+            if time.monotonic() - last_nodes < NODE_REFRESH_S:
+                continue
+            last_nodes = time.monotonic()
             try:
-                self._apply_liveness(await asyncio.to_thread(self.executor.refresh_nodes))
+                alive = await asyncio.wait_for(
+                    asyncio.to_thread(self.executor.refresh_nodes), NODE_REFRESH_S
+                )
             except Exception as e:
                 log.warning("cannot list Ray nodes: %s", e)
+                continue
+            if alive and not alive[0]:
+                self.runtime_down("the head node's raylet is gone from Ray")
+                return
+            self._apply_liveness(alive)
+
+    def runtime_down(self, reason: str) -> None:
+        """Ray is gone: fail every pending and running job with ``reason``, refuse new ones."""
+        if self.ray_down is not None:
+            return
+        self.ray_down = reason
+        log.error("the cluster's Ray runtime is down: %s", reason)
+        self.store.record_event("ray_down", {"reason": reason})
+        why = f"the cluster's Ray runtime is down: {reason}"
+        for job_id in list(self._pending):
+            del self._pending[job_id]
+            self._specs.pop(job_id, None)
+            self._finish(job_id, JobStatus.FAILED_DRIVER, reason=why)
+            self._drop_secrets(job_id)
+            self._signals.pop(job_id, logs.Signal()).fire()
+        for run in list(self._running.values()):
+            if self._finish(run.job_id, JobStatus.FAILED_DRIVER, reason=why):
+                with contextlib.suppress(OSError):
+                    path = self.paths.logs / str(run.job_id) / logs.RUN_LOG
+                    with open(path, "ab") as f:
+                        f.write(f"styx: job {run.job_id} FAILED_DRIVER: {why}\n".encode())
+            run.cancelled = True
+            self._spawn(asyncio.to_thread(_kill_local, run.marker))
+            if run.task is not None:
+                run.task.cancel()
+
+    @property
+    def storage_error(self) -> str | None:
+        """Why the agent's last write on the head node failed (a full disk), or None."""
+        return self.store.write_error or self.log_error
+
+    async def _flush_loop(self) -> None:
+        """Write job changes that a failed write kept in memory, once the disk allows."""
+        while True:
+            await asyncio.sleep(FLUSH_S)
+            if self.store.write_error is not None:
+                self.store.flush()
 
     def _apply_liveness(self, alive: list[bool]) -> None:
         for rank, up in enumerate(alive):
@@ -178,6 +271,13 @@ class Agent:
         self._wake.set()
 
     def submit(self, spec: JobSpec) -> int:
+        if self.ray_down is not None:
+            raise AgentError(
+                f"The cluster's Ray runtime is down: {self.ray_down}.",
+                f"Run `styx start {self.config.cluster_name}` (or launch it again) to repair "
+                "the runtime.",
+                code="runtime-down",
+            )
         if not self.pool.feasible(spec.demand, spec.num_nodes):
             d = spec.demand
             raise AgentError(
@@ -247,13 +347,25 @@ class Agent:
                 del self._pending[cand.job_id]
                 run = _Run(cand.job_id, ranks, self.marker(cand.job_id))
                 self._running[cand.job_id] = run
-                self._spawn(self._run_job(run, self._specs.pop(cand.job_id)))
+                run.task = self._spawn(self._run_job(run, self._specs.pop(cand.job_id)))
 
     async def _run_job(self, run: _Run, spec: JobSpec) -> None:
         job_id = run.job_id
         nodes = [self.config.nodes[r] for r in run.ranks]
         sig = self.signal(job_id)
-        jlog = logs.JobLog(self.paths.logs / str(job_id), [n.name for n in nodes], sig.fire)
+
+        def on_log_error(why: str) -> None:  # the job cannot be logged: it fails, and says why
+            self.log_error = why
+            if run.failure is None:
+                run.failure = PartResult(rank=0, error=why)
+            if run.killing is None:
+                run.killing = asyncio.ensure_future(self.executor.kill(run.ranks, run.marker))
+
+        jlog = logs.JobLog(
+            self.paths.logs / str(job_id), [n.name for n in nodes], sig.fire, on_log_error
+        )
+        if jlog.error is None:
+            self.log_error = None
         placement = None
         try:
             run.status = JobStatus.SETTING_UP if spec.setup else JobStatus.RUNNING
@@ -284,10 +396,11 @@ class Agent:
                 jlog.note(f"job {job_id} FAILED_DRIVER: agent error: {e}")
             await self.executor.kill(run.ranks, run.marker)
         finally:
-            if run.killing is not None:
+            if run.killing is not None and self.ray_down is None:
                 await asyncio.shield(run.killing)
             jlog.close()
-            self.executor.release(placement)
+            if self.ray_down is None:  # with Ray gone, its calls would only hang
+                self.executor.release(placement)
             self.pool.release(job_id)
             self._running.pop(job_id, None)
             self._drop_secrets(job_id)
@@ -375,7 +488,9 @@ class Agent:
         return {
             "cluster_name": self.config.cluster_name,
             "agent_version": self.version,
-            "ray_connected": self.executor.connected,
+            "ray_connected": self.executor.connected and self.ray_down is None,
+            "ray_down": self.ray_down,
+            "storage_error": self.storage_error,
             "pending": len(self._pending),
             "setting_up": setting_up,
             "running": len(running),

@@ -22,6 +22,8 @@ def status(clusters: tuple[str, ...], refresh: bool, as_json: bool) -> int:
         from styx.ops.cluster_ops import refresh as refresh_one
 
         records = [refresh_one(db, r) for r in records]
+    if not clusters:
+        _note_orphans({r.name for r in records})
     if as_json:
         rows = [
             {
@@ -50,3 +52,19 @@ def status(clusters: tuple[str, ...], refresh: bool, as_json: bool) -> int:
                 click.echo(click.style(f"Cluster '{r.name}' is DEGRADED: {why}.", fg="red"))
                 click.echo(f"  Run `styx down {r.name}` to free its hosts, or relaunch it.")
     return 0
+
+
+def _note_orphans(known: set[str]) -> None:
+    """Name local clusters whose folder (and maybe runtime) the state database lost."""
+    from styx.providers.local import orphaned_clusters
+
+    for name, running in orphaned_clusters(known):
+        what = "its agent and Ray still run" if running else "its runtime is not running"
+        click.echo(
+            click.style(
+                f"Local cluster '{name}' is not in the state database, but {what} "
+                f"(STYX_HOME/clusters/{name}). `styx down {name}` stops it and removes it.",
+                fg="yellow",
+            ),
+            err=True,
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 import click
@@ -28,10 +29,18 @@ def _targets(db: Database, names: list[str], all_clusters: bool) -> list[Cluster
 
 
 def lifecycle_cli(action: str, names: list[str], *, all_clusters: bool, yes: bool) -> int:
-    """``styx stop|start|down``; each cluster is handled under its lock."""
+    """``styx stop|start|down``; each cluster is handled under its lock. ``down`` also stops
+    the runtime of a local cluster the state database does not know (it was lost)."""
     db = common.database()
     pipe = Pipeline()
     failed = 0
+    orphans: list[str] = []
+    if action == "down":
+        names, orphans = _split_orphans(db, names, all_clusters)
+        for name in orphans:
+            teardown_orphan(name, pipe)
+        if orphans and not names and not all_clusters:
+            return 0
     for record in _targets(db, names, all_clusters):
         try:
             {"stop": stop, "start": start, "down": teardown}[action](record.name, pipe)
@@ -41,6 +50,32 @@ def lifecycle_cli(action: str, names: list[str], *, all_clusters: bool, yes: boo
 
             print_error_brief(record.name, err)
     return 1 if failed else 0
+
+
+def _split_orphans(
+    db: Database, names: list[str], all_clusters: bool
+) -> tuple[list[str], list[str]]:
+    """``names`` split into clusters the database knows and orphaned local runtimes."""
+    from styx.providers.local import orphaned_clusters
+    from styx.state.clusters import list_clusters
+
+    known = {r.name for r in list_clusters(db)}
+    orphans = {name for name, _ in orphaned_clusters(known)}
+    if all_clusters:
+        return names, sorted(orphans)
+    return [n for n in names if n not in orphans], [n for n in names if n in orphans]
+
+
+def teardown_orphan(name: str, pipe: Pipeline) -> None:
+    """Stop the runtime of a local cluster that the state database lost, and remove its
+    folder."""
+    from styx.providers.local import LocalProvider, orphan_handle
+
+    handle = orphan_handle(name)
+    if handle is None:
+        return
+    with pipe.stage("down", f"local cluster '{name}' (not in the state database)"):
+        LocalProvider().terminate(handle)
 
 
 def stop(name: str, pipe: Pipeline) -> None:
@@ -56,7 +91,7 @@ def stop(name: str, pipe: Pipeline) -> None:
             return
         with pipe.stage("stop", f"cluster '{name}'"):
             handle = common.handle_of(record)
-            save_history(db, handle)
+            _save_history_if_possible(db, handle)
             common.provider_of(record).stop(handle)
             set_cluster_status(db, name, ClusterStatus.STOPPED, message="stopped by user")
 
@@ -91,9 +126,18 @@ def teardown(name: str, pipe: Pipeline) -> None:
         with pipe.stage("down", f"cluster '{name}'"):
             handle, provider = common.handle_of(record), common.provider_of(record)
             if not _head_gone(record, handle, provider):  # a dead head would only time out
-                save_history(db, handle)
+                _save_history_if_possible(db, handle)
             provider.terminate(handle)
             delete_cluster(db, name, message="torn down by user")
+
+
+def _save_history_if_possible(db: Database, handle: ClusterHandle) -> None:
+    """Keep the cluster's job history, unless the state database cannot take it now (a full
+    disk): the machines must go anyway, and the error comes with the record's own update."""
+    from styx.errors import StateError
+
+    with contextlib.suppress(StateError):
+        save_history(db, handle)
 
 
 def _head_gone(record: ClusterRecord, handle: ClusterHandle, provider: Provider) -> bool:
@@ -160,10 +204,13 @@ def refresh(db: Database, record: ClusterRecord) -> ClusterRecord:
         msg = f"node(s) {', '.join(lost)} cannot be reached"
     elif not provider.is_up(handle):
         status, msg = ClusterStatus.STOPPED, "the infra reports the nodes are not running"
-    elif runtime.ping(handle) is not None:
-        status, msg = ClusterStatus.UP, "agent answers"
-    else:
+    elif (info := runtime.ping(handle)) is None:
         status, msg = ClusterStatus.DEGRADED, "the nodes are up but the agent does not answer"
+    elif info.ray_down is not None:
+        status = ClusterStatus.DEGRADED
+        msg = f"the runtime is down ({info.ray_down}); `styx start {record.name}` repairs it"
+    else:
+        status, msg = ClusterStatus.UP, "agent answers"
     if status is not record.status:
         set_cluster_status(db, record.name, status, message=f"refresh: {msg}")
     return get_cluster(db, record.name) or record

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from styx.errors import JobNotFound, StyxError, UsageError
+from styx.errors import JobNotFound, RemoteError, StyxError, UsageError
 from styx.ops import common
 
 if TYPE_CHECKING:
@@ -33,11 +33,12 @@ def follow_job(handle: ClusterHandle, job_id: int, *, report: bool = True) -> in
 
     name = handle.cluster_name
     try:
-        with runtime.client(handle, timeout=None) as client:
+        with runtime.client(handle) as client:
             for chunk in client.tail_logs(job_id, follow=True):
                 sys.stdout.write(chunk)
                 sys.stdout.flush()
             job = client.job(job_id)
+            info = client.ping() if job.status.value.startswith("FAILED") else None
     except KeyboardInterrupt:
         click.echo(
             f"\nStopped following job {job_id}; it keeps running. "
@@ -45,6 +46,20 @@ def follow_job(handle: ClusterHandle, job_id: int, *, report: bool = True) -> in
             err=True,
         )
         return 130
+    if info is not None and info.ray_down is not None and job.status.value == "FAILED_DRIVER":
+        raise RemoteError(
+            f"Job {job_id} on '{name}' failed because the cluster's Ray runtime is down: "
+            f"{info.ray_down}.",
+            f"Run `styx start {name}` (or launch it again) to repair the runtime.",
+            code="runtime-down",
+        )
+    if info is not None and info.storage_error is not None:
+        raise RemoteError(
+            f"Job {job_id} on '{name}' ended {job.status.value}: {info.storage_error}.",
+            "Free disk space on the cluster's head node (STYX_HOME for a local cluster); "
+            "`styx queue` shows the job's status.",
+            code="agent-storage-failed",
+        )
     if report:  # the agent's log already ends with the reason of a failure
         color = "green" if job.status.value == "SUCCEEDED" else "red"
         click.echo(click.style(f"Job {job_id} {job.status.value}", fg=color), err=True)
@@ -154,7 +169,7 @@ def cancel_cli(cluster: str, job_ids: list[int], *, all_jobs: bool) -> int:
     db = common.database()
     _, handle = common.require_up(db, cluster)
     started = time.monotonic()
-    with runtime.client(handle, timeout=None) as client:
+    with runtime.client(handle) as client:
         cancelled = client.cancel(job_ids, all=all_jobs)
     if cancelled:
         ids = ", ".join(map(str, cancelled))
