@@ -22,11 +22,36 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         raise
 
 
+_CHECKED: set[Path] = set()
+
+
 def home() -> Path:
-    """The Styx home folder (``$STYX_HOME`` or ``~/.styx``), created on first use."""
+    """The Styx home folder (``$STYX_HOME`` or ``~/.styx``), created (0700) on first use.
+
+    A path that is a file, cannot be created or cannot be written is the user's to fix:
+    :class:`~styx.errors.ConfigError` ``styx-home-unusable`` says which and why."""
     raw = os.environ.get("STYX_HOME")
     path = Path(raw).expanduser() if raw else Path.home() / ".styx"
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path in _CHECKED:
+        return path
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        usable = os.access(path, os.W_OK | os.X_OK)
+        why = "it is not writable (a read-only mount, or another user's folder)"
+    except FileExistsError:
+        usable, why = False, "it is a file, not a folder"
+    except OSError as e:
+        usable, why = False, f"it cannot be created ({e.strerror or e})"
+    if not usable:
+        from styx.errors import ConfigError
+
+        name = "STYX_HOME" if raw else "~/.styx"
+        raise ConfigError(
+            f"{name} ({path}) cannot hold Styx's files: {why}.",
+            "Point STYX_HOME at a folder you can write to, or unset it to use ~/.styx.",
+            code="styx-home-unusable",
+        )
+    _CHECKED.add(path)
     return path
 
 
@@ -43,5 +68,5 @@ def config_file() -> Path:
 def clusters_dir() -> Path:
     """Per-cluster working files (handles' keys, local cluster roots, logs fetched)."""
     path = home() / "clusters"
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path

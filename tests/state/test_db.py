@@ -255,15 +255,19 @@ def test_unwritable_sqlite_folder_is_a_state_error(tmp_path: Path) -> None:
     _assert_clean(info.value)
 
 
-def test_unwritable_styx_home_is_a_state_error(
+def test_unusable_styx_home_is_the_users_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from styx.errors import ConfigError
+
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     monkeypatch.delenv("STYX_DB_URL", raising=False)
-    monkeypatch.setenv("STYX_HOME", str(blocker / "home"))
-    with pytest.raises(StateError, match=r"home folder"):
-        get_db()
+    for home, why in ((blocker / "home", "cannot be created"), (blocker, "is a file")):
+        monkeypatch.setenv("STYX_HOME", str(home))
+        with pytest.raises(ConfigError, match=why) as info:
+            get_db()
+        assert info.value.code == "styx-home-unusable" and info.value.exit_code == 2
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes through file permissions")

@@ -9,9 +9,11 @@ the same for the head and for remote nodes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +38,14 @@ Event = tuple[str, object]
 
 def _base_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _WORKER_ONLY_ENV}
+    # The bind shim keeps Ray's own servers on the node's address; a user's server must be
+    # free to listen where it likes (0.0.0.0 for a service's port, for one).
+    env.pop("STYX_BIND_ADDRESS", None)
+    preload = [p for p in env.get("LD_PRELOAD", "").split(":") if p and "bindshim-" not in p]
+    if preload:
+        env["LD_PRELOAD"] = ":".join(preload)
+    else:
+        env.pop("LD_PRELOAD", None)
     # Keep the agent's runtime venv off the user's PATH: `python` must be the user's python.
     if sys.prefix != sys.base_prefix:
         runtime_bin = str(Path(sys.prefix) / "bin")
@@ -67,27 +77,49 @@ def run_part(
     full.setdefault("PYTHONUNBUFFERED", "1")
     if wants_gpus:
         full["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids())
-    workdir = os.path.expanduser(cwd) if cwd else os.path.expanduser("~")
+    home = full.get("HOME") or os.path.expanduser("~")  # a local cluster's node has its own
+    workdir = home + cwd[1:] if cwd and (cwd == "~" or cwd.startswith("~/")) else cwd or home
     if not os.path.isdir(workdir):
         yield ("out", f"styx: working directory {workdir} does not exist\n".encode())
         yield ("exit", 1)
         return
-    proc = subprocess.Popen(
-        ["bash", "-c", script],
-        cwd=workdir,
-        env=full,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        bufsize=0,
-    )
+    # The script goes to a file on the node, never into an argument list: any size works
+    # (argv strings stop at 128 KiB), and what failed can be said plainly.
+    fd, path = tempfile.mkstemp(prefix="styx-job-", suffix=".sh")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(script)
+        yield from _run_script(path, full, workdir, marker)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _run_script(path: str, env: dict[str, str], workdir: str, marker: str) -> Iterator[Event]:
+    mask = os.umask(0o077)
+    os.umask(mask)
+    try:
+        proc = subprocess.Popen(
+            ["bash", path],
+            cwd=workdir,
+            umask=0o022 if mask == 0o077 else -1,  # Styx's own files are private; a job's not
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            bufsize=0,
+        )
+    except OSError as e:  # E2BIG: an environment over what the kernel passes
+        yield ("out", f"styx: the job could not start: {e.strerror or e}\n".encode())
+        yield ("exit", 126)
+        return
     try:
         yield ("pid", proc.pid)
         assert proc.stdout is not None
-        fd = proc.stdout.fileno()
+        out = proc.stdout.fileno()
         while True:
-            data = os.read(fd, 1 << 16)
+            data = os.read(out, 1 << 16)
             if not data:
                 break
             yield ("out", data)

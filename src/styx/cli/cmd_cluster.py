@@ -13,6 +13,10 @@ import click
 
 F = Callable[..., Any]
 
+#: Job ids are positive 64-bit integers; anything else is a usage error, not a lookup.
+JOB_ID = click.IntRange(1, 2**63 - 1)
+MINUTES = click.IntRange(0, 10**7)
+
 
 def override_options(f: F) -> F:
     """The task-override flags shared by launch and exec (SkyPilot's names)."""
@@ -81,7 +85,11 @@ def _overrides(kw: dict[str, Any]) -> Any:
     "--down", is_flag=True, help="Tear the cluster down when the job finishes (and when idle)."
 )
 @click.option(
-    "-i", "--idle-minutes", "idle_minutes", type=int, help="Autostop after this many idle minutes."
+    "-i",
+    "--idle-minutes",
+    "idle_minutes",
+    type=MINUTES,
+    help="Autostop after this many idle minutes.",
 )
 @click.option("--fast", is_flag=True, help="On an up cluster, skip re-checking the runtime.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
@@ -152,7 +160,7 @@ def queue(clusters: tuple[str, ...], all_jobs: bool, as_json: bool) -> int:
 
 @click.command()
 @click.argument("cluster")
-@click.argument("job_id", required=False, type=int)
+@click.argument("job_id", required=False, type=JOB_ID)
 @click.option("--follow/--no-follow", default=True, help="Follow until the job ends (default).")
 @click.option(
     "--status",
@@ -169,7 +177,7 @@ def logs(cluster: str, job_id: int | None, follow: bool, status_only: bool) -> i
 
 @click.command()
 @click.argument("cluster")
-@click.argument("job_ids", nargs=-1, type=int)
+@click.argument("job_ids", nargs=-1, type=JOB_ID)
 @click.option("-a", "--all", "all_jobs", is_flag=True, help="Cancel every unfinished job.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 def cancel(cluster: str, job_ids: tuple[int, ...], all_jobs: bool, yes: bool) -> int:
@@ -205,7 +213,7 @@ down = _lifecycle(
     "-i",
     "--idle-minutes",
     "idle_minutes",
-    type=int,
+    type=MINUTES,
     default=5,
     show_default=True,
     help="Idle minutes before stopping.",

@@ -7,8 +7,11 @@ daemon (started on demand) does the work.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import click
+
+from styx.cli.cmd_cluster import _overrides, override_options
 
 
 @click.group()
@@ -20,14 +23,24 @@ def jobs() -> None:
 @click.argument("yaml_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("-n", "--name", default=None, help="Name of the job (or DAG run).")
 @click.option("--no-controller", is_flag=True, help="Only queue; do not start the controller.")
-def launch(yaml_file: str, name: str | None, no_controller: bool) -> int:
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@override_options
+def launch(
+    yaml_file: str, name: str | None, no_controller: bool, yes: bool, **kw: Any
+) -> int:
     """Queue a task, a pipeline or a DAG (YAML) as managed jobs."""
     from styx.jobs import daemon
     from styx.jobs.submit import submit
     from styx.ops import common
+    from styx.ops.stages import check_local_paths
     from styx.spec.dag import Dag
+    from styx.spec.overrides import apply_to_dag
+    from styx.spec.support import check_launchable
 
-    dag = Dag.from_yaml(yaml_file)
+    dag = apply_to_dag(Dag.from_yaml(yaml_file), _overrides(kw))
+    check_launchable(dag)  # refused now, not by the controller later
+    for task in dag.tasks:
+        check_local_paths(task)
     run_id, ids = submit(common.database(), dag, name=name)
     if run_id is None:
         click.echo(f"Managed job {ids[0]} queued.")
@@ -62,7 +75,7 @@ def _revive_controller(active: bool) -> None:
 
 
 @jobs.command()
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=click.IntRange(1, 2**63 - 1))
 @click.option("--no-follow", is_flag=True, help="Print what there is now and return.")
 def logs(job_id: int, no_follow: bool) -> int:
     """Show a managed job's status transitions and its output, followed to its end.
@@ -127,7 +140,7 @@ def _tail(cluster: str, cluster_job_id: int, follow: bool) -> None:
 
 
 @jobs.command()
-@click.argument("job_ids", type=int, nargs=-1)
+@click.argument("job_ids", type=click.IntRange(1, 2**63 - 1), nargs=-1)
 @click.option("-a", "--all", "all_jobs", is_flag=True, help="Cancel every active job.")
 def cancel(job_ids: tuple[int, ...], all_jobs: bool) -> int:
     """Cancel managed jobs (their clusters are torn down)."""

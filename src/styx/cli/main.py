@@ -131,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``styx`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("STYX_DEBUG") == "1"
+    # Whatever Styx writes (the state database, logs, keys, a local cluster's Ray) is this
+    # user's alone; jobs get the usual 022 back (styx.agent.node_task).
+    os.umask(0o077)
     try:
         result: Any = cli.main(args=args, prog_name="styx", standalone_mode=False)
     except click.exceptions.Abort:
@@ -139,15 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         return 130
-    except click.exceptions.NoSuchOption as e:
-        e.show()
-        return 2
     except click.ClickException as e:
         from styx.errors import UsageError
 
-        return render_error(
-            UsageError(e.format_message(), "Run the command with --help to see its options."), debug
-        )
+        ctx = getattr(e, "ctx", None)
+        where = f"`{ctx.command_path} --help`" if ctx is not None else "the command with --help"
+        message = e.format_message().strip()
+        message += "" if message.endswith((".", "?", "!", ")")) else "."
+        return render_error(UsageError(message, f"Run {where} to see its options."), debug)
     except click.exceptions.Exit as e:
         return int(e.exit_code)
     except BaseException as e:

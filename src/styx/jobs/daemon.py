@@ -37,7 +37,7 @@ _CRASH_WINDOW = 60.0
 def jobs_dir() -> Path:
     """Where the daemon keeps its lock, pids and log."""
     d = paths.home() / "jobs"
-    d.mkdir(parents=True, exist_ok=True)
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
     return d
 
 
@@ -138,6 +138,7 @@ def _supervise(lock_fd: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the daemon here (exits 0 at once when another one runs)."""
     args = sys.argv[1:] if argv is None else argv
+    os.umask(0o077)  # its logs and the jobs' saved output are this user's alone
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args == ["--controller"]:
         return _controller_main()

@@ -38,6 +38,31 @@ def user_name() -> str:
         return "user"
 
 
+SECRET_FLAGS = ("--secret",)
+REDACTED = "<redacted>"
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """The command line with the value of every ``--secret KEY=VALUE`` replaced, so that it
+    can be recorded and shown (``styx status`` prints it as the cluster's last use)."""
+    out: list[str] = []
+    take = False
+    for arg in argv:
+        if take:
+            key, eq, _ = arg.partition("=")
+            out.append(f"{key}={REDACTED}" if eq else arg)
+            take = False
+            continue
+        flag, eq, value = arg.partition("=")
+        if flag in SECRET_FLAGS and eq:
+            key, eq2, _ = value.partition("=")
+            out.append(f"{flag}={key}={REDACTED}" if eq2 else arg)
+        else:
+            out.append(arg)
+            take = arg in SECRET_FLAGS
+    return out
+
+
 def default_cluster_name() -> str:
     """A fresh name like ``styx-3f2a-alice``, as SkyPilot makes ``sky-3f2a-alice``."""
     user = "".join(c for c in user_name().lower() if c.isalnum())[:16] or "user"

@@ -154,6 +154,7 @@ def launch(
         common.check_cluster_name(cluster_name) if cluster_name else common.default_cluster_name()
     )
     check_launchable(task)
+    stages.check_local_paths(task)  # before anything is provisioned
     pipe = Pipeline(quiet=quiet)
     db = common.database()
     with cluster_lock(db, name, purpose="launch", timeout=60.0):
@@ -164,6 +165,8 @@ def launch(
             handle, provider = common.handle_of(record), common.provider_of(record)
             request = stages.provision_request(task, task.resources.candidates()[0], name)
             stages.check_fits_existing(handle, request)
+            stages.preflight(task, provider, name, handle)
+            stages.record_use(db, name)
         else:
             handle, provider = stages.provision_with_failover(
                 db, pipe, task, name, avoid_regions=avoid_regions
@@ -204,11 +207,13 @@ def exec_(task: Task, cluster_name: str, *, detach: bool = True) -> LaunchResult
     from styx.spec.support import check_launchable
 
     check_launchable(task)
+    stages.check_local_paths(task)
     db = common.database()
     record, handle = common.require_up(db, cluster_name)
     request = stages.provision_request(task, task.resources.candidates()[0], cluster_name)
     stages.check_fits_existing(handle, request)
     provider = common.provider_of(record)
+    stages.preflight(task, provider, cluster_name, handle)
     pipe = Pipeline(quiet=True)
     stages.sync_workdir(pipe, task, handle, provider)
     stages.sync_file_mounts(pipe, task, handle, provider)

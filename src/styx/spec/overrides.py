@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from styx.errors import Location, SpecError, StyxError
+from styx.spec import limits
 from styx.spec import quantities as q
 from styx.spec.check import Source, Value
 from styx.spec.dag import Dag
@@ -77,15 +78,18 @@ def _pair(flag: str, item: str, environ: Mapping[str, str]) -> tuple[str, str]:
             f"{flag} got {item.split('=')[0]!r}, which is not a variable name.",
             f"Write {flag} NAME=value, with a name of letters, digits and underscores.",
         )
-    if sep:
-        return key, value
-    if key not in environ:
-        raise _flag_error(
-            flag,
-            f"{flag} {key} asks for the local value of {key}, but it is not set.",
-            f"Set {key} in your shell, or write {flag} {key}=value.",
-        )
-    return key, environ[key]
+    if not sep:
+        if key not in environ:
+            raise _flag_error(
+                flag,
+                f"{flag} {key} asks for the local value of {key}, but it is not set.",
+                f"Set {key} in your shell, or write {flag} {key}=value.",
+            )
+        value = environ[key]
+    problem = limits.env_problem(key, value)
+    if problem:
+        raise _flag_error(flag, problem, limits.ENV_HINT, "invalid-env-value")
+    return key, value
 
 
 def read_env_file(path: str) -> dict[str, str]:
@@ -122,6 +126,14 @@ def read_env_file(path: str) -> dict[str, str]:
                 code="invalid-override",
             )
         out[key.strip()] = _unquote(value.strip())
+        problem = limits.env_problem(key.strip(), out[key.strip()])
+        if problem:
+            raise SpecError(
+                problem,
+                limits.ENV_HINT,
+                location=Location(file=path, line=number, path="--env-file"),
+                code="invalid-env-value",
+            )
     return out
 
 

@@ -9,6 +9,7 @@ secret values still missing) into one clear error.
 from __future__ import annotations
 
 from styx.errors import NotSupportedError, SpecError
+from styx.spec import limits
 from styx.spec.dag import Dag
 from styx.spec.mounts import GitWorkdir, is_url
 from styx.spec.task import Task
@@ -58,6 +59,11 @@ def check_launchable(target: Task | Dag) -> None:
     """
     tasks = target.tasks if isinstance(target, Dag) else (target,)
     for task in tasks:
+        sizes = {k: len(v.encode()) for k, v in task.envs.items() if v is not None}
+        sizes.update({k: len(v.reveal().encode()) for k, v in task.secrets.items() if v})
+        problem = limits.envs_total_problem(sizes)
+        if problem:
+            raise SpecError(problem, limits.ENV_HINT, code="invalid-env-value")
         missing = task.missing_values()
         if missing:
             kind = "--secret" if missing[0].startswith("secrets.") else "--env"

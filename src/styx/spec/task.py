@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from styx.errors import Location, SpecError
-from styx.spec import envsubst, yamlio
+from styx.spec import envsubst, limits, yamlio
 from styx.spec.check import Value, root
 from styx.spec.frozen import EMPTY, FrozenDict, thaw
 from styx.spec.mounts import (
@@ -257,7 +257,22 @@ def _envs(v: Value) -> FrozenDict[str, str | None]:
             out[key] = str(item.raw)  # as SkyPilot does: 1 -> "1", true -> "True"
         else:
             item.wrong_type("text, a number, a boolean or null")
+        _check_env_value(item, key, out[key])
     return FrozenDict(out)
+
+
+def _check_env_value(item: Value, key: str, value: str | None) -> None:
+    problem = None if value is None else limits.env_problem(key, value)
+    if problem:
+        item.fail("invalid-env-value", problem, limits.ENV_HINT)
+
+
+def _script(v: Value, field: str) -> str:
+    text = v.string(nonempty=False)
+    problem = limits.script_problem(field, text)
+    if problem:
+        v.bad_value(problem, "Keep scripts to shell text; ship data as files.")
+    return text
 
 
 def _secrets(v: Value) -> FrozenDict[str, Secret | None]:
@@ -268,7 +283,9 @@ def _secrets(v: Value) -> FrozenDict[str, Secret | None]:
         if item.raw is None:
             out[key] = None
         elif isinstance(item.raw, str | bool | int | float):
-            out[key] = Secret(item.raw if isinstance(item.raw, str) else str(item.raw))
+            value = item.raw if isinstance(item.raw, str) else str(item.raw)
+            _check_env_value(item, key, value)
+            out[key] = Secret(value)
         else:
             item.wrong_type("text or null")
     return FrozenDict(out)
@@ -315,8 +332,8 @@ def parse_task(v: Value) -> tuple[Task, Value | None]:
         secrets=_secrets(f["secrets"]) if "secrets" in f else EMPTY,
         file_mounts=parse_file_mounts(f["file_mounts"]) if "file_mounts" in f else EMPTY,
         volumes=parse_volumes(f["volumes"]) if "volumes" in f else EMPTY,
-        setup=f["setup"].string(nonempty=False) if "setup" in f else None,
-        run=f["run"].string(nonempty=False) if "run" in f else None,
+        setup=_script(f["setup"], "setup") if "setup" in f else None,
+        run=_script(f["run"], "run") if "run" in f else None,
         config=config or EMPTY,
         service=service,
         inputs=parse_data_size(f["inputs"]) if "inputs" in f else None,

@@ -18,6 +18,7 @@ jittered exponential backoff; any other failure becomes a :class:`~styx.errors.S
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -243,6 +244,9 @@ class Database:
         self._check_pid()
         if self._schema_ok:
             return
+        path = sqlite_path(self.url)
+        if path is not None:
+            _make_private(path)
         fast = self.fast_reader()  # on SQLite, this already checked the revision
         revision = SCHEMA_REVISION if fast is not None else self.schema_revision()
         if revision != SCHEMA_REVISION:
@@ -268,6 +272,21 @@ class Database:
         from styx.state.models import Meta
 
         self.write(lambda s: _sql.upsert(s, Meta, {"key": key, "value": value}, ["key"]))
+
+
+def _make_private(path: str) -> None:
+    """The SQLite file (and its WAL and shared-memory files) readable by this user only: it
+    holds the clusters' handles and history. Created 0600 when missing; best effort on a file
+    this user does not own."""
+    if path == ":memory:":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        with contextlib.suppress(OSError):
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
 
 
 def _scalar(row: Any) -> str | None:
