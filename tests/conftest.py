@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -9,6 +10,23 @@ import pytest
 from testworld.testbed import Testbed, usable
 
 TESTBED_HOSTS = 4
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every test runs with a HOME and a STYX_HOME of the suite's own: nothing reads or
+    writes the real user's credentials, config or clusters (tests that need their own set
+    them again)."""
+    home = tmp_path_factory.mktemp("user-home")
+    saved = {k: os.environ.get(k) for k in ("HOME", "STYX_HOME")}
+    os.environ["HOME"] = str(home)
+    os.environ["STYX_HOME"] = str(home / ".styx")
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

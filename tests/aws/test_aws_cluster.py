@@ -12,10 +12,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from tests import leaks
 from tests.aws.harness import AwsEndpoint, AwsNetwork
 from tests.aws.materializer import Materializer
 from tests.ops.conftest import REPO, Styx, wait_for, wheelhouse
@@ -45,7 +47,7 @@ def styx(
     materializer: Materializer,
     no_aws_leaks: set[str],
     tmp_path: Path,
-) -> Styx:
+) -> Iterator[Styx]:
     if wheelhouse() is None:
         pytest.skip("no wheelhouse with Ray (scripts/test.sh builds .wheelhouse)")
     no_aws_leaks.add("styx-key-*")  # the user's own key pair stays, as in SkyPilot
@@ -57,7 +59,9 @@ def styx(
         "STYX_CATALOG_DIR": str(write_catalog(tmp_path / "catalog")),
         "STYX_WHEELHOUSE": str(wheelhouse()),
     }
-    return Styx(home, extra_env=env)
+    before = leaks.snapshot()
+    yield Styx(home, extra_env=env)
+    leaks.assert_none_since(before, (str(home),))  # and no_aws_leaks checks moto itself
 
 
 def task(tmp_path: Path, body: str = "") -> str:

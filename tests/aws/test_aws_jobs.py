@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests import leaks
 from tests.aws.harness import AwsEndpoint, AwsNetwork
 from tests.aws.materializer import Materializer
 from tests.aws.test_aws_cluster import ZONES, write_catalog
@@ -54,10 +55,12 @@ def db(
     monkeypatch.setenv("STYX_CATALOG_DIR", str(write_catalog(tmp_path / "catalog")))
     monkeypatch.setenv("STYX_WHEELHOUSE", str(wheelhouse()))
     dbmod.clear_cache()
+    before = leaks.snapshot()
     database = Database.open()
     yield database
     e2e.stop_everything(home)
     leaked = [c.name for c in list_clusters(database) if c.name.startswith("styx-mj-")]
+    leaks.assert_none_since(before, (str(home),))
     database.close()
     dbmod.clear_cache()
     assert leaked == []  # and no_aws_leaks checks moto itself

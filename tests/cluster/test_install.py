@@ -1,8 +1,8 @@
 """Installing the runtime into a node's venv, offline (the suite runs with no route out).
 
-The venv sees the system site-packages, where Ray already is, and Styx is installed from this
-source tree without build isolation, so nothing is downloaded: the same path a node built from
-an image with Ray takes.
+Ray comes from the suite's wheelhouse (scripts/test.sh builds it before the run), as on a node
+without internet; Styx itself from this source tree. The suite's private HOME has no pip config
+of its own, so nothing else could be fetched.
 """
 
 from __future__ import annotations
@@ -19,7 +19,15 @@ from styx.errors import RemoteError
 pytestmark = pytest.mark.slow
 
 
-def test_install_into_fresh_venv_gives_a_working_runtime(tmp_path: Path) -> None:
+def test_install_into_fresh_venv_gives_a_working_runtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.ops.conftest import wheelhouse
+
+    wheels = wheelhouse()
+    if wheels is None:
+        pytest.skip("no wheelhouse with Ray (scripts/test.sh builds .wheelhouse)")
+    monkeypatch.setenv("STYX_WHEELHOUSE", wheels)
     runner = LocalRunner("node")
     venv = str(tmp_path / "runtime")
     assert not install.has_runtime(runner, install.runtime_python(venv))

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests import leaks
 from tests.jobs import e2e
 from tests.jobs.e2e import cluster_hosts
 from tests.ops.conftest import wheelhouse
@@ -53,11 +54,13 @@ def db(home: Path, bed: Testbed, monkeypatch: pytest.MonkeyPatch) -> Iterator[Da
     monkeypatch.setenv("STYX_HOME", str(home))
     monkeypatch.setenv("STYX_WHEELHOUSE", str(wheelhouse()))
     dbmod.clear_cache()
+    before = leaks.snapshot()
     database = Database.open()
     yield database
     e2e.stop_everything(home)
-    # Whatever happened, no managed-job cluster may be left holding a host.
+    # Whatever happened, no managed-job cluster may be left holding a host, nor any process.
     leaked = [c.name for c in list_clusters(database) if c.name.startswith("styx-mj-")]
+    leaks.assert_none_since(before, (str(home),))
     for i in range(1, HOSTS + 1):
         if not bed.alive(i):
             bed.reboot(i)

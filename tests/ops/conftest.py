@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests import leaks
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,9 +39,12 @@ class Styx:
     extra_env: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
-        env = {**os.environ, "STYX_HOME": str(self.home), **self.extra_env}
+        user_home = self.home.with_name(self.home.name + "-user")  # a HOME of its own, too
+        if "HOME" not in self.extra_env:
+            user_home.mkdir(exist_ok=True)
+        env = {**os.environ, "STYX_HOME": str(self.home), "HOME": str(user_home)}
         env.pop("STYX_DB_URL", None)
-        return env
+        return {**env, **self.extra_env}
 
     def __call__(self, *args: str, timeout: float = 180, check: bool = False) -> Result:
         proc = subprocess.run(
@@ -84,11 +88,18 @@ def wait_for(pred: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def assert_no_leaks(before: leaks.Snapshot, home: Path, timeout: float = 15.0) -> None:
+    """After ``down``: no process of any cluster started since ``before`` (found by the
+    ownership marks Styx itself uses, or naming ``home``), no private Ray folder."""
+    leaks.assert_none_since(before, (str(home),), timeout)
+
+
 @pytest.fixture(scope="module")
 def styx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Styx]:
+    before = leaks.snapshot()
     home = tmp_path_factory.mktemp("styx-home")
     runner = Styx(home)
     yield runner
-    # Whatever a test left behind is torn down, and must leave no process of ours.
+    # Whatever a test left behind is torn down, and must leave nothing of ours.
     runner("down", "--all", "-y", timeout=300)
-    assert own_processes(str(home)) == []
+    assert_no_leaks(before, home)

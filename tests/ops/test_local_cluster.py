@@ -82,7 +82,9 @@ def test_envs_workdir_and_skypilot_variables(styx: Styx, cluster: str, tmp_path:
 
 def test_cancel_kills_the_whole_process_tree(styx: Styx, cluster: str, tmp_path: Path) -> None:
     marker = f"styx-cancel-{time.time_ns()}"
-    r = styx("exec", cluster, "-d", f"bash -c 'sleep 300; echo {marker}' & sleep 300 # {marker}")
+    # Two processes name the marker: a backgrounded child and a grandchild in its own session.
+    script = f"bash -c 'sleep 300; echo {marker}' & setsid bash -c 'sleep 301; echo {marker}'"
+    r = styx("exec", cluster, "-d", script)
     assert r.returncode == 0, r.stderr
     job_id = max(jobs(styx, cluster))
     wait_for(lambda: len(own_processes(marker)) >= 2, 30, "the job's processes")

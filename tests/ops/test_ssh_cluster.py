@@ -7,12 +7,14 @@ Four test hosts form one pool. The runtime is installed on each host from a loca
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.ops.conftest import Styx, wait_for, wheelhouse
+from tests import leaks
+from tests.ops.conftest import Styx, assert_no_leaks, wait_for, wheelhouse
 from tests.testworld.testbed import Testbed, usable
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -37,9 +39,15 @@ def styx(bed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sty
     (home / "ssh_node_pools.yaml").write_text(
         f"lab:\n  user: root\n  identity_file: {bed.key}\n  hosts:\n{hosts}\n"
     )
+    before = leaks.snapshot()
     runner = Styx(home, extra_env={"STYX_WHEELHOUSE": str(wheelhouse())})
     yield runner
     runner("down", "--all", "-y", timeout=300)
+    assert_no_leaks(before, home)
+    for i in range(1, 5):  # each host's own /tmp: no private Ray folder left there either
+        if bed.alive(i):
+            left = bed.ssh(i, "sh", "-c", "ls -d /tmp/styx-ray-* 2>/dev/null || true").stdout
+            assert left.strip() == "", (i, left)
 
 
 @pytest.fixture(autouse=True)
@@ -100,6 +108,66 @@ run: |
     assert "(rank 1, h2)" in r.stdout  # each node's lines are prefixed
     assert "setup on rank 0 of h1" in r.stdout and "setup on rank 1 of h2" in r.stdout
     print(f"2-node launch on fresh hosts: {launch_s:.1f} s")
+
+
+def _listeners(bed: Testbed, i: int) -> list[tuple[str, str]]:
+    """(local address, process name) of every listening TCP socket inside host i."""
+    out = subprocess.run(
+        ["ip", "netns", "exec", bed.host(i).netns, "ss", "-ltnpH"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    found = []
+    for line in out.splitlines():
+        addr = line.split()[3].rsplit(":", 1)[0]
+        name = line.split('users:(("', 1)[1].split('"', 1)[0] if "users:" in line else "?"
+        found.append((addr, name))
+    return found
+
+
+def test_two_node_ports_listen_on_each_nodes_own_address(styx: Styx, bed: Testbed) -> None:
+    r = styx("exec", "two", "--num-nodes", "2", "echo warm")  # Ray workers up on both nodes
+    assert r.returncode == 0, r.stderr
+    for i in (1, 2):
+        ip = bed.host(i).ip
+        ours = [(a, n) for a, n in _listeners(bed, i) if n != "sshd"]
+        allowed = {ip, f"[::ffff:{ip}]", "127.0.0.1", "[::ffff:127.0.0.1]", "[::1]"}
+        assert [x for x in ours if x[0] not in allowed] == [], (i, ours)
+        assert any(a in (ip, f"[::ffff:{ip}]") for a, _ in ours), (i, ours)  # peers reach Ray
+        assert not any(a in ("0.0.0.0", "*", "[::]") for a, _ in ours)
+
+
+def test_remote_destinations_that_would_destroy_the_runtime_are_refused(
+    styx: Styx, bed: Testbed, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for i, dest in enumerate(("~/", "~", "~/.styx", "~/.styx/runtime", "/", "/root", "/root/")):
+        task = write_task(
+            tmp_path / f"d{i}.yaml",
+            f"num_nodes: 2\nresources:\n  infra: ssh/lab\nfile_mounts:\n  {dest}: {empty}\n"
+            "run: echo never\n",
+        )
+        r = styx("exec", "two", task)
+        assert r.returncode == 2 and "mount-destination-refused" in r.stderr, (dest, r.stderr)
+        if dest != "/root" and dest != "/root/":  # the home is known once a node is
+            r = styx("launch", task, "-c", "nope", "-y")
+            assert r.returncode == 2 and "mount-destination-refused" in r.stderr, r.stderr
+            assert status_of(styx, "nope") is None
+    assert bed.ssh(1, "test", "-x", "/root/.styx/runtime/bin/python").returncode == 0
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "new.txt").write_text("new")
+    for i in (1, 2):
+        made = bed.ssh(i, "sh", "-c", "mkdir -p /tmp/data && echo theirs > /tmp/data/old.txt")
+        assert made.returncode == 0, made.stderr
+    task = write_task(
+        tmp_path / "ok.yaml",
+        f"num_nodes: 2\nresources:\n  infra: ssh/lab\nfile_mounts:\n  /tmp/data: {src}\n"
+        "run: ls /tmp/data | tr '\\n' ' '\n",
+    )
+    r = styx("exec", "two", task)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("new.txt old.txt") == 2, r.stdout  # both nodes; nothing deleted
 
 
 def test_two_clusters_never_share_a_host(styx: Styx, bed: Testbed, tmp_path: Path) -> None:
