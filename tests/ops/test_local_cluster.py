@@ -168,6 +168,8 @@ def test_ctrl_c_while_following_leaves_the_job_running(styx: Styx, cluster: str)
         stderr=subprocess.PIPE,
         text=True,
         cwd=REPO,
+        # As from a terminal: a suite started in the background inherits SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert follower.stdout is not None
     assert "tick" in follower.stdout.readline()  # it is following
