@@ -20,14 +20,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 from styx.agent.bootstrap import (
     RayPorts,
     agent_ensure_argv,
     agent_stop_argv,
+    default_temp_dir,
     ray_head_argv,
+    ray_start_argv,
     ray_stop_argv,
 )
 from styx.agent.client import AgentClient
@@ -116,20 +117,20 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="styx-bench-agent-"))
     ports = RayPorts.from_base(_free_base())
-    temp_dir = f"/tmp/styx-bench-ray-{uuid.uuid4().hex[:6]}"
+    temp_dir = default_temp_dir(str(root))
     ray_bin = str(Path(sys.executable).parent / "ray")
+    head = ray_head_argv(
+        "127.0.0.1",
+        num_cpus=CPUS,
+        memory_bytes=2 * 1024**3,
+        object_store_bytes=100 * 1024**2,
+        ports=ports,
+        temp_dir=temp_dir,
+        ray_bin=ray_bin,
+    )
+    # As a local cluster starts it: private, owned, on loopback only.
     subprocess.run(
-        ray_head_argv(
-            "127.0.0.1",
-            num_cpus=CPUS,
-            memory_bytes=2 * 1024**3,
-            object_store_bytes=100 * 1024**2,
-            ports=ports,
-            temp_dir=temp_dir,
-            ray_bin=ray_bin,
-        ),
-        check=True,
-        capture_output=True,
+        ray_start_argv(str(root), head, "127.0.0.1", sys.executable), check=True, capture_output=True
     )
     try:
         AgentConfig(
@@ -176,7 +177,6 @@ def main() -> None:
         subprocess.run(agent_stop_argv(str(root), sys.executable), check=False)
         subprocess.run(ray_stop_argv(temp_dir, ports.gcs, sys.executable), check=False)
         shutil.rmtree(root, ignore_errors=True)
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

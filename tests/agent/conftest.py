@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +24,18 @@ from styx.agent.bootstrap import (
     RayPorts,
     agent_ensure_argv,
     agent_stop_argv,
+    default_temp_dir,
     ray_head_argv,
+    ray_start_argv,
     ray_stop_argv,
     ray_worker_argv,
 )
 from styx.agent.client import AgentClient
 from styx.agent.protocol import AgentConfig, AutostopConfig, NodeInfo
 
-HEAD_IP = "127.0.0.1"
+# Not 127.0.0.1: Ray treats that one as "this machine only" and lets no other node join, and
+# test_multinode adds a second node on 127.0.0.2. The head binds here through the bind shim.
+HEAD_IP = "127.0.0.3"
 HEAD_CPUS = 2
 HEAD_GPUS = 2  # Ray advertises GPUs it is told about; enough to test GPU accounting and ids
 RAY_BIN = str(Path(sys.executable).parent / "ray")
@@ -64,42 +67,51 @@ class RayCluster:
     address: str
     temp_dir: str
     port: int
+    root: Path  # where start-ray left Ray's settings (ray-env.json) for the agents
+
+
+def _start_ray(root: Path, argv: list[str], ip: str) -> None:
+    """As providers start it: private, marked as the cluster's, on loopback only."""
+    subprocess.run(ray_start_argv(str(root), argv, ip, sys.executable), check=True,
+                   capture_output=True, timeout=120)
 
 
 @pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[RayCluster]:
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
     pytest.importorskip("ray", reason="Ray is the runtime extra: pip install -e '.[runtime]'")
     ports = RayPorts.from_base(free_port_base())
-    temp_dir = f"/tmp/styx-test-ray-{uuid.uuid4().hex[:8]}"
+    root = tmp_path_factory.mktemp("ray-head")
+    temp_dir = default_temp_dir(str(root))
     argv = ray_head_argv(HEAD_IP, num_cpus=HEAD_CPUS, num_gpus=HEAD_GPUS,
                          memory_bytes=2 * 1024**3, object_store_bytes=80 * 1024**2,
                          ports=ports, temp_dir=temp_dir, ray_bin=RAY_BIN)
-    subprocess.run(argv, check=True, capture_output=True, timeout=120)
+    _start_ray(root, argv, HEAD_IP)
     try:
-        yield RayCluster(f"{HEAD_IP}:{ports.gcs}", temp_dir, ports.gcs)
+        yield RayCluster(f"{HEAD_IP}:{ports.gcs}", temp_dir, ports.gcs, root)
     finally:
         subprocess.run(ray_stop_argv(temp_dir, ports.gcs), timeout=120)
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
-def add_ray_worker(ray_cluster: RayCluster) -> Iterator[Callable[[str, int], None]]:
+def add_ray_worker(
+    ray_cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[str, int], None]]:
     """Adds worker nodes (another loopback IP each) to the session's Ray for one module."""
     temp_dirs: list[str] = []
 
     def add(ip: str, cpus: int) -> None:
-        temp_dir = f"/tmp/styx-test-rayw-{uuid.uuid4().hex[:8]}"
+        root = tmp_path_factory.mktemp("ray-worker")
+        temp_dir = default_temp_dir(str(root))
         argv = ray_worker_argv(ray_cluster.address, ip, num_cpus=cpus,
                                memory_bytes=1024**3, object_store_bytes=80 * 1024**2,
                                ports=RayPorts.from_base(free_port_base()),
                                temp_dir=temp_dir, ray_bin=RAY_BIN)
-        subprocess.run(argv, check=True, capture_output=True, timeout=120)
+        _start_ray(root, argv, ip)
         temp_dirs.append(temp_dir)
 
     yield add
     for temp_dir in temp_dirs:
         subprocess.run(ray_stop_argv(temp_dir), timeout=120)
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @dataclass
@@ -130,6 +142,9 @@ def start_agent(
         env={"STYX_TEST_EXTRA": "extra"},
     )
     config.write(root)
+    settings = ray.root / "ray-env.json"  # Ray's network settings, as on a real head node
+    if settings.exists():
+        shutil.copy(settings, root / "ray-env.json")
     subprocess.run(agent_ensure_argv(str(root), sys.executable), check=True, timeout=120,
                    env={**os.environ, **(env or {})})
     client = AgentClient(root / "agent.sock")

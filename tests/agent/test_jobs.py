@@ -18,7 +18,7 @@ from styx.agent.proctree import marked
 from styx.agent.protocol import JobSpec, JobStatus, encode, request
 from styx.errors import AgentError, JobNotFound
 
-from .conftest import AgentHandle
+from .conftest import HEAD_IP, AgentHandle
 
 pytestmark = pytest.mark.ray
 
@@ -34,7 +34,7 @@ def test_submit_queue_logs_wait(agent: AgentHandle) -> None:
     assert out == "hello\nworld\n"
     rec = agent.client.wait(job_id)
     assert rec.status is JobStatus.SUCCEEDED and rec.exit_code == 0
-    assert rec.name == "hello" and rec.nodes == ["127.0.0.1"]
+    assert rec.name == "hello" and rec.nodes == [HEAD_IP]
     assert rec.submitted_at <= rec.started_at <= rec.ended_at  # type: ignore[operator]
     assert job_id in [j.job_id for j in agent.client.queue()]
     assert agent.client.job(job_id) == rec
@@ -65,13 +65,13 @@ def test_env_vars(agent: AgentHandle, tmp_path: os.PathLike[str]) -> None:
     setup_env = json.loads(Path(f"{tmp_path}/setup.json").read_text())
     for prefix in ("STYX_", "SKYPILOT_"):
         assert env[f"{prefix}NODE_RANK"] == "0"
-        assert env[f"{prefix}NODE_IPS"] == "127.0.0.1"
+        assert env[f"{prefix}NODE_IPS"] == HEAD_IP
         assert env[f"{prefix}NUM_NODES"] == "1"
         assert env[f"{prefix}NUM_GPUS_PER_NODE"] == "0"
         assert env[f"{prefix}TASK_ID"] == "task-7"
         assert json.loads(env[f"{prefix}CLUSTER_INFO"])["cluster_name"] == agent.config.cluster_name
         assert setup_env[f"{prefix}SETUP_NODE_RANK"] == "0"
-        assert setup_env[f"{prefix}SETUP_NODE_IPS"] == "127.0.0.1"
+        assert setup_env[f"{prefix}SETUP_NODE_IPS"] == HEAD_IP
         assert f"{prefix}NODE_RANK" not in setup_env
     assert env["SKYPILOT_USER"] == "alice"
     assert env["MINE"] == "1" and env["TOKEN"] == "s3cret"

@@ -85,7 +85,11 @@ def run_part(
         return
     # The script goes to a file on the node, never into an argument list: any size works
     # (argv strings stop at 128 KiB), and what failed can be said plainly.
-    fd, path = tempfile.mkstemp(prefix="styx-job-", suffix=".sh")
+    # In the cluster's private Ray folder when there is one: it goes when Ray stops, so a
+    # script whose worker was killed outright is not left behind.
+    owner = os.environ.get("STYX_RAY_OWNER")
+    folder = owner if owner and os.path.isdir(owner) else None
+    fd, path = tempfile.mkstemp(prefix="styx-job-", suffix=".sh", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
             f.write(script)

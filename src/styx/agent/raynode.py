@@ -67,8 +67,10 @@ def make_private(folder: Path) -> None:
     os.chmod(folder, 0o700)
 
 
-def _loopback(ip: str) -> bool:
-    return ip.startswith("127.") or ip in ("::1", "localhost")
+def _local_only(ip: str, head: bool) -> bool:
+    """Whether this node is a one-node cluster on this machine's loopback, for which Ray's
+    local-only mode binds everything to 127.0.0.1 (it refuses nodes that join a head)."""
+    return head and ip in ("127.0.0.1", "localhost")
 
 
 def shim_path(root: Path) -> Path | None:
@@ -101,7 +103,7 @@ def shim_path(root: Path) -> Path | None:
     return out
 
 
-def ray_env(root: Path, bind_ip: str) -> dict[str, str]:
+def ray_env(root: Path, bind_ip: str, head: bool = True) -> dict[str, str]:
     """The environment that keeps a process of this cluster's Ray (or its driver) on the
     node's own address, and gives it the cluster's Ray token."""
     env: dict[str, str] = {}
@@ -109,7 +111,7 @@ def ray_env(root: Path, bind_ip: str) -> dict[str, str]:
     if token.exists():
         env["RAY_AUTH_MODE"] = "token"
         env["RAY_AUTH_TOKEN_PATH"] = str(token)
-    if _loopback(bind_ip):
+    if _local_only(bind_ip, head):
         # Ray's local-only mode: every server binds 127.0.0.1 and the node registers as such.
         env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     else:
@@ -130,8 +132,9 @@ def start(root: Path, temp_dir: str, bind_ip: str, argv: list[str]) -> int:
     except PermissionError as e:
         print(f"styx: {e}", file=sys.stderr)
         return 2
-    extra = ray_env(root, bind_ip)
-    if not _loopback(bind_ip) and BIND_ENV not in extra:
+    head = "--head" in argv
+    extra = ray_env(root, bind_ip, head)
+    if not _local_only(bind_ip, head) and BIND_ENV not in extra:
         print(
             "styx: no C compiler on this node, so Ray listens on every interface here "
             "(its token authentication still applies); install cc to keep it on "
@@ -144,7 +147,10 @@ def start(root: Path, temp_dir: str, bind_ip: str, argv: list[str]) -> int:
     proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
     with open(folder / SESSIONS_FILE, "a") as f:  # its pid is the new session's id
         f.write(f"{proc.pid}\n")
-    return proc.wait()
+    code = proc.wait()
+    if code != 0:  # nothing half-started is left: no process, no folder
+        stop(temp_dir)
+    return code
 
 
 def load_env(root: Path) -> dict[str, str]:

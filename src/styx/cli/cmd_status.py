@@ -56,7 +56,7 @@ def status(clusters: tuple[str, ...], refresh: bool, as_json: bool) -> int:
 
 def _note_orphans(known: set[str]) -> None:
     """Name local clusters whose folder (and maybe runtime) the state database lost."""
-    from styx.providers.local import orphaned_clusters
+    from styx.providers.local_scan import orphaned_clusters
 
     for name, running in orphaned_clusters(known):
         what = "its agent and Ray still run" if running else "its runtime is not running"

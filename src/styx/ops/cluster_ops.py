@@ -56,7 +56,7 @@ def _split_orphans(
     db: Database, names: list[str], all_clusters: bool
 ) -> tuple[list[str], list[str]]:
     """``names`` split into clusters the database knows and orphaned local runtimes."""
-    from styx.providers.local import orphaned_clusters
+    from styx.providers.local_scan import orphaned_clusters
     from styx.state.clusters import list_clusters
 
     known = {r.name for r in list_clusters(db)}

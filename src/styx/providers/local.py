@@ -22,6 +22,9 @@ from styx import paths
 from styx.agent.bootstrap import RayPorts
 from styx.cluster.dests import NodeFolders, check_allowed_host_paths
 from styx.cluster.runner import LocalRunner, Runner
+from styx.providers.local_scan import orphaned_clusters
+
+__all__ = ["LocalProvider", "local_node_folders", "orphan_handle", "orphaned_clusters"]
 from styx.errors import ResourcesUnavailable
 from styx.providers.base import ClusterHandle, Node, ProvisionRequest
 
@@ -253,21 +256,6 @@ def local_node_folders(cluster_name: str, handle: ClusterHandle | None = None) -
         guarded=(user_home,),
         realpath=real,
     )
-
-
-def orphaned_clusters(known: set[str]) -> list[tuple[str, bool]]:
-    """Local cluster folders under STYX_HOME that the state database does not know (it was
-    lost or replaced), as ``(name, runtime running)``: they may still run an agent and Ray."""
-    try:
-        names = sorted(os.listdir(paths.clusters_dir()))
-    except OSError:
-        return []
-    found = [n for n in names if n not in known and (cluster_dir(n) / "agent/agent.json").is_file()]
-    if not found:
-        return []
-    from styx.agent.daemon import is_supervised
-
-    return [(n, is_supervised(cluster_dir(n) / "agent")) for n in found]
 
 
 def orphan_handle(name: str) -> ClusterHandle | None:
