@@ -135,12 +135,14 @@ def start(root: Path, temp_dir: str, bind_ip: str, argv: list[str]) -> int:
     head = "--head" in argv
     extra = ray_env(root, bind_ip, head)
     if not _local_only(bind_ip, head) and BIND_ENV not in extra:
-        print(
+        warning = (
             "styx: no C compiler on this node, so Ray listens on every interface here "
             "(its token authentication still applies); install cc to keep it on "
-            f"{bind_ip} only",
-            file=sys.stderr,
+            f"{bind_ip} only\n"
         )
+        sys.stderr.write(warning)
+        with contextlib.suppress(OSError), open(root / "agent.log", "a") as log:
+            log.write(warning)
     # The agent reads the same settings when it joins Ray as the driver.
     (root / ENV_FILE).write_text(json.dumps(extra))
     env = {**os.environ, **extra, OWNER_ENV: str(folder)}
