@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from styx.errors import StyxError
 from styx.jobs.controller import cluster_name
 from styx.state import managed_jobs as repo
 from styx.state.clusters import get_cluster
@@ -87,7 +88,10 @@ def wait_job_running_on_cluster(db: Database, job_id: int, timeout: float) -> No
     cluster_job = (job(db, job_id).resources or {})["cluster_job_id"]
 
     def running() -> bool:
-        rows = sdk.queue(cluster_name(job_id), all_jobs=True)
+        try:
+            rows = sdk.queue(cluster_name(job_id), all_jobs=True)
+        except StyxError:  # a node still coming up, a forward being remade: look again
+            return False
         return any(r.job_id == cluster_job and r.status == "RUNNING" for r in rows)
 
     wait_until(running, timeout, f"job {job_id} to run on its cluster")
