@@ -65,7 +65,8 @@ def test_check_lists_reasons_and_caches(
     code, out, _ = run(["check"], capsys)
     rows = {line.split()[0]: line.split()[1] for line in out.splitlines()[1:] if line.strip()}
     assert code == 0 and rows["local"] == "yes" and rows["lambda"] == "yes" and rows["gcp"] == "no"
-    assert "Enabled infra: local, lambda." in out
+    assert "Launches may use: local." in out
+    assert "Enabled, but Styx cannot launch there yet: lambda" in out
     assert (tmp_path / "styx" / "enabled_infra.json").is_file()
     code, _, err = run(["check", "nimbus"], capsys)
     assert code == 2 and "Unknown infra" in err

@@ -138,15 +138,18 @@ SHARED_CATALOG = REPO.parent / "shared" / "catalog"
 
 
 @pytest.mark.skipif(not SHARED_CATALOG.is_dir(), reason="no ../shared/catalog beside the repo")
-def test_dryrun_shows_the_optimizers_choice_and_runners_up(tmp_path: Path) -> None:
+def test_dryrun_never_chooses_infra_styx_cannot_launch_on(tmp_path: Path) -> None:
     # GCP counts as enabled when its credentials file exists; the catalog is the shared one.
+    # There is no GCP provider yet: the dry run fails as a launch would, and says where the
+    # task would have gone.
     creds = tmp_path / "gcp.json"
     creds.write_text("{}")
     env = {"STYX_CATALOG_DIR": str(SHARED_CATALOG), "GOOGLE_APPLICATION_CREDENTIALS": str(creds)}
     r = styx("launch", "examples/any_of.yaml", "--dryrun", home=tmp_path, extra_env=env)
-    assert r.returncode == 0, r.stderr
-    assert "gcp" in r.stdout and "H100" in r.stdout and "✔" in r.stdout
-    assert "not supported by this version" in r.stdout  # no GCP provider yet: said, not hidden
+    assert r.returncode == 6, r.stderr
+    assert "gcp: a3-highgpu-8g H100:8 in us-central1" in r.stderr
+    assert "but Styx cannot launch on GCP yet" in r.stderr
+    no_traceback(r)
 
 
 def test_dryrun_of_an_infeasible_request_says_why(tmp_path: Path) -> None:

@@ -41,9 +41,11 @@ def _listing_clouds(infra: str | None) -> tuple[list[CloudCatalog], str | None]:
     if source.local_dir() is not None:
         names = [c for c in source.available_clouds() if c in source.CATALOG_CLOUDS]
     else:
-        from styx.optimizer.enabled import enabled_infra
+        from styx.providers.checks import statuses
+        from styx.providers.registry import infos
 
-        names = [c for c in enabled_infra() if c in source.CATALOG_CLOUDS]
+        on = {name for name, st in statuses().items() if st.enabled}
+        names = [i.catalog for i in infos() if i.name in on and i.catalog in source.CATALOG_CLOUDS]
     if not names:
         raise UsageError(
             "No enabled cloud has a catalog to list.",
@@ -152,29 +154,40 @@ def _known(catalogs: list[CloudCatalog], name: str) -> str:
 
 @click.command("check")
 @click.argument("infra", nargs=-1)
-@click.option("--probe", is_flag=True, help="Also let AWS look up instance-metadata credentials.")
+@click.option(
+    "--probe", is_flag=True, help="Also call each infra's API to prove the credentials work."
+)
 def check(infra: tuple[str, ...], probe: bool) -> int:
     """Show which infra is enabled, and why the rest is not; remember it for launch."""
     from styx.cli.tables import render
-    from styx.errors import UsageError
-    from styx.optimizer.enabled import INFRA, run_checks
+    from styx.providers import registry
+    from styx.providers.checks import run_checks
 
-    unknown = [n for n in infra if n not in INFRA]
-    if unknown:
-        raise UsageError(
-            f"Unknown infra: {', '.join(unknown)}.", f"Choose among {', '.join(INFRA)}."
-        )
+    wanted = {registry.resolve(n) for n in infra}  # UsageError names the known infra
     results = run_checks(probe=probe)
-    shown = [s for s in results if not infra or s.name in infra]
+    launchable = set(registry.launchable())
+    shown = [s for s in results if not infra or s.name in wanted]
     render(
-        ("INFRA", "ENABLED", "REASON"),
-        [(s.name, "yes" if s.enabled else "no", s.reason) for s in shown],
+        ("INFRA", "ENABLED", "LAUNCH", "REASON"),
+        [
+            (
+                s.name,
+                "yes" if s.enabled else "no",
+                "yes" if s.name in launchable else "not yet",
+                s.reason,
+            )
+            for s in shown
+        ],
         max_width=100,
     )
-    enabled = [s.name for s in results if s.enabled]
-    click.echo(
-        f"\nEnabled infra: {', '.join(enabled)}. Launch uses this until the next `styx check`."
-    )
+    usable = [s.name for s in results if s.enabled and s.name in launchable]
+    planned = [s.name for s in results if s.enabled and s.name not in launchable]
+    click.echo(f"\nLaunches may use: {', '.join(usable)}. They use this until the next `styx check`.")
+    if planned:
+        click.echo(
+            f"Enabled, but Styx cannot launch there yet: {', '.join(planned)} "
+            "(plans say when they would be cheaper)."
+        )
     return 0
 
 

@@ -172,13 +172,13 @@ def launch(
                 db, pipe, task, name, avoid_regions=avoid_regions
             )
         if (
-            not provider.supports_autostop
+            not _has_autostop(provider.name)
             and down
             and idle_minutes is None
             and task.resources.autostop is None
         ):
             autostop = _autostop_config(task, None, False)  # --down: the client tears down
-        if autostop.idle_minutes is not None and not provider.supports_autostop:
+        if autostop.idle_minutes is not None and not _has_autostop(provider.name):
             raise NotSupportedError(
                 f"Autostop is not supported on '{provider.name}' clusters.",
                 f"Drop -i/--down/autostop, and run `styx down {name}` when done.",
@@ -237,12 +237,18 @@ def _after_submit(
         # itself only where the provider has no autostop. Either may have finished first.
         from styx.errors import ClusterNotFound
         from styx.ops import cluster_ops
-        from styx.providers.registry import get_provider
-
-        if not get_provider(handle.provider).supports_autostop:
+        if not _has_autostop(handle.provider):
             with contextlib.suppress(ClusterNotFound):
                 cluster_ops.teardown(name, pipe)
     return LaunchResult(name, job_id, code)
+
+
+def _has_autostop(infra: str) -> bool:
+    """Whether the head's agent of an ``infra`` cluster can stop or tear it down by itself."""
+    from styx.infra import Capability
+    from styx.providers.registry import info
+
+    return Capability.AUTOSTOP in info(infra).capabilities.features
 
 
 def _mark_failed_launch(db: Database, name: str) -> None:

@@ -15,19 +15,14 @@ if TYPE_CHECKING:
 def print_plan(task: Task, cluster_name: str) -> None:
     """The considered resources (the choice and the runners-up) and the task as parsed, with
     secrets redacted. An infeasible request raises the optimizer's error, as launch would."""
-    from styx.ops.stages import infra_offers
     from styx.optimizer import optimize_task, render_plan
+    from styx.providers.checks import infra_choices
 
     console = Console(highlight=False)
     console.print(f"[bold]Plan[/] (dry run) for cluster [bold]{cluster_name}[/]")
-    plan = optimize_task(task, offers=infra_offers(task))
+    plan = optimize_task(task, choices=infra_choices(task))
     check_destinations(task, plan.chosen.infra, cluster_name)
     console.print(render_plan(plan))
-    if plan.chosen.infra not in ("local", "ssh"):
-        console.print(
-            f"[yellow]Note:[/] launching on '{plan.chosen.infra}' is not supported by this "
-            "version of Styx yet; use `infra: local` or `infra: ssh/<pool>`."
-        )
     console.print("[bold]Task[/] (as parsed; secrets redacted):")
     text = yaml.safe_dump(task.to_display_dict(), sort_keys=False, default_flow_style=False)
     console.print(text.rstrip(), markup=False)
@@ -73,14 +68,14 @@ def validate_destinations(task: Task) -> None:
     launch would choose now (every remote node's rules when nothing fits now)."""
     from styx.cluster.dests import resolve
     from styx.errors import StyxError
-    from styx.ops.stages import infra_offers
     from styx.optimizer import optimize_task
+    from styx.providers.checks import infra_choices
 
     local = [d for d, m in task.file_mounts.items() if m.is_local]
     if not local:
         return
     try:
-        infra: str | None = optimize_task(task, offers=infra_offers(task)).chosen.infra
+        infra: str | None = optimize_task(task, choices=infra_choices(task)).chosen.infra
     except StyxError:
         infra = None  # nothing fits now: a launch says so; the paths are still checked
     folders = _node_folders(infra, "CLUSTER")

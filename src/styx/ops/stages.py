@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from styx.errors import NotSupportedError, ResourcesUnavailable, SpecError
+from styx.errors import ResourcesUnavailable, SpecError
 from styx.ops import common
 from styx.ops.pipeline import Pipeline
 
@@ -33,6 +33,7 @@ class Placement:
     resources: Resources
     request: ProvisionRequest
     candidate: Any = None  # the optimizer's Candidate, for blocking it when it fails
+    notes: tuple[str, ...] = ()  # the plan's notes: cheaper places left out, unknown prices
 
     def describe(self) -> str:
         r = self.request
@@ -84,57 +85,15 @@ def _image_for(candidate: Resources, region: str | None) -> str | None:
     return image.get(region) if region else None
 
 
-def infra_offers(task: Task) -> list[Any]:
-    """The capacity Styx already has: this machine, and the SSH pools the task names.
-
-    A pool's hosts are probed only at provisioning, so here they offer what the task asks
-    for; the SSH provider checks the real hosts and says which one falls short.
-    """
-    from styx.optimizer import InfraOffer, NodeCapacity
-    from styx.providers import local
-
-    gpus, gpu_name = local.detect_gpus()
-    offers = [
-        InfraOffer(
-            "local",
-            "local",
-            (
-                NodeCapacity(
-                    local.detect_cpus(),
-                    local.detect_memory_gb(),
-                    {gpu_name: float(gpus)} if gpu_name else {},
-                ),
-            ),
-        ),
-    ]
-    pools = {c.region for c in task.resources.candidates() if c.cloud == "ssh"}
-    if pools:
-        from styx.providers.ssh_pools import load_pools
-
-        wanted = {
-            a.name: float(a.count) for c in task.resources.candidates() for a in c.accelerators
-        }
-        for pool in load_pools().values():
-            if None in pools or pool.name in pools:
-                node = NodeCapacity(float("inf"), float("inf"), wanted)
-                offers.append(InfraOffer("ssh", pool.name, (node,) * len(pool.hosts)))
-    return offers
-
-
 def choose_placement(task: Task, cluster_name: str, blocked: Any = None) -> Placement:
-    """The optimizer's choice over this machine, the named SSH pools and the enabled clouds,
-    avoiding the ``blocked`` places (an optimizer Blocklist)."""
+    """The optimizer's choice among the infra Styx can launch on and that is enabled (this
+    machine, the SSH pools the task names, the enabled clouds), avoiding the ``blocked`` places
+    (an optimizer Blocklist). The placement's notes name cheaper places that were left out."""
     from styx.optimizer import optimize_task
-    from styx.providers.registry import known
+    from styx.providers.checks import infra_choices
 
-    plan = optimize_task(task, offers=infra_offers(task), blocked=blocked)
+    plan = optimize_task(task, choices=infra_choices(task), blocked=blocked)
     chosen = plan.chosen
-    if chosen.infra not in known():
-        raise NotSupportedError(
-            f"The cheapest place that fits is {chosen.describe()}, but launching on "
-            f"'{chosen.infra}' is not supported by this version of Styx yet.",
-            "Use `infra: local` (this machine) or `infra: ssh/<pool>`; `--dryrun` shows the plan.",
-        )
     # The zone only when the task pins one: otherwise the provider may try every zone of the
     # region in one call, and a region-wide failure blocks the region at once.
     request = dataclasses.replace(
@@ -145,7 +104,7 @@ def choose_placement(task: Task, cluster_name: str, blocked: Any = None) -> Plac
         instance_type=chosen.instance_type,
         use_spot=chosen.use_spot,
     )
-    return Placement(chosen.infra, chosen.spec, request, chosen)
+    return Placement(chosen.infra, chosen.spec, request, chosen, plan.notes)
 
 
 # --- stages -----------------------------------------------------------------------------------
@@ -255,6 +214,11 @@ def provision_with_failover(
                 + (f" ({len(tried)} place(s) blocked)" if tried else ""),
             ):
                 placement = choose_placement(task, name, blocked)
+            if not tried:
+                from rich.markup import escape
+
+                for note in placement.notes:
+                    pipe.note(f"[dim]{escape(note)}[/]")
         except ResourcesUnavailable as err:
             if soft:  # nothing but the avoided regions fits: use them after all
                 blocked = Blocklist(blocked.blocks - frozenset(soft))

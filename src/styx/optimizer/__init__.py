@@ -2,7 +2,7 @@
 
 Public API (imported lazily, so ``import styx.optimizer`` is cheap)::
 
-    plan = optimize_task(task, clouds=None, offers=[local_offer], blocked=Blocklist())
+    plan = optimize_task(task, choices=infra, blocked=Blocklist())  # infra: InfraChoice list
     plan.chosen            # Candidate: infra, region, zone, instance_type, use_spot, price...
     plan = optimize_dag(dag, ...)          # joint placement with egress (DP / ILP)
     render_plan(plan) / plan_text(plan)    # the considered-resources table of --dryrun
@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from styx.optimizer.core import feasible_candidates, optimize_task
     from styx.optimizer.dag import optimize_dag
-    from styx.optimizer.enabled import InfraStatus, enabled_infra, run_checks
     from styx.optimizer.render import plan_text, render_plan
     from styx.optimizer.types import (
         Block,
@@ -36,9 +35,6 @@ _LAZY = {
     "optimize_task": "styx.optimizer.core",
     "feasible_candidates": "styx.optimizer.core",
     "optimize_dag": "styx.optimizer.dag",
-    "InfraStatus": "styx.optimizer.enabled",
-    "enabled_infra": "styx.optimizer.enabled",
-    "run_checks": "styx.optimizer.enabled",
     "plan_text": "styx.optimizer.render",
     "render_plan": "styx.optimizer.render",
     **dict.fromkeys(
@@ -52,18 +48,15 @@ __all__ = [
     "Blocklist",
     "Candidate",
     "InfraOffer",
-    "InfraStatus",
     "NodeCapacity",
     "Objective",
     "Plan",
     "TaskPlan",
-    "enabled_infra",
     "feasible_candidates",
     "optimize_dag",
     "optimize_task",
     "plan_text",
     "render_plan",
-    "run_checks",
 ]
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from styx.catalog.index import CloudCatalog
-from styx.optimizer import egress, explain, feasible
+from styx.infra import Capabilities, Exclusion, InfraChoice, Need
+from styx.optimizer import egress, explain, feasible, honest
 from styx.optimizer.types import (
-    CLOUD_KINDS_WITHOUT_CATALOG,
     Blocklist,
     Candidate,
     InfraOffer,
@@ -34,24 +34,49 @@ DEFAULT_RUNNERS_UP = 5
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """Everything the optimizer needs besides the task: resolved once per call."""
+    """Everything the optimizer needs besides the task: resolved once per call.
+
+    With ``choices`` (every known infra, as launch describes them), the catalogs of the
+    eligible ones are loaded on first use by a task they may run, and the capabilities of each
+    infra filter its candidates; without, ``catalogs`` are used as given, unconstrained.
+    """
 
     catalogs: tuple[CloudCatalog, ...]
     offers: tuple[InfraOffer, ...]
     blocklist: Blocklist
     objective: Objective
     hours: Hours
+    choices: tuple[InfraChoice, ...] = ()
+    loaded: honest.Catalogs = field(default_factory=honest.Catalogs)
 
     def task_hours(self, task: Task, c: Candidate) -> float:
         """The runtime estimate of ``task`` on ``c``, in hours."""
         return float(self.hours(task, c) if callable(self.hours) else self.hours)
 
+    def capabilities(self, infra: str) -> Capabilities | None:
+        """What ``infra`` can do (None: unconstrained, without choices)."""
+        for choice in self.choices:
+            if choice.name == infra:
+                return choice.capabilities
+        return None
 
-def enabled_catalog_clouds() -> list[str]:
-    """Enabled clouds (from the cached ``styx check``) that have a catalog."""
-    from styx.optimizer.enabled import enabled_infra
+    def catalogs_for(self, task: Task) -> tuple[CloudCatalog, ...]:
+        """The catalogs a plan of ``task`` may choose from."""
+        if not self.choices:
+            return self.catalogs
+        specs = task.resources.candidates()
+        out = list(self.catalogs)
+        for choice in honest.eligible(self.choices):
+            if choice.catalog and honest.allows(specs, choice.name):
+                catalog = self.loaded.get(choice.catalog)
+                if catalog is not None:
+                    out.append(catalog)
+        return tuple(out)
 
-    return [n for n in enabled_infra() if n not in CLOUD_KINDS_WITHOUT_CATALOG]
+    def offers_for(self) -> tuple[InfraOffer, ...]:
+        """The capacity a plan may choose from: given, and of the eligible choices."""
+        extra = tuple(o for c in honest.eligible(self.choices) for o in c.offers)
+        return self.offers + extra
 
 
 def make_context(
@@ -60,35 +85,47 @@ def make_context(
     blocked: Blocklist | None,
     objective: Objective,
     hours: Hours,
+    choices: Sequence[InfraChoice] = (),
 ) -> Context:
-    """Load the catalogs of ``clouds`` (the enabled ones when None)."""
+    """Load the catalogs of ``clouds`` now; those of eligible ``choices`` load when needed."""
     from styx.catalog.loader import get_catalog
 
-    names = enabled_catalog_clouds() if clouds is None else list(clouds)
-    catalogs = tuple(
-        get_catalog(n) for n in dict.fromkeys(names) if n not in CLOUD_KINDS_WITHOUT_CATALOG
-    )
-    return Context(catalogs, tuple(offers), blocked or Blocklist(), objective, hours)
+    catalogs = tuple(get_catalog(n) for n in dict.fromkeys(clouds or ()))
+    return Context(catalogs, tuple(offers), blocked or Blocklist(), objective, hours, tuple(choices))
 
 
 def feasible_candidates(
-    task: Task, ctx: Context, *, keep: int | None = None
+    task: Task, ctx: Context, *, keep: int | None = None, misses: dict[str, Need] | None = None
 ) -> tuple[list[Candidate], int]:
     """The cheapest allowed place of every fitting (infra, shape, spot), for every resources
     candidate of the task, and how many there are. With ``keep``, each cloud contributes only
-    its ``keep`` cheapest per resources candidate. Raises SpecError for an unknown accelerator.
+    its ``keep`` cheapest per resources candidate. Infra lacking a capability that a resources
+    candidate needs is skipped for it, and the first such need per infra goes into ``misses``.
+    Raises SpecError for an unknown accelerator.
     """
     specs = task.resources.candidates()
-    explain.check_accelerator_names(specs, ctx.catalogs, ctx.offers)
+    catalogs, offers = ctx.catalogs_for(task), ctx.offers_for()
+    explain.check_accelerator_names(specs, catalogs, offers)
     out: list[Candidate] = []
     count = 0
     for index, r in enumerate(specs):
-        for catalog in ctx.catalogs:
+        for catalog in catalogs:
+            need = honest.capability_miss(ctx.capabilities(catalog.cloud), task, r)
+            if need is not None:
+                if misses is not None and r.cloud in (None, catalog.cloud):
+                    misses.setdefault(catalog.cloud, need)
+                continue
             blocks = ctx.blocklist.for_infra(catalog.cloud)
             found, n = feasible.cloud_candidates(catalog, r, task.num_nodes, blocks, index, keep)
             out.extend(found)
             count += n
-        for offer in ctx.offers:
+        for offer in offers:
+            need = honest.capability_miss(ctx.capabilities(offer.kind), task, r)
+            if need is not None:
+                fits = feasible.offer_reason(offer, r, task.num_nodes) is None
+                if misses is not None and fits:
+                    misses.setdefault(offer.kind, need)
+                continue
             blocks = ctx.blocklist.for_infra(offer.kind)
             c = feasible.offer_candidate(offer, r, task.num_nodes, blocks, index)
             if c is not None:
@@ -179,19 +216,44 @@ def task_plan(
     )
 
 
-def ranked_candidates(task: Task, index: int, ctx: Context) -> tuple[list[Candidate], int]:
+def ranked_candidates(
+    task: Task, index: int, ctx: Context, misses: dict[str, Need] | None = None
+) -> tuple[list[Candidate], int]:
     """Feasible candidates of one task in preference order, and how many were feasible;
-    raises ResourcesUnavailable saying what ruled everything out when there are none."""
+    raises ResourcesUnavailable saying what ruled everything out when there are none (with a
+    line for each place left out that would fit). ``misses`` collects, per infra, the first
+    capability it lacks for this task."""
     # Within one cloud and resources candidate, every score but the price is the same when the
     # hours are a constant: the few cheapest are all that can be chosen or shown.
     keep = None if callable(ctx.hours) else DEFAULT_RUNNERS_UP + 1
-    candidates, count = feasible_candidates(task, ctx, keep=keep)
+    found: dict[str, Need] = {} if misses is None else misses
+    candidates, count = feasible_candidates(task, ctx, keep=keep, misses=found)
     if not candidates:
         blocks = {b.infra: ctx.blocklist.for_infra(b.infra) for b in ctx.blocklist.blocks}
-        raise explain.infeasible(
-            task.resources.candidates(), ctx.catalogs, ctx.offers, blocks, task.num_nodes, task.name
+        err = explain.infeasible(
+            task.resources.candidates(),
+            ctx.catalogs_for(task),
+            ctx.offers_for(),
+            blocks,
+            task.num_nodes,
+            task.name,
         )
+        left_out = honest.exclusions(task, ctx.choices, ctx.loaded, found, None)
+        if left_out:
+            err.message = err.message.rstrip(".") + ". Left out: " + " ".join(
+                e.sentence() for e in left_out
+            )
+            err.details["left_out"] = [e.sentence() for e in left_out]
+        raise err
     return pick(task, candidates, ctx), count
+
+
+def left_out_notes(task: Task, ctx: Context, misses: dict[str, Need], chosen: Candidate) -> tuple[str, ...]:
+    """One line per cheaper place the plan could not choose (see :mod:`honest`)."""
+    if not ctx.choices:
+        return ()
+    found: list[Exclusion] = honest.exclusions(task, ctx.choices, ctx.loaded, misses, chosen)
+    return tuple(e.sentence() for e in found)
 
 
 def optimize_task(
@@ -202,17 +264,21 @@ def optimize_task(
     blocked: Blocklist | None = None,
     objective: Objective = Objective.COST,
     hours: Hours = 1.0,
+    choices: Sequence[InfraChoice] = (),
 ) -> Plan:
     """The best place for one task.
 
-    ``clouds``: catalog clouds to consider (None: the enabled ones, from ``styx check``'s
-    cache); ``offers``: capacity the caller has (local, SSH pools); ``blocked``: places that
-    failed before. Raises SpecError (unknown accelerator) or ResourcesUnavailable (infeasible).
+    ``choices``: every known infra (see :mod:`styx.optimizer.honest`): the plan chooses only
+    among the launchable, enabled ones that have what the task needs, and notes the cheaper
+    places it left out. ``clouds``: catalog clouds to consider besides, unconstrained (tests,
+    benchmarks); ``offers``: capacity the caller has besides; ``blocked``: places that failed
+    before. Raises SpecError (unknown accelerator) or ResourcesUnavailable (infeasible).
     """
-    ctx = make_context(clouds, offers, blocked, objective, hours)
-    ranked, considered = ranked_candidates(task, 0, ctx)
+    ctx = make_context(clouds, offers, blocked, objective, hours, choices)
+    misses: dict[str, Need] = {}
+    ranked, considered = ranked_candidates(task, 0, ctx, misses)
     plan = task_plan(task, 0, ranked, considered, ctx)
-    notes = _price_notes(plan)
+    notes = _price_notes(plan) + left_out_notes(task, ctx, misses, plan.chosen)
     return Plan(
         (plan,),
         objective,

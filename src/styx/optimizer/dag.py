@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from styx.infra import InfraChoice
 from styx.optimizer import core, egress, solve
 from styx.optimizer.core import Context, Hours
 from styx.optimizer.types import Blocklist, Candidate, InfraOffer, Objective, Plan, TaskPlan
@@ -89,11 +90,12 @@ def optimize_dag(
     blocked: Blocklist | None = None,
     objective: Objective = Objective.COST,
     hours: Hours = 1.0,
+    choices: Sequence[InfraChoice] = (),
 ) -> Plan:
     """The jointly best placement of every task of ``dag`` (arguments as
     :func:`~styx.optimizer.core.optimize_task`). One-task DAGs give the same plan as
     ``optimize_task``."""
-    ctx = core.make_context(clouds, offers, blocked, objective, hours)
+    ctx = core.make_context(clouds, offers, blocked, objective, hours, choices)
     if len(dag) == 1:
         return core.optimize_task(
             dag.tasks[0],
@@ -102,6 +104,7 @@ def optimize_dag(
             blocked=ctx.blocklist,
             objective=objective,
             hours=hours,
+            choices=choices,
         )
     ranked_all, options, considered, node, edges = build_problem(dag, ctx)
     labels = [[c.infra for c in opts] for opts in options]

@@ -153,9 +153,7 @@ def infeasible(
     task_name: str | None = None,
 ) -> ResourcesUnavailable:
     """A ResourcesUnavailable that lists, per candidate and infra, the constraint that failed."""
-    enabled = [c.cloud for c in catalogs] + [
-        o.kind if o.kind == "local" else f"{o.kind}/{o.name}" for o in offers
-    ]
+    enabled = [c.cloud for c in catalogs] + [o.label for o in offers]
     reasons: list[str] = []
     for r in specs[:6]:
         own: list[str] = []
@@ -173,9 +171,7 @@ def infeasible(
             if why is None and r.cloud in (None, offer.kind):
                 why = "it is blocked"
             if why is not None and r.cloud in (None, offer.kind):
-                own.append(
-                    f"{offer.kind if offer.kind == 'local' else offer.kind + '/' + offer.name}: {why}"
-                )
+                own.append(f"{offer.label}: {why}")
         if r.accelerator is not None:
             common = common_accelerators().get(r.accelerator.name.lower())
             if common and not any(c.canonical_accelerator(r.accelerator.name) for c in catalogs):

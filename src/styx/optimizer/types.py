@@ -11,11 +11,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-from collections.abc import Mapping
 
+from styx.infra import InfraOffer as InfraOffer  # shared with the providers
+from styx.infra import NodeCapacity as NodeCapacity
 from styx.spec.resources import Resources
-
-CLOUD_KINDS_WITHOUT_CATALOG = ("local", "ssh", "kubernetes")
 
 
 class Objective(enum.Enum):
@@ -23,32 +22,6 @@ class Objective(enum.Enum):
 
     COST = "cost"
     TIME = "time"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class NodeCapacity:
-    """What one machine the caller already has can give a task."""
-
-    cpus: float
-    memory_gb: float
-    accelerators: Mapping[str, float] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class InfraOffer:
-    """Capacity the caller supplies: ``local`` (this machine), an SSH node pool (``ssh``,
-    ``name`` = the pool) or a Kubernetes context. Priced per node-hour (0 by default), never on
-    spot, with no instance types."""
-
-    kind: str
-    name: str
-    nodes: tuple[NodeCapacity, ...]
-    hourly_price: float = 0.0
-
-    @property
-    def region(self) -> str | None:
-        """The region slot of ``infra``: the pool or context name (None for ``local``)."""
-        return None if self.kind == "local" else self.name
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -78,8 +78,6 @@ class Provider(Protocol):
     """Makes and breaks machines for one kind of infrastructure."""
 
     name: str
-    #: Whether the head's agent can stop or tear down the cluster by itself when idle.
-    supports_autostop: bool
     #: Whether provisioning creates machines that cost money (clouds): the cluster is then
     #: recorded before they are made, so an interrupted launch can always be cleaned up.
     creates_machines: bool
@@ -110,7 +108,8 @@ class Provider(Protocol):
         """A runner for one node of the cluster."""
 
     def autostop_commands(self, handle: ClusterHandle) -> tuple[list[str], list[str]]:
-        """The argv the head-node agent runs to stop, and to tear down, its own cluster."""
+        """The argv the head-node agent runs to stop, and to tear down, its own cluster (empty
+        where the infra's declaration has no AUTOSTOP capability)."""
 
     def node_folders(self, cluster_name: str, handle: ClusterHandle | None) -> NodeFolders:
         """Where a sync may write on the cluster's nodes (see :mod:`styx.cluster.dests`);

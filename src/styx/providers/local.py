@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from styx import paths
 from styx.agent.bootstrap import RayPorts
@@ -26,7 +27,12 @@ from styx.providers.local_scan import orphaned_clusters
 
 __all__ = ["LocalProvider", "local_node_folders", "orphan_handle", "orphaned_clusters"]
 from styx.errors import ResourcesUnavailable
+from styx.infra import Capabilities, Capability, InfraOffer, InfraStatus, NodeCapacity
 from styx.providers.base import ClusterHandle, Node, ProvisionRequest
+from styx.providers.registry import InfraInfo
+
+if TYPE_CHECKING:
+    from styx.spec.task import Task
 
 
 def detect_cpus() -> float:
@@ -125,7 +131,6 @@ class LocalProvider:
 
     name = "local"
     creates_machines = False  # nothing to leak: no record before provisioning
-    supports_autostop = True
 
     def provision(self, request: ProvisionRequest) -> ClusterHandle:
         if request.num_nodes != 1:
@@ -283,3 +288,32 @@ def orphan_handle(name: str) -> ClusterHandle | None:
         ray_port=port,
         extra={"root": str(root)},
     )
+
+
+# --- the provider seam's declaration ---------------------------------------------------------
+
+
+def check(probe: bool = False) -> InfraStatus:
+    """This machine is always there."""
+    del probe
+    return InfraStatus("local", True, "this machine")
+
+
+def offers(task: Task) -> list[InfraOffer]:
+    """This machine, as one node with its CPUs, memory and GPUs."""
+    del task
+    gpus, gpu_name = detect_gpus()
+    node = NodeCapacity(
+        detect_cpus(), detect_memory_gb(), {gpu_name: float(gpus)} if gpu_name else {}
+    )
+    return [InfraOffer("local", "local", (node,))]
+
+
+INFO = InfraInfo(
+    name="local",
+    title="this machine",
+    capabilities=Capabilities.of(Capability.PORTS, Capability.STOP, Capability.AUTOSTOP),
+    check=check,
+    provider="styx.providers.local:LocalProvider",
+    offers=offers,
+)

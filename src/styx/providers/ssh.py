@@ -97,7 +97,6 @@ class SSHProvider:
     #: A pool's hosts are not Styx's to power off, and the record that frees them lives with
     #: the client, so the head cannot stop or release its own cluster.
     creates_machines = False  # nothing to leak: no record before provisioning
-    supports_autostop = False
 
     # --- making and breaking ------------------------------------------------------------------
 
@@ -286,7 +285,7 @@ class SSHProvider:
         Path(local).unlink(missing_ok=True)
 
     def autostop_commands(self, handle: ClusterHandle) -> tuple[list[str], list[str]]:
-        return [], []  # see supports_autostop
+        return [], []  # no autostop: see INFO's capabilities
 
     def node_folders(self, cluster_name: str, handle: ClusterHandle | None) -> NodeFolders:
         return remote_node_folders(handle)

@@ -21,11 +21,17 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from styx import paths
 from styx.errors import ConfigError, NotFoundError, SpecError
+from styx.infra import Capabilities, Capability, InfraOffer, InfraStatus, NodeCapacity
+from styx.providers.registry import InfraInfo
 from styx.spec.check import Value, root
 from styx.spec.yamlio import load_documents, read_text
+
+if TYPE_CHECKING:
+    from styx.spec.task import Task
 
 POOLS_FILE = "ssh_node_pools.yaml"
 _HOST_KEYS = ("ip", "user", "identity_file", "port", "proxy_jump", "password", "use_ssh_config")
@@ -126,3 +132,44 @@ def get_pool(pool_name: str) -> Pool:
             code="ssh-pool-not-found",
         )
     return pools[pool_name]
+
+
+# --- the provider seam's declaration ---------------------------------------------------------
+
+
+def check(probe: bool = False) -> InfraStatus:
+    """Enabled when the pools file names at least one pool (the hosts are reached at launch)."""
+    del probe
+    try:
+        pools = load_pools()
+    except ConfigError as err:
+        return InfraStatus("ssh", False, f"{pools_file()} is invalid: {err.message}")
+    if pools:
+        return InfraStatus("ssh", True, f"node pools: {', '.join(sorted(pools))}")
+    return InfraStatus("ssh", False, f"no node pool with hosts in {pools_file()}")
+
+
+def offers(task: Task) -> list[InfraOffer]:
+    """The pools a task names (``infra: ssh`` or ``ssh/<pool>``), each offering what the task
+    asks on every host: hosts are probed only at provisioning, where the SSH provider checks
+    the real hosts and says which one falls short."""
+    wanted_pools = {c.region for c in task.resources.candidates() if c.cloud == "ssh"}
+    if not wanted_pools:
+        return []
+    wanted = {a.name: float(a.count) for c in task.resources.candidates() for a in c.accelerators}
+    out = []
+    for pool in load_pools().values():
+        if None in wanted_pools or pool.name in wanted_pools:
+            node = NodeCapacity(float("inf"), float("inf"), wanted)
+            out.append(InfraOffer("ssh", pool.name, (node,) * len(pool.hosts)))
+    return out
+
+
+INFO = InfraInfo(
+    name="ssh",
+    title="SSH node pools",
+    capabilities=Capabilities.of(Capability.MULTI_NODE, Capability.PORTS, Capability.STOP),
+    check=check,
+    provider="styx.providers.ssh:SSHProvider",
+    offers=offers,
+)

@@ -43,9 +43,6 @@ class AWSProvider:
     #: Instances cost money: ops records the cluster (with its region) before provisioning,
     #: so an interrupted launch is found by tag and cleaned up by ``terminate``.
     creates_machines = True
-    #: Stopping or tearing down from the head would need AWS credentials on the head node,
-    #: which Styx does not upload; the client's ``styx stop/down`` does it instead.
-    supports_autostop = False
 
     def __init__(
         self,
@@ -356,7 +353,7 @@ class AWSProvider:
         return runner.forward_unix_socket(local, f"{handle.agent_root}/agent.sock")
 
     def autostop_commands(self, handle: ClusterHandle) -> tuple[list[str], list[str]]:
-        return [], []  # see supports_autostop
+        return [], []  # no autostop: see INFO's capabilities
 
     def node_folders(self, cluster_name: str, handle: ClusterHandle | None) -> NodeFolders:
         return remote_node_folders(handle)

@@ -1,13 +1,16 @@
-"""``styx check``: per-infra credential checks from local files only, and the cached result."""
+"""``styx check``: per-infra credential checks (from local files only, unless probing),
+run through each infra's declaration, and the cached result."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
-from styx.optimizer import enabled
+from styx.infra import InfraStatus
+from styx.providers import checks, registry, ssh_pools
 
 
 @pytest.fixture
@@ -29,19 +32,19 @@ def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return fake
 
 
-def status(name: str) -> enabled.InfraStatus:
-    return {s.name: s for s in enabled.run_checks()}[name]
+def status(name: str) -> InfraStatus:
+    return {s.name: s for s in checks.run_checks()}[name]
 
 
 def test_nothing_but_local_on_a_bare_machine(home: Path) -> None:
-    results = enabled.run_checks()
+    results = checks.run_checks()
     assert [s.name for s in results if s.enabled] == ["local"]
     assert all(s.reason for s in results)
-    assert enabled.enabled_infra() == ["local"]
+    assert checks.enabled_infra() == ["local"]
 
 
 def test_ssh_needs_a_pool_with_hosts(home: Path) -> None:
-    pools = enabled.ssh_pools_file()
+    pools = ssh_pools.pools_file()
     pools.write_text("lab: {hosts: []}\n")
     assert not status("ssh").enabled
     pools.write_text("lab:\n  hosts: [198.18.5.1, 198.18.5.2]\n  user: me\n")
@@ -63,7 +66,7 @@ def test_cloud_credential_files(home: Path, monkeypatch: pytest.MonkeyPatch) -> 
     (home / ".lambda_cloud").mkdir()
     (home / ".lambda_cloud" / "lambda_keys").write_text("api_key = secret\n")
     monkeypatch.setenv("VAST_API_KEY", "k")
-    assert enabled.enabled_infra(refresh=True) == [
+    assert checks.enabled_infra(refresh=True) == [
         "local", "aws", "gcp", "azure", "kubernetes", "lambda", "vast",
     ]  # fmt: skip
 
@@ -78,13 +81,21 @@ def test_gcloud_account_and_broken_env(home: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_cache_is_read_without_checking_again(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    enabled.run_checks()
-    assert enabled.cache_path().is_file()
+    checks.run_checks()
+    assert checks.cache_path().is_file()
 
-    def boom() -> enabled.InfraStatus:
-        raise AssertionError("checked again")
+    calls: list[bool] = []
 
-    monkeypatch.setitem(enabled.CHECKS, "local", boom)
-    assert enabled.enabled_infra() == ["local"]  # from the cache
-    with pytest.raises(AssertionError):
-        enabled.enabled_infra(refresh=True)
+    def counted(probe: bool = False) -> InfraStatus:
+        calls.append(probe)
+        return InfraStatus("local", True, "this machine")
+
+    local = registry.info("local")
+    registry.register(dataclasses.replace(local, check=counted))
+    try:
+        assert checks.enabled_infra() == ["local"]  # from the cache
+        assert calls == []
+        assert checks.enabled_infra(refresh=True) == ["local"]
+        assert calls == [False]
+    finally:
+        registry.unregister("local")

@@ -1,0 +1,160 @@
+"""Honest plans on the real catalogs: a plan chooses only infra that is launchable, enabled and
+has every capability the task needs, and names each cheaper place it left out, in one line.
+
+The infra here are the real declarations of ``styx.providers`` (their real capabilities), made
+launchable and enabled as a future provider would make them, so that the capability checks are
+what decides; the last tests use them as they are today.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from styx.errors import ResourcesUnavailable
+from styx.infra import Capabilities, Capability, InfraChoice
+from styx.optimizer import optimize_task
+from styx.providers import registry
+from styx.spec.task import Task
+
+CATALOG_CLOUDS = ("gcp", "azure", "lambda", "vast")
+
+
+def choice(name: str, *, launchable: bool = True, enabled: bool = True) -> InfraChoice:
+    info = registry.info(name)
+    return InfraChoice(
+        info.name, info.title, info.capabilities, info.catalog, launchable, enabled, "test"
+    )
+
+
+def every(**kw: bool) -> list[InfraChoice]:
+    return [choice(n, **kw) for n in CATALOG_CLOUDS]
+
+
+def task(text: str) -> Task:
+    return Task.from_yaml_str(text)
+
+
+def test_the_cheapest_h100_box_is_on_vast_when_nothing_rules_it_out(catalog_env: Path) -> None:
+    plan = optimize_task(task("resources: {accelerators: H100:8}"), choices=every())
+    assert plan.chosen.infra == "vast"  # the baseline the cases below depart from
+    assert plan.notes == ()
+
+
+@pytest.mark.parametrize(
+    ("yaml", "why"),
+    [
+        ("num_nodes: 2\nresources: {accelerators: H100:8}", "has no multi-node clusters (num_nodes: 2)"),
+        ("resources: {accelerators: H100:8, disk_tier: high}", "cannot provision disk_tier: high"),
+        ("resources: {accelerators: H100:8, network_tier: best}", "cannot provision network_tier: best"),
+        ("resources: {accelerators: H100:8, ports: 8080}", "has no open ports (ports)"),
+        (
+            "resources: {accelerators: H100:8}\nfile_mounts: {/data: s3://bucket/x}",
+            "has no bucket mounts (file_mounts /data)",
+        ),
+    ],
+)
+def test_vast_is_left_out_for_what_it_cannot_do(catalog_env: Path, yaml: str, why: str) -> None:
+    plan = optimize_task(task(yaml), choices=every())
+    assert plan.chosen.infra != "vast"
+    vast = [n for n in plan.notes if n.startswith("vast:")]
+    assert len(vast) == 1 and why in vast[0], plan.notes
+    assert "$" in vast[0] and vast[0].count("\n") == 0
+
+
+def test_network_tier_rules_out_lambda_too(catalog_env: Path) -> None:
+    tiered = task("resources: {accelerators: H100:8, network_tier: best}")
+    plan = optimize_task(tiered, choices=every())
+    assert plan.chosen.infra == "gcp"  # the only one of the four with a network tier
+    left = {n.split(":")[0] for n in plan.notes}
+    assert {"lambda", "vast"} <= left
+
+
+def without(name: str, feature: Capability) -> InfraChoice:
+    base = choice(name)
+    caps = base.capabilities
+    return dataclasses.replace(
+        base,
+        capabilities=Capabilities(caps.features - {feature}, caps.disk_tiers, caps.network_tiers),
+    )
+
+
+def test_spot_rules_out_infra_without_spot(catalog_env: Path) -> None:
+    spot = task("resources: {accelerators: A100:8, use_spot: true}")
+    assert optimize_task(spot, choices=[choice("gcp"), choice("azure")]).chosen.infra == "azure"
+    plan = optimize_task(spot, choices=[choice("gcp"), without("azure", Capability.SPOT)])
+    assert plan.chosen.infra == "gcp" and plan.chosen.use_spot
+    assert [n for n in plan.notes if n.startswith("azure:")] == [
+        n for n in plan.notes if "has no spot instances (use_spot: true)" in n
+    ] != []
+
+
+def test_a_capability_a_fake_infra_declares_is_honoured(catalog_env: Path) -> None:
+    """The same check, on declarations written here: take multi-node away from GCP."""
+    gcp, crippled = choice("gcp"), without("gcp", Capability.MULTI_NODE)
+    two = task("num_nodes: 2\nresources: {accelerators: A100:8}")
+    assert optimize_task(two, choices=[gcp, choice("azure")]).chosen.infra == "gcp"
+    plan = optimize_task(two, choices=[crippled, choice("azure")])
+    assert plan.chosen.infra == "azure"
+    assert any(n.startswith("gcp:") and "multi-node" in n for n in plan.notes)
+
+
+def test_infra_styx_cannot_launch_on_is_never_chosen(catalog_env: Path) -> None:
+    """As today: GCP, Azure, Lambda and Vast have no provider; with a Lambda key only, an
+    A100:8 task has nowhere to go, and the error says where it would have gone."""
+    today = [choice(n, launchable=registry.info(n).launchable) for n in CATALOG_CLOUDS]
+    with pytest.raises(ResourcesUnavailable) as err:
+        optimize_task(task("resources: {accelerators: A100:8}"), choices=today)
+    message = err.value.message
+    assert "Styx cannot launch on Lambda yet" in message
+    assert "Styx cannot launch on GCP yet" in message
+    assert "Styx cannot launch on Azure yet" in message
+    assert err.value.details["left_out"]
+
+
+def test_not_enabled_cheaper_places_are_named(catalog_env: Path) -> None:
+    plan = optimize_task(
+        task("resources: {accelerators: H100:8}"),
+        choices=[choice("azure"), choice("vast", enabled=False)],
+    )
+    assert plan.chosen.infra == "azure"
+    assert any(n.startswith("vast:") and "not enabled" in n for n in plan.notes), plan.notes
+
+
+def test_a_pinned_infra_gets_no_notes_about_others(catalog_env: Path) -> None:
+    plan = optimize_task(
+        task("resources: {accelerators: H100:8, infra: azure}"),
+        choices=[choice("azure"), choice("vast", enabled=False), choice("lambda")],
+    )
+    assert plan.chosen.infra == "azure" and plan.notes == ()
+
+
+def test_a_free_choice_loads_no_other_catalog(catalog_env: Path) -> None:
+    """This machine costs nothing: nothing is cheaper, so no catalog is read to say so."""
+    from styx.infra import InfraOffer, NodeCapacity
+
+    local = dataclasses.replace(
+        choice("local"), offers=(InfraOffer("local", "local", (NodeCapacity(8, 32),)),)
+    )
+    from styx.catalog import loader
+
+    loader.clear_cache()
+    plan = optimize_task(task("resources: {cpus: 2}"), choices=[local, *every(enabled=False)])
+    assert plan.chosen.infra == "local" and plan.notes == ()
+    assert loader._cache == {}
+
+
+def test_a_catalog_that_cannot_be_had_is_left_out_with_a_note(
+    catalog_env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    partial = tmp_path / "catalogs"
+    (partial / "azure").mkdir(parents=True)
+    (partial / "azure" / "vms.csv").write_text((catalog_env / "azure" / "vms.csv").read_text())
+    monkeypatch.setenv("STYX_CATALOG_DIR", str(partial))  # no gcp catalog
+    a100 = task("resources: {accelerators: A100:8}")
+    plan = optimize_task(a100, choices=[choice("gcp"), choice("azure")])
+    assert plan.chosen.infra == "azure"
+    gcp = [n for n in plan.notes if n.startswith("gcp")]
+    assert len(gcp) == 1 and "catalog could not be had" in gcp[0]
