@@ -158,3 +158,32 @@ def test_a_catalog_that_cannot_be_had_is_left_out_with_a_note(
     assert plan.chosen.infra == "azure"
     gcp = [n for n in plan.notes if n.startswith("gcp")]
     assert len(gcp) == 1 and "catalog could not be had" in gcp[0]
+
+
+@pytest.mark.parametrize("future", [False, True], ids=["today", "every-provider-built"])
+def test_no_example_ever_plans_onto_infra_that_cannot_run_it(catalog_env: Path, future: bool) -> None:
+    """Every example task, with every known infra enabled and its real declaration (and this
+    machine as an 8-CPU local node): a plan either chooses launchable infra with every
+    capability the task needs, or says no. ``every-provider-built`` makes the catalog-only
+    infra launchable too, so that only their declared capabilities rule them out."""
+    from styx.errors import StyxError
+    from styx.infra import InfraOffer, NodeCapacity, needs
+    from styx.spec.dag_yaml import load_dag
+
+    root = Path(__file__).resolve().parents[2] / "examples"
+    everything = [choice(i.name, launchable=future or i.launchable) for i in registry.infos()]
+    machine = (InfraOffer("local", "local", (NodeCapacity(8, 32),)),)
+    everything = [dataclasses.replace(c, offers=machine) if c.name == "local" else c for c in everything]
+    chosen: set[str] = set()
+    for path in sorted(root.glob("*.yaml")):
+        for t in load_dag(path.read_text(), str(path)).tasks:
+            try:
+                plan = optimize_task(t, choices=everything)
+            except StyxError:
+                continue
+            c = plan.chosen
+            chosen.add(c.infra)
+            assert future or registry.info(c.infra).launchable, (path.name, c.describe())
+            missing = registry.info(c.infra).capabilities.first_missing(needs(t, c.spec))
+            assert missing is None, (path.name, c.describe(), missing)
+    assert chosen == ({"local", "gcp", "azure", "vast"} if future else {"local"}), chosen
