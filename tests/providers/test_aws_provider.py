@@ -306,11 +306,15 @@ def test_a_failure_after_the_instances_were_made_terminates_them(aws: AWSProvide
 
 
 def test_check_probes_the_credentials(aws: AWSProvider) -> None:
-    ok, reason = aws.check()
-    assert ok and "123456789012" in reason
+    """`styx check --probe aws` through the seam: STS answers with the identity, or refuses."""
+    from styx.providers import checks, registry
+
+    status = checks.check_one(registry.info("aws"), probe=True)
+    assert status.enabled and "123456789012" in status.reason
+    assert "123456789012" not in checks.check_one(registry.info("aws")).reason  # local only
     with inject("InvalidClientTokenId", op="sts.GetCallerIdentity"):
-        ok, reason = aws.check()
-    assert not ok and "InvalidClientTokenId" in reason
+        status = checks.check_one(registry.info("aws"), probe=True)
+    assert not status.enabled and "InvalidClientTokenId" in status.reason
 
 
 def test_stop_and_start_keep_private_ips(aws: AWSProvider, moto: dict[str, Any]) -> None:

@@ -65,10 +65,6 @@ class AWSProvider:
 
     # --- credentials and lookups --------------------------------------------------------------
 
-    def check(self) -> tuple[bool, str]:
-        """Probe the credentials with STS GetCallerIdentity: (ok, who or why not)."""
-        return client.check_credentials()
-
     def find_cluster_instances(self, region: str, cluster_name: str) -> list[dict[str, Any]]:
         """The cluster's live instances in ``region``, found by tag (so also those of a launch
         that was killed before recording them), in node-index order."""
