@@ -293,9 +293,9 @@ class AWSProvider:
         ec2 = client.ec2(region)
         self._forget_connections(handle)
         ids = set(handle.extra.get("instance_ids") or ())
-        ids |= {
-            i["InstanceId"] for i in instances.cluster_instances(ec2, region, handle.cluster_name)
-        }
+        found = instances.cluster_instances(ec2, region, handle.cluster_name)
+        ids |= {i["InstanceId"] for i in found}
+        self._forget_found_connections(handle, region, found)
         terminate_and_wait(ec2, region, sorted(ids), timeout=self.state_timeout)
         groups = set(network.find_cluster_groups(ec2, region, handle.cluster_name))
         if handle.extra.get("security_group_managed") and handle.extra.get("security_group_id"):
@@ -387,6 +387,27 @@ class AWSProvider:
         ids = [n.instance_id for n in handle.nodes]
         ssh_access.wait_for_ssh(list(zip(runners, ids, strict=True)), self.ssh_timeout)
         return handles.with_home(handle, runners[0].remote_home())
+
+    def _forget_found_connections(
+        self, handle: ClusterHandle, region: str, found: list[dict[str, Any]]
+    ) -> None:
+        """Stop the SSH masters a launch killed half-way left to instances that its handle
+        never recorded (they would linger for ControlPersist seconds): the runner of each such
+        instance is made as the launch made it, and closed."""
+        known = {n.instance_id for n in handle.nodes}
+        key_file = str(handle.extra.get("key_file") or keys.private_key_path())
+        proxy = self.settings.proxy_command(region)
+        runners = []
+        for inst in found:
+            if inst["InstanceId"] in known or not inst.get("PrivateIpAddress"):
+                continue
+            public = inst.get("PublicIpAddress")
+            private = str(inst["PrivateIpAddress"])
+            address = private if self.settings.use_internal_ips or not public else str(public)
+            raw = ssh_access.host_json(address, self.settings.ssh_user, key_file, proxy)
+            name = instances.tags_of(inst).get("Name") or inst["InstanceId"]
+            runners.append(ssh_access.runner_for(raw, name, inst["InstanceId"]))
+        ssh_access.close_runners(runners)
 
     def _forget_connections(self, handle: ClusterHandle) -> None:
         if not handle.nodes or "ssh" not in handle.extra:
