@@ -166,25 +166,6 @@ def autostop_cli(names: list[str], idle_minutes: int | None, *, down: bool) -> i
     return 0
 
 
-def autostop_fired(name: str, *, down: bool) -> None:
-    """Run by a local cluster's agent when autostop fires: record first, then stop."""
-    from styx.state.clusters import delete_cluster, get_cluster, set_cluster_status
-    from styx.state.records import ClusterStatus
-
-    db = common.database()
-    record = get_cluster(db, name)
-    if record is None:
-        return
-    handle, provider = common.handle_of(record), common.provider_of(record)
-    save_history(db, handle)
-    if down:
-        delete_cluster(db, name, message="autostop: torn down when idle")
-        provider.terminate(handle)
-    else:
-        set_cluster_status(db, name, ClusterStatus.STOPPED, message="autostop: stopped when idle")
-        provider.stop(handle)
-
-
 def refresh(db: Database, record: ClusterRecord) -> ClusterRecord:
     """Ask the infra and the agent how the cluster really is, and record what changed.
 
