@@ -185,7 +185,7 @@ def refresh(db: Database, record: ClusterRecord) -> ClusterRecord:
         msg = f"node(s) {', '.join(lost)} cannot be reached"
     elif not provider.is_up(handle):
         status, msg = ClusterStatus.STOPPED, "the infra reports the nodes are not running"
-    elif (info := runtime.ping(handle)) is None:
+    elif (info := runtime.ping(provider.agent_socket(handle))) is None:
         status, msg = ClusterStatus.DEGRADED, "the nodes are up but the agent does not answer"
     elif info.ray_down is not None:
         status = ClusterStatus.DEGRADED

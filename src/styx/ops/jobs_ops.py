@@ -29,11 +29,9 @@ def exit_code_of(job: JobRecord) -> int:
 
 def follow_job(handle: ClusterHandle, job_id: int, *, report: bool = True) -> int:
     """Stream the job's log to stdout until it ends; Ctrl-C stops following, not the job."""
-    from styx.cluster import runtime
-
     name = handle.cluster_name
     try:
-        with runtime.client(handle) as client:
+        with common.agent_client(handle) as client:
             for chunk in client.tail_logs(job_id, follow=True):
                 sys.stdout.write(chunk)
                 sys.stdout.flush()
@@ -72,14 +70,13 @@ def save_history(db: Database, handle: ClusterHandle) -> int:
     Called before a cluster is stopped or torn down, so ``cluster_jobs`` keeps what ran there.
     Best effort: an agent that no longer answers has nothing to give. Returns the rows saved.
     """
-    from styx.cluster import runtime
     from styx.state.cluster_jobs import record_cluster_job
     from styx.state.records import ClusterJobStatus
 
     if not handle.nodes:  # provisioning never finished: no agent ever ran
         return 0
     try:
-        with runtime.client(handle, timeout=10.0) as client:
+        with common.agent_client(handle, timeout=10.0) as client:
             jobs = client.queue(all=True)
     except (StyxError, OSError):
         return 0
@@ -111,8 +108,6 @@ def _clusters_for_queue(db: Database, names: list[str]) -> list[Any]:
 
 def queue_cli(names: list[str], *, all_jobs: bool, as_json: bool) -> int:
     """``styx queue``: each cluster's jobs, newest first."""
-    from styx.cluster import runtime
-
     db = common.database()
     out: dict[str, list[JobRecord]] = {}
     for record in _clusters_for_queue(db, names):
@@ -121,7 +116,7 @@ def queue_cli(names: list[str], *, all_jobs: bool, as_json: bool) -> int:
                 f"Cluster '{record.name}' is {record.status.value}; no queue to show.", err=True
             )
             continue
-        with runtime.client(common.handle_of(record)) as client:
+        with common.agent_client(common.handle_of(record)) as client:
             out[record.name] = client.queue(all=all_jobs)
     if as_json:
         click.echo(json.dumps({k: [j.to_dict() for j in v] for k, v in out.items()}, indent=2))
@@ -135,11 +130,9 @@ def queue_cli(names: list[str], *, all_jobs: bool, as_json: bool) -> int:
 
 def logs_cli(cluster: str, job_id: int | None, *, follow: bool, status_only: bool) -> int:
     """``styx logs``: a job's output (the latest job by default), or only its status."""
-    from styx.cluster import runtime
-
     db = common.database()
     _, handle = common.require_up(db, cluster)
-    with runtime.client(handle) as client:
+    with common.agent_client(handle) as client:
         if job_id is None:
             jobs = client.queue(limit=1)
             if not jobs:
@@ -162,14 +155,12 @@ def logs_cli(cluster: str, job_id: int | None, *, follow: bool, status_only: boo
 
 def cancel_cli(cluster: str, job_ids: list[int], *, all_jobs: bool) -> int:
     """``styx cancel``: kill jobs' whole process trees on every node."""
-    from styx.cluster import runtime
-
     if not job_ids and not all_jobs:
         raise UsageError("No job to cancel was named.", "Give job ids, or --all.")
     db = common.database()
     _, handle = common.require_up(db, cluster)
     started = time.monotonic()
-    with runtime.client(handle) as client:
+    with common.agent_client(handle) as client:
         cancelled = client.cancel(job_ids, all=all_jobs)
     if cancelled:
         ids = ", ".join(map(str, cancelled))

@@ -345,7 +345,7 @@ def bring_up_runtime(
     from styx.state.clusters import set_cluster_status
     from styx.state.records import ClusterStatus
 
-    if fast and runtime.agent_current(handle):
+    if fast and runtime.agent_current(provider.agent_socket(handle)):
         pipe.skip("runtime", "agent is up (--fast)")
     else:
         handle = ensure_installed(db, pipe, handle, provider)
