@@ -71,9 +71,10 @@ def status(
 
 def queue(cluster_name: str, *, all_jobs: bool = False) -> builtins.list[JobRecord]:
     """The cluster's jobs, newest first (recent ones, or ``all_jobs``)."""
-    _, handle = common.require_up(common.database(), cluster_name)
-    with common.agent_client(handle) as client:
-        return client.queue(all=all_jobs)
+    from styx.ops import jobs_ops
+
+    record, _ = common.require_up(common.database(), cluster_name)
+    return jobs_ops.queue(record, all_jobs)
 
 
 def wait(cluster_name: str, job_id: int, timeout: float | None = None) -> JobRecord:
@@ -93,10 +94,11 @@ def tail_logs(cluster_name: str, job_id: int, *, follow: bool = True) -> Iterato
 def cancel(
     cluster_name: str, job_ids: builtins.list[int] | None = None, *, all_jobs: bool = False
 ) -> builtins.list[int]:
-    """Cancel jobs (their whole process trees); returns the ids cancelled."""
-    _, handle = common.require_up(common.database(), cluster_name)
-    with common.agent_client(handle) as client:
-        return client.cancel(job_ids, all=all_jobs)
+    """Cancel jobs (their whole process trees): ``job_ids``, or every unfinished job with
+    ``all_jobs``; returns the ids cancelled. UsageError when neither is given."""
+    from styx.ops import jobs_ops
+
+    return jobs_ops.cancel(cluster_name, list(job_ids or ()), all_jobs=all_jobs)
 
 
 def stop(cluster_name: str) -> None:
@@ -122,14 +124,6 @@ def down(cluster_name: str) -> None:
 
 def autostop(cluster_name: str, idle_minutes: int | None, *, down: bool = False) -> None:
     """Stop (or tear down) the cluster after ``idle_minutes`` idle; None cancels autostop."""
-    from styx.state.clusters import update_cluster
+    from styx.ops import cluster_ops
 
-    db = common.database()
-    _, handle = common.require_up(db, cluster_name)
-    with common.agent_client(handle) as client:
-        client.set_autostop(idle_minutes, down=down)
-    update_cluster(
-        db,
-        cluster_name,
-        autostop=None if idle_minutes is None else {"idle_minutes": idle_minutes, "down": down},
-    )
+    cluster_ops.set_autostop(cluster_name, idle_minutes, down=down)
