@@ -158,8 +158,9 @@ def _start_ray(handle: ClusterTarget, runners: list[Runner]) -> None:
     each(list(range(1, len(runners))), join, "Ray workers")
 
 
-def each(items: Sequence[T], fn: Callable[[T], None], what: str) -> None:
-    """Run ``fn`` on every item in parallel threads; raise the first error, naming ``what``."""
+def each(items: Sequence[T], fn: Callable[[T], object], what: str) -> None:
+    """Run ``fn`` on every item in parallel threads (its results are dropped); raise the first
+    error, naming ``what``."""
     if len(items) <= 1:
         for item in items:
             fn(item)
