@@ -49,6 +49,7 @@ trap cleanup EXIT
 echo "== lint"
 "$py" -m ruff check src tests bench
 "$py" -m mypy
+"$root/.venv/bin/lint-imports"  # the design's layers: [tool.importlinter] in pyproject.toml
 
 run=("$py" -m pytest "$@")
 export STYX_TEST_PG_URL="$pg_url"

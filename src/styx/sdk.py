@@ -71,40 +71,34 @@ def status(
 
 def queue(cluster_name: str, *, all_jobs: bool = False) -> builtins.list[JobRecord]:
     """The cluster's jobs, newest first (recent ones, or ``all_jobs``)."""
-    from styx.cluster import runtime
+    from styx.ops import jobs_ops
 
-    _, handle = common.require_up(common.database(), cluster_name)
-    with runtime.client(handle) as client:
-        return client.queue(all=all_jobs)
+    record, _ = common.require_up(common.database(), cluster_name)
+    return jobs_ops.queue(record, all_jobs)
 
 
 def wait(cluster_name: str, job_id: int, timeout: float | None = None) -> JobRecord:
     """Block until the job ends (or ``timeout`` seconds pass); returns its record."""
-    from styx.cluster import runtime
-
     _, handle = common.require_up(common.database(), cluster_name)
-    with runtime.client(handle) as client:
+    with common.agent_client(handle) as client:
         return client.wait(job_id, timeout=timeout)
 
 
 def tail_logs(cluster_name: str, job_id: int, *, follow: bool = True) -> Iterator[str]:
     """The job's combined output as text chunks, to its end (``follow``) or to now."""
-    from styx.cluster import runtime
-
     _, handle = common.require_up(common.database(), cluster_name)
-    with runtime.client(handle) as client:
+    with common.agent_client(handle) as client:
         yield from client.tail_logs(job_id, follow=follow)
 
 
 def cancel(
     cluster_name: str, job_ids: builtins.list[int] | None = None, *, all_jobs: bool = False
 ) -> builtins.list[int]:
-    """Cancel jobs (their whole process trees); returns the ids cancelled."""
-    from styx.cluster import runtime
+    """Cancel jobs (their whole process trees): ``job_ids``, or every unfinished job with
+    ``all_jobs``; returns the ids cancelled. UsageError when neither is given."""
+    from styx.ops import jobs_ops
 
-    _, handle = common.require_up(common.database(), cluster_name)
-    with runtime.client(handle) as client:
-        return client.cancel(job_ids, all=all_jobs)
+    return jobs_ops.cancel(cluster_name, list(job_ids or ()), all_jobs=all_jobs)
 
 
 def stop(cluster_name: str) -> None:
@@ -130,15 +124,6 @@ def down(cluster_name: str) -> None:
 
 def autostop(cluster_name: str, idle_minutes: int | None, *, down: bool = False) -> None:
     """Stop (or tear down) the cluster after ``idle_minutes`` idle; None cancels autostop."""
-    from styx.cluster import runtime
-    from styx.state.clusters import update_cluster
+    from styx.ops import cluster_ops
 
-    db = common.database()
-    _, handle = common.require_up(db, cluster_name)
-    with runtime.client(handle) as client:
-        client.set_autostop(idle_minutes, down=down)
-    update_cluster(
-        db,
-        cluster_name,
-        autostop=None if idle_minutes is None else {"idle_minutes": idle_minutes, "down": down},
-    )
+    cluster_ops.set_autostop(cluster_name, idle_minutes, down=down)

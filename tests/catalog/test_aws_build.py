@@ -37,9 +37,10 @@ def test_build_from_ec2_and_optimize(aws: Path) -> None:
     from styx.catalog import source
     from styx.catalog.aws_build import HEADER, build_aws
     from styx.optimizer import optimize_task, plan_text
+    from styx.providers.aws.inventory import Inventory
     from styx.spec.task import Task
 
-    report = build_aws(["us-east-1"])
+    report = build_aws(Inventory(), ["us-east-1"])
     assert report.path == source.cache_dir() / "aws" / "vms.csv" and source.is_built("aws")
     assert report.rows > 1000 and report.instance_types > 500
     assert report.priced_rows == 0
@@ -78,7 +79,7 @@ def test_cli_build_writes_where_asked(aws: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_accelerator_names() -> None:
-    from styx.catalog.aws_build import accelerator_of
+    from styx.providers.aws.inventory import accelerator_of
 
     a100 = {"GpuInfo": {"Gpus": [{"Name": "A100", "Count": 8, "MemoryInfo": {"SizeInMiB": 81920}}]}}
     assert accelerator_of(a100)[:2] == ("A100-80GB", 8)  # type: ignore[index]

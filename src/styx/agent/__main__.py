@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.umask(0o077)  # job table, logs, sockets, Ray's files: this user's alone
     if args.verb == "deps-ok":
-        return 0 if _deps_ok() else 1
+        from styx.agent.deps import deps_ok
+
+        return 0 if deps_ok() else 1
 
     from styx.agent import daemon
 
@@ -61,31 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.verb == "stop":
         return daemon.stop(root, args.ray_temp_dir, args.ray_port)
     return daemon.call(root)
-
-
-def _deps_ok() -> bool:
-    from importlib import metadata
-
-    from styx.cluster.install import PSUTIL_MIN, RAY_BELOW, RAY_MIN
-
-    def version(dist: str) -> tuple[int, ...] | None:
-        try:
-            raw = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return None
-        parts = []
-        for piece in raw.split(".")[:3]:
-            digits = "".join(c for c in piece if c.isdigit()) or "0"
-            parts.append(int(digits))
-        return tuple(parts)
-
-    ray, psutil = version("ray"), version("psutil")
-    return (
-        ray is not None
-        and RAY_MIN <= ray < RAY_BELOW
-        and psutil is not None
-        and psutil >= PSUTIL_MIN
-    )
 
 
 if __name__ == "__main__":

@@ -332,6 +332,7 @@ class JobStore:
     ) -> list[JobRecord]:
         """Newest first: every unfinished job plus the ``limit`` most recent ones
         (``DEFAULT_QUEUE_LIMIT`` by default); ``all_jobs`` lists the whole history."""
+        args: tuple[int, ...]
         if skip_finished:
             where, args = f"status IN ({_ACTIVE_SQL}, 'INIT')", ()
         elif all_jobs and limit is None:

@@ -1,27 +1,27 @@
-"""``styx catalog build aws``: an AWS ``vms.csv`` in SkyPilot's v8 schema, from the EC2 API.
+"""``styx catalog build aws``: an AWS ``vms.csv`` in SkyPilot's v8 schema, from what EC2 offers.
 
-* ``describe_instance_types``: vCPUs, memory, GPUs (or Inferentia/Trainium), architecture;
-* ``describe_instance_type_offerings`` by availability-zone *id* (``use1-az1``), as v8 does;
-* ``describe_spot_price_history``: the latest Linux spot price per type and zone;
-* the Pricing API (``pricing`` in us-east-1) for on-demand Linux prices, where reachable.
+The builder makes no SDK call: it asks an :class:`Ec2Inventory` (the AWS provider's
+:class:`styx.providers.aws.inventory.Inventory`, passed in by the CLI) for the regions, the
+instance types and their offerings by availability-zone *id* (``use1-az1``, as v8 has them),
+the latest spot prices and the on-demand prices.
 
-When the Pricing API cannot be reached (no permission, no network, an emulator without it) the
-on-demand price is left empty, which Styx reads as *unknown* (NaN): the optimizer still offers
-those instance types, after every priced one, and says so. The report lists what was missing.
+When the on-demand prices cannot be had (no permission for the Pricing API, no network, an
+emulator without it) the price is left empty, which Styx reads as *unknown* (NaN): the
+optimizer still offers those instance types, after every priced one, and says so. The report
+lists what was missing. The same holds for spot prices.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
-import datetime
 import io
-import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
+from styx.errors import StyxError
 from styx.paths import atomic_write
 
 HEADER = (
@@ -37,7 +37,45 @@ HEADER = (
     "AvailabilityZone",
     "Arch",
 )
-PRICING_REGION = "us-east-1"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InstanceTypeInfo:
+    """One EC2 instance type as the catalog lists it; accelerators in catalog spelling
+    (``A100-80GB``, ``Inferentia``), ``accelerator_info`` the text of the GpuInfo column."""
+
+    name: str
+    vcpus: float
+    memory_gib: float
+    arch: str  # "x86_64" or "arm64"
+    accelerator: str | None = None
+    accelerator_count: float | None = None
+    accelerator_info: str = ""
+
+
+class Ec2Inventory(Protocol):
+    """What a build asks of EC2. Every method raises a :class:`~styx.errors.StyxError`
+    (``AuthFailed``, ``RemoteError`` ...) when AWS cannot answer."""
+
+    def regions(self) -> list[str]:
+        """Every region of the account."""
+        ...
+
+    def instance_types(self, region: str) -> dict[str, InstanceTypeInfo]:
+        """The region's instance types by name."""
+        ...
+
+    def offerings(self, region: str) -> list[tuple[str, str]]:
+        """(instance type, availability-zone id) of each offering in the region."""
+        ...
+
+    def spot_prices(self, region: str) -> dict[tuple[str, str], float]:
+        """The latest Linux spot price per (instance type, zone id), USD per hour."""
+        ...
+
+    def on_demand_prices(self, region: str) -> dict[str, float]:
+        """Linux on-demand prices per instance type in the region, USD per hour."""
+        ...
 
 
 @dataclasses.dataclass
@@ -53,125 +91,32 @@ class BuildReport:
     warnings: list[str] = dataclasses.field(default_factory=list)
 
 
-def accelerator_of(info: dict[str, Any]) -> tuple[str, float, str] | None:
-    """(name, count, GpuInfo text) of an instance type's accelerators, in catalog spelling."""
-    gpus = (info.get("GpuInfo") or {}).get("Gpus") or []
-    if gpus:
-        gpu = gpus[0]
-        name = str(gpu.get("Name", "")).replace("NVIDIA ", "").replace(" ", "")
-        mib = float((gpu.get("MemoryInfo") or {}).get("SizeInMiB") or 0)
-        if name in ("A100", "V100") and mib >= (80 if name == "A100" else 32) * 1024:
-            name = f"{name}-{80 if name == 'A100' else 32}GB"
-        return name, float(gpu.get("Count") or 1), repr(info.get("GpuInfo"))
-    for key, inner in (
-        ("InferenceAcceleratorInfo", "Accelerators"),
-        ("NeuronInfo", "NeuronDevices"),
-    ):
-        devices = (info.get(key) or {}).get(inner) or []
-        if devices:
-            device = devices[0]
-            return (
-                str(device.get("Name", key)),
-                float(device.get("Count") or 1),
-                repr(info.get(key)),
-            )
-    return None
-
-
-def _paginate(client: Any, method: str, key: str, **kwargs: Any) -> Iterable[dict[str, Any]]:
-    for page in client.get_paginator(method).paginate(**kwargs):
-        yield from page.get(key, [])
-
-
-def _spot_prices(ec2: Any, zone_ids: dict[str, str]) -> dict[tuple[str, str], float]:
-    """Latest Linux spot price per (instance type, zone id)."""
-    latest: dict[tuple[str, str], tuple[datetime.datetime, float]] = {}
-    now = datetime.datetime.now(datetime.UTC)
-    for item in _paginate(
-        ec2, "describe_spot_price_history", "SpotPriceHistory",
-        ProductDescriptions=["Linux/UNIX", "Linux/UNIX (Amazon VPC)"], StartTime=now,
-    ):  # fmt: skip
-        zone = zone_ids.get(item.get("AvailabilityZone", ""))
-        if zone is None:
-            continue
-        key = (item["InstanceType"], zone)
-        stamp = item.get("Timestamp") or now
-        if key not in latest or stamp > latest[key][0]:
-            latest[key] = (stamp, float(item["SpotPrice"]))
-    return {k: v[1] for k, v in latest.items()}
-
-
-def _on_demand_prices(session: Any, region: str) -> dict[str, float]:
-    """Linux, shared-tenancy on-demand USD prices per instance type in ``region``."""
-    client = session.client("pricing", region_name=PRICING_REGION)
-    filters = [
-        {"Type": "TERM_MATCH", "Field": field, "Value": value}
-        for field, value in (
-            ("regionCode", region),
-            ("operatingSystem", "Linux"),
-            ("tenancy", "Shared"),
-            ("preInstalledSw", "NA"),
-            ("capacitystatus", "Used"),
-        )
-    ]
-    prices: dict[str, float] = {}
-    for text in _paginate(
-        client, "get_products", "PriceList", ServiceCode="AmazonEC2", Filters=filters
-    ):
-        product = json.loads(text) if isinstance(text, str) else text
-        kind = product.get("product", {}).get("attributes", {}).get("instanceType")
-        for term in product.get("terms", {}).get("OnDemand", {}).values():
-            for dim in term.get("priceDimensions", {}).values():
-                usd = float(dim.get("pricePerUnit", {}).get("USD", "nan"))
-                if kind and usd > 0:
-                    prices[kind] = usd
-    return prices
-
-
 def _fmt(value: float) -> str:
     return "" if math.isnan(value) else f"{value:g}"
 
 
 def build_aws(
+    inventory: Ec2Inventory,
     regions: Sequence[str] | None = None,
     *,
     out: Path | None = None,
-    session: Any = None,
     pricing: bool = True,
     spot: bool = True,
 ) -> BuildReport:
-    """Query EC2 and write ``vms.csv`` (by default into the catalog cache, marked as built so
-    it is never replaced by a download). Raises AuthFailed when AWS refuses the credentials."""
-    import boto3  # type: ignore[import-untyped,import-not-found,unused-ignore]
-    from botocore.exceptions import (  # type: ignore[import-untyped,import-not-found,unused-ignore]
-        BotoCoreError,
-        ClientError,
-    )
+    """Write ``vms.csv`` from ``inventory`` for ``regions`` (default: every region), by
+    default into the catalog cache, marked as built so that a download never replaces it.
 
+    A failed query of regions, instance types or offerings raises its StyxError (AuthFailed
+    when AWS refuses the credentials) and writes nothing; missing prices are warnings.
+    """
     from styx.catalog import loader, source
-    from styx.errors import AuthFailed
 
-    session = session or boto3.Session()
     path = out or source.cache_dir() / "aws" / "vms.csv"
     report = BuildReport(path)
-    try:
-        if not regions:
-            ec2 = session.client("ec2", region_name=session.region_name or PRICING_REGION)
-            regions = sorted(r["RegionName"] for r in ec2.describe_regions()["Regions"])
-        rows = [
-            row
-            for region in regions
-            for row in _region_rows(session, region, report, pricing, spot)
-        ]
-    except ClientError as err:
-        raise AuthFailed(
-            f"AWS refused the catalog queries: {err}",
-            "Check the credentials with `styx check` and that they may call ec2:Describe*.",
-        ) from err
-    except BotoCoreError as err:
-        raise AuthFailed(
-            f"Could not query AWS: {err}", "Check the credentials and the network."
-        ) from err
+    names = list(regions) if regions else inventory.regions()
+    rows = [
+        row for region in names for row in _region_rows(inventory, region, report, pricing, spot)
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
     text = io.StringIO(newline="")
     writer = csv.writer(text)
@@ -186,60 +131,39 @@ def build_aws(
 
 
 def _region_rows(
-    session: Any, region: str, report: BuildReport, pricing: bool, spot: bool
+    inventory: Ec2Inventory, region: str, report: BuildReport, pricing: bool, spot: bool
 ) -> list[list[str]]:
-    from botocore.exceptions import (  # type: ignore[import-untyped,import-not-found,unused-ignore]
-        BotoCoreError,
-        ClientError,
-    )
-
-    ec2 = session.client("ec2", region_name=region)
-    infos = {
-        t["InstanceType"]: t for t in _paginate(ec2, "describe_instance_types", "InstanceTypes")
-    }
-    zones = {
-        z["ZoneName"]: z["ZoneId"] for z in ec2.describe_availability_zones()["AvailabilityZones"]
-    }
-    offerings = sorted(
-        (o["InstanceType"], o["Location"])
-        for o in _paginate(
-            ec2,
-            "describe_instance_type_offerings",
-            "InstanceTypeOfferings",
-            LocationType="availability-zone-id",
-        )
-    )
+    infos = inventory.instance_types(region)
+    offerings = inventory.offerings(region)
     prices: dict[str, float] = {}
     if pricing:
         try:
-            prices = _on_demand_prices(session, region)
-        except (ClientError, BotoCoreError) as err:
+            prices = inventory.on_demand_prices(region)
+        except StyxError as err:
             report.warnings.append(
-                f"{region}: the Pricing API is not reachable ({err}); on-demand prices are unknown (NaN)."
+                f"{region}: the Pricing API is not reachable ({err.message}); on-demand prices are unknown (NaN)."
             )
     else:
         report.warnings.append(f"{region}: pricing skipped; on-demand prices are unknown (NaN).")
     spots: dict[tuple[str, str], float] = {}
     if spot:
         try:
-            spots = _spot_prices(ec2, zones)
-        except (ClientError, BotoCoreError) as err:
-            report.warnings.append(f"{region}: no spot price history ({err}).")
+            spots = inventory.spot_prices(region)
+        except StyxError as err:
+            report.warnings.append(f"{region}: no spot price history ({err.message}).")
     rows: list[list[str]] = []
     for kind, zone in offerings:
         info = infos.get(kind)
         if info is None:
             continue
-        acc = accelerator_of(info)
-        arch = info.get("ProcessorInfo", {}).get("SupportedArchitectures", ["x86_64"])
         price, spot_price = prices.get(kind, math.nan), spots.get((kind, zone), math.nan)
         report.priced_rows += not math.isnan(price)
         report.spot_rows += not math.isnan(spot_price)
+        count = f"{info.accelerator_count:g}" if info.accelerator_count is not None else ""
         rows.append([
-            kind, acc[0] if acc else "", f"{acc[1]:g}" if acc else "",
-            f"{info['VCpuInfo']['DefaultVCpus']:g}", f"{info['MemoryInfo']['SizeInMiB'] / 1024:g}",
-            acc[2] if acc else "", _fmt(price), _fmt(spot_price), region, zone,
-            "arm64" if "arm64" in arch else "x86_64",
+            kind, info.accelerator or "", count,
+            f"{info.vcpus:g}", f"{info.memory_gib:g}",
+            info.accelerator_info, _fmt(price), _fmt(spot_price), region, zone, info.arch,
         ])  # fmt: skip
     report.regions.append(region)
     report.instance_types += len({kind for kind, _ in offerings})

@@ -207,10 +207,15 @@ def build(cloud: str, regions: str | None, no_pricing: bool, no_spot: bool, out:
     from pathlib import Path
 
     from styx.catalog.aws_build import build_aws
+    from styx.providers.aws.inventory import Inventory
 
     names = [r.strip() for r in regions.split(",") if r.strip()] if regions else None
     report = build_aws(
-        names, out=Path(out) if out else None, pricing=not no_pricing, spot=not no_spot
+        Inventory(),
+        names,
+        out=Path(out) if out else None,
+        pricing=not no_pricing,
+        spot=not no_spot,
     )
     for warning in report.warnings:
         click.echo(click.style("Warning: ", fg="yellow") + warning, err=True)

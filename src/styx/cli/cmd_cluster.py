@@ -153,9 +153,24 @@ def exec_(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def queue(clusters: tuple[str, ...], all_jobs: bool, as_json: bool) -> int:
     """Show the job queue of clusters (all up clusters when none is named)."""
+    import json
+
+    from styx.cli.tables import job_table
     from styx.ops import jobs_ops
 
-    return jobs_ops.queue_cli(list(clusters), all_jobs=all_jobs, as_json=as_json)
+    shown = []
+    for q in jobs_ops.queues(list(clusters), all_jobs=all_jobs):
+        if q.jobs is None:
+            click.echo(f"Cluster '{q.cluster}' is {q.status}; no queue to show.", err=True)
+        else:
+            shown.append((q.cluster, q.jobs))
+    if as_json:
+        out = {name: [j.to_dict() for j in jobs] for name, jobs in shown}
+        click.echo(json.dumps(out, indent=2))
+        return 0
+    for name, jobs in shown:
+        job_table(name, jobs)
+    return 0
 
 
 @click.command()
@@ -170,9 +185,20 @@ def queue(clusters: tuple[str, ...], all_jobs: bool, as_json: bool) -> int:
 )
 def logs(cluster: str, job_id: int | None, follow: bool, status_only: bool) -> int:
     """Show a job's logs (the latest job when no id is given). Ctrl-C leaves the job running."""
+    import sys
+
     from styx.ops import jobs_ops
 
-    return jobs_ops.logs_cli(cluster, job_id, follow=follow, status_only=status_only)
+    handle, job = jobs_ops.find_job(cluster, job_id)
+    if status_only:
+        click.echo(f"Job {job.job_id}: {job.status.value}")
+        return 0 if job.status.value == "SUCCEEDED" else 1
+    if not follow:
+        for chunk in jobs_ops.log_chunks(handle, job.job_id):
+            sys.stdout.write(chunk)
+        sys.stdout.flush()
+        return 0
+    return jobs_ops.follow_job(handle, job.job_id, report=False)
 
 
 @click.command()
@@ -182,9 +208,18 @@ def logs(cluster: str, job_id: int | None, follow: bool, status_only: bool) -> i
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 def cancel(cluster: str, job_ids: tuple[int, ...], all_jobs: bool, yes: bool) -> int:
     """Cancel jobs on a cluster: by ids, or --all."""
+    import time
+
     from styx.ops import jobs_ops
 
-    return jobs_ops.cancel_cli(cluster, list(job_ids), all_jobs=all_jobs)
+    started = time.monotonic()
+    cancelled = jobs_ops.cancel(cluster, list(job_ids), all_jobs=all_jobs)
+    if cancelled:
+        ids = ", ".join(map(str, cancelled))
+        click.echo(f"Cancelled job(s) {ids} on '{cluster}' ({time.monotonic() - started:.2f} s).")
+    else:
+        click.echo(f"No unfinished job to cancel on '{cluster}'.")
+    return 0
 
 
 def _lifecycle(action: str, help_text: str) -> click.Command:
@@ -193,9 +228,18 @@ def _lifecycle(action: str, help_text: str) -> click.Command:
     @click.option("-a", "--all", "all_clusters", is_flag=True, help="Every cluster.")
     @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
     def command(clusters: tuple[str, ...], all_clusters: bool, yes: bool) -> int:
+        from styx.cli.render import print_error_brief
         from styx.ops import cluster_ops
+        from styx.ops.pipeline import Pipeline
 
-        return cluster_ops.lifecycle_cli(action, list(clusters), all_clusters=all_clusters, yes=yes)
+        failures = cluster_ops.lifecycle(
+            action,
+            list(clusters),
+            all_clusters=all_clusters,
+            pipe=Pipeline(),
+            on_error=print_error_brief,  # as each fails, between the stage lines
+        )
+        return 1 if failures else 0
 
     return command
 
@@ -224,4 +268,12 @@ def autostop(clusters: tuple[str, ...], idle_minutes: int, cancel_: bool, down: 
     """Stop (or tear down, with --down) clusters after they have been idle for a while."""
     from styx.ops import cluster_ops
 
-    return cluster_ops.autostop_cli(list(clusters), None if cancel_ else idle_minutes, down=down)
+    minutes = None if cancel_ else idle_minutes
+    for name in clusters:
+        cluster_ops.set_autostop(name, minutes, down=down)
+        if minutes is None:
+            click.echo(f"Autostop cancelled for '{name}'.")
+        else:
+            what = "torn down" if down else "stopped"
+            click.echo(f"'{name}' will be {what} after {minutes} idle minute(s).")
+    return 0

@@ -64,7 +64,10 @@ class NodeFolders:
         """These folders with ``~`` made concrete (a remote node once it is known)."""
         if self.home != "~":
             return self
-        fix = lambda ps: tuple(_expand(p, home) for p in ps)  # noqa: E731
+
+        def fix(paths: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(_expand(p, home) for p in paths)
+
         return dataclasses.replace(
             self,
             home=home,

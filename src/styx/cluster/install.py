@@ -12,14 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from styx import __version__
+from styx.agent.deps import PSUTIL_REQUIREMENT, RAY_REQUIREMENT
 from styx.cluster.runner import Runner, put_file
 from styx.errors import RemoteError
-
-#: Ray versions the agent is tested with (``python -m styx.agent deps-ok`` checks the same).
-RAY_MIN, RAY_BELOW = (2, 9), (3,)
-PSUTIL_MIN = (5, 9)
-RAY_REQUIREMENT = "ray[client]>=2.9,<3"
-PSUTIL_REQUIREMENT = "psutil>=5.9"
 
 
 @dataclass(frozen=True, slots=True)

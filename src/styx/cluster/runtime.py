@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from styx.agent import bootstrap
 from styx.agent.client import AgentClient, PingInfo
@@ -18,13 +18,11 @@ from styx.agent.protocol import AgentConfig, AutostopConfig, NodeInfo
 from styx.agent.raynode import TOKEN_FILE
 from styx.agent.version import agent_version
 from styx.cluster.runner import Runner, put_file
+from styx.cluster.target import ClusterTarget, NodeAccess, NodeSpec
 from styx.errors import AgentError, StyxError
-from styx.providers.base import ClusterHandle, Node
-
-if TYPE_CHECKING:
-    from styx.providers.base import Provider
 
 T = TypeVar("T")
+H = TypeVar("H", bound=ClusterTarget)
 
 #: Ray's GCS declares a silent node dead after about 1 s x 5 missed health checks (its default
 #: is about 15 s and more), so a crashed host fails its jobs within seconds.
@@ -38,25 +36,24 @@ RAY_HEAD_ENV = {
 OBJECT_STORE_BYTES = 256 * 1024 * 1024
 
 
-def client(handle: ClusterHandle, timeout: float | None = 30.0) -> AgentClient:
-    """A client of the cluster's agent, through the socket its provider makes reachable."""
-    from styx.providers.registry import get_provider
+def client(socket: str, timeout: float | None = 30.0) -> AgentClient:
+    """A client of a cluster's agent through ``socket``: the local unix socket the cluster's
+    provider makes reachable (``Provider.agent_socket``; ops resolve it)."""
+    return AgentClient(socket, timeout=timeout)
 
-    return AgentClient(get_provider(handle.provider).agent_socket(handle), timeout=timeout)
 
-
-def ping(handle: ClusterHandle) -> PingInfo | None:
-    """What the agent says about itself, or None when it does not answer."""
+def ping(socket: str) -> PingInfo | None:
+    """What the agent behind ``socket`` says about itself, or None when it does not answer."""
     try:
-        with client(handle, timeout=5.0) as c:
+        with client(socket, timeout=5.0) as c:
             return c.ping()
     except (StyxError, OSError):
         return None
 
 
-def agent_current(handle: ClusterHandle) -> bool:
+def agent_current(socket: str) -> bool:
     """Whether the agent answers with this Styx's agent version (the fast path of --fast)."""
-    info = ping(handle)
+    info = ping(socket)
     return info is not None and info.agent_version == agent_version()
 
 
@@ -67,7 +64,7 @@ def ray_listening(runner: Runner, ip: str, port: int) -> bool:
 
 
 def agent_config(
-    handle: ClusterHandle, autostop: AutostopConfig, stop_cmd: list[str], down_cmd: list[str]
+    handle: ClusterTarget, autostop: AutostopConfig, stop_cmd: list[str], down_cmd: list[str]
 ) -> AgentConfig:
     """The agent.json for a handle."""
     return AgentConfig(
@@ -93,8 +90,9 @@ def agent_config(
     )
 
 
-def start(handle: ClusterHandle, provider: Provider, *, autostop: AutostopConfig) -> None:
+def start(handle: H, provider: NodeAccess[H], *, autostop: AutostopConfig) -> None:
     """Bring up Ray on every node (head first) and the supervised agent on the head; idempotent.
+    ``provider`` (the cluster's provider) gives the runners and the autostop commands.
 
     When the head's Ray already listens, Ray is left alone and only the agent is ensured.
     """
@@ -120,7 +118,7 @@ def start(handle: ClusterHandle, provider: Provider, *, autostop: AutostopConfig
         )
 
 
-def _ray_args(handle: ClusterHandle, node: Node) -> dict[str, Any]:
+def _ray_args(handle: ClusterTarget, node: NodeSpec) -> dict[str, Any]:
     return {
         "num_cpus": node.cpus,
         "num_gpus": node.gpus,
@@ -132,7 +130,7 @@ def _ray_args(handle: ClusterHandle, node: Node) -> dict[str, Any]:
     }
 
 
-def _start_ray(handle: ClusterHandle, runners: list[Runner]) -> None:
+def _start_ray(handle: ClusterTarget, runners: list[Runner]) -> None:
     """Ray head on node 0, then every worker joins it in parallel; each node's Ray is private
     to the cluster, bound to the node's address and guarded by a fresh token (see
     :mod:`styx.agent.raynode`). Whatever is left of an earlier Ray of the cluster (a head that
@@ -160,8 +158,9 @@ def _start_ray(handle: ClusterHandle, runners: list[Runner]) -> None:
     each(list(range(1, len(runners))), join, "Ray workers")
 
 
-def each(items: Sequence[T], fn: Callable[[T], None], what: str) -> None:
-    """Run ``fn`` on every item in parallel threads; raise the first error, naming ``what``."""
+def each(items: Sequence[T], fn: Callable[[T], object], what: str) -> None:
+    """Run ``fn`` on every item in parallel threads (its results are dropped); raise the first
+    error, naming ``what``."""
     if len(items) <= 1:
         for item in items:
             fn(item)
@@ -177,7 +176,7 @@ def each(items: Sequence[T], fn: Callable[[T], None], what: str) -> None:
 
 
 def stop_node_processes(
-    handle: ClusterHandle, provider: Provider, *, nodes: Sequence[int] | None = None
+    handle: H, provider: NodeAccess[H], *, nodes: Sequence[int] | None = None
 ) -> None:
     """Stop the agent, every job process and this cluster's Ray on every node (or ``nodes``)."""
     argv = bootstrap.agent_stop_argv(

@@ -1,11 +1,14 @@
-"""Cluster lifecycle: stop, start, down, autostop, and status refresh from the infra."""
+"""Cluster lifecycle: stop, start, down, autostop, and status refresh from the infra.
+
+Operations only: they return what happened (and report stages through the caller's
+:class:`~styx.ops.pipeline.Pipeline`); the CLI renders it (:mod:`styx.cli.cmd_cluster`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
-
-import click
 
 from styx.errors import StyxError, UsageError
 from styx.ops import common
@@ -16,6 +19,9 @@ if TYPE_CHECKING:
     from styx.providers.base import ClusterHandle, Provider
     from styx.state.db import Database
     from styx.state.records import ClusterRecord
+
+#: A callback told of each cluster an operation over many clusters could not handle.
+OnError = Callable[[str, StyxError], None]
 
 
 def _targets(db: Database, names: list[str], all_clusters: bool) -> list[ClusterRecord]:
@@ -28,28 +34,38 @@ def _targets(db: Database, names: list[str], all_clusters: bool) -> list[Cluster
     return [common.require_cluster(db, n) for n in names]
 
 
-def lifecycle_cli(action: str, names: list[str], *, all_clusters: bool, yes: bool) -> int:
-    """``styx stop|start|down``; each cluster is handled under its lock. ``down`` also stops
-    the runtime of a local cluster the state database does not know (it was lost)."""
+def lifecycle(
+    action: str,
+    names: list[str],
+    *,
+    all_clusters: bool,
+    pipe: Pipeline,
+    on_error: OnError | None = None,
+) -> list[tuple[str, StyxError]]:
+    """``stop``, ``start`` or ``down`` each named cluster (or every one), each under its lock.
+
+    ``down`` also stops the runtime of a local cluster the state database does not know (it
+    was lost). A cluster that fails does not stop the others: its error is passed to
+    ``on_error`` as it happens, and every failure is returned (empty: all done). An unknown
+    name fails the whole call first (ClusterNotFound), before anything is changed.
+    """
     db = common.database()
-    pipe = Pipeline()
-    failed = 0
-    orphans: list[str] = []
+    failures: list[tuple[str, StyxError]] = []
     if action == "down":
         names, orphans = _split_orphans(db, names, all_clusters)
         for name in orphans:
             teardown_orphan(name, pipe)
         if orphans and not names and not all_clusters:
-            return 0
+            return failures
+    act = {"stop": stop, "start": start, "down": teardown}[action]
     for record in _targets(db, names, all_clusters):
         try:
-            {"stop": stop, "start": start, "down": teardown}[action](record.name, pipe)
+            act(record.name, pipe)
         except StyxError as err:
-            failed += 1
-            from styx.cli.render import print_error_brief
-
-            print_error_brief(record.name, err)
-    return 1 if failed else 0
+            failures.append((record.name, err))
+            if on_error is not None:
+                on_error(record.name, err)
+    return failures
 
 
 def _split_orphans(
@@ -152,37 +168,21 @@ def _head_gone(record: ClusterRecord, handle: ClusterHandle, provider: Provider)
         return False
 
 
-def autostop_cli(names: list[str], idle_minutes: int | None, *, down: bool) -> int:
-    """``styx autostop``: set (or cancel, with None) on each cluster's agent and record it."""
-    from styx import sdk
-
-    for name in names:
-        sdk.autostop(name, idle_minutes, down=down)
-        if idle_minutes is None:
-            click.echo(f"Autostop cancelled for '{name}'.")
-        else:
-            what = "torn down" if down else "stopped"
-            click.echo(f"'{name}' will be {what} after {idle_minutes} idle minute(s).")
-    return 0
-
-
-def autostop_fired(name: str, *, down: bool) -> None:
-    """Run by a local cluster's agent when autostop fires: record first, then stop."""
-    from styx.state.clusters import delete_cluster, get_cluster, set_cluster_status
-    from styx.state.records import ClusterStatus
+def set_autostop(name: str, idle_minutes: int | None, *, down: bool = False) -> None:
+    """Tell the UP cluster's agent to stop (``down``: tear down) the cluster after
+    ``idle_minutes`` idle minutes, or cancel autostop with None; the setting is recorded with
+    the cluster. ClusterNotUp when the cluster is not UP."""
+    from styx.state.clusters import update_cluster
 
     db = common.database()
-    record = get_cluster(db, name)
-    if record is None:
-        return
-    handle, provider = common.handle_of(record), common.provider_of(record)
-    save_history(db, handle)
-    if down:
-        delete_cluster(db, name, message="autostop: torn down when idle")
-        provider.terminate(handle)
-    else:
-        set_cluster_status(db, name, ClusterStatus.STOPPED, message="autostop: stopped when idle")
-        provider.stop(handle)
+    _, handle = common.require_up(db, name)
+    with common.agent_client(handle) as client:
+        client.set_autostop(idle_minutes, down=down)
+    update_cluster(
+        db,
+        name,
+        autostop=None if idle_minutes is None else {"idle_minutes": idle_minutes, "down": down},
+    )
 
 
 def refresh(db: Database, record: ClusterRecord) -> ClusterRecord:
@@ -204,7 +204,7 @@ def refresh(db: Database, record: ClusterRecord) -> ClusterRecord:
         msg = f"node(s) {', '.join(lost)} cannot be reached"
     elif not provider.is_up(handle):
         status, msg = ClusterStatus.STOPPED, "the infra reports the nodes are not running"
-    elif (info := runtime.ping(handle)) is None:
+    elif (info := runtime.ping(provider.agent_socket(handle))) is None:
         status, msg = ClusterStatus.DEGRADED, "the nodes are up but the agent does not answer"
     elif info.ray_down is not None:
         status = ClusterStatus.DEGRADED

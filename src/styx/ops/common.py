@@ -10,6 +10,8 @@ from styx.config import config_db_url, database, user_config
 from styx.errors import ClusterNotUp, UsageError
 
 __all__ = [
+    "agent_client",
+    "agent_socket",
     "check_cluster_name",
     "config_db_url",
     "database",
@@ -23,6 +25,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from styx.agent.client import AgentClient
     from styx.providers.base import ClusterHandle, Provider
     from styx.state.db import Database
     from styx.state.records import ClusterRecord
@@ -102,6 +105,21 @@ def provider_of(record: ClusterRecord) -> Provider:
     from styx.providers.registry import get_provider
 
     return get_provider(record.provider)
+
+
+def agent_socket(handle: ClusterHandle) -> str:
+    """The local unix socket that reaches the cluster's agent, made reachable (forwarded, for
+    a remote head) by the cluster's provider."""
+    from styx.providers.registry import get_provider
+
+    return get_provider(handle.provider).agent_socket(handle)
+
+
+def agent_client(handle: ClusterHandle, timeout: float | None = 30.0) -> AgentClient:
+    """A client of the cluster's agent (use it as a context manager)."""
+    from styx.cluster import runtime
+
+    return runtime.client(agent_socket(handle), timeout=timeout)
 
 
 def require_up(db: Database, name: str) -> tuple[ClusterRecord, ClusterHandle]:

@@ -1,11 +1,15 @@
-"""Job operations on a cluster: queue, logs, cancel, and following a job to its end."""
+"""Job operations on a cluster: queue, logs, cancel, and following a job to its end.
+
+They return records and ids for the CLI (:mod:`styx.cli.cmd_cluster`) and the SDK to render;
+only :func:`follow_job` writes, since streaming a job's output is what it is for.
+"""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import sys
-import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +20,7 @@ if TYPE_CHECKING:
     from styx.agent.protocol import JobRecord
     from styx.providers.base import ClusterHandle
     from styx.state.db import Database
+    from styx.state.records import ClusterRecord
 
 
 def exit_code_of(job: JobRecord) -> int:
@@ -29,11 +34,9 @@ def exit_code_of(job: JobRecord) -> int:
 
 def follow_job(handle: ClusterHandle, job_id: int, *, report: bool = True) -> int:
     """Stream the job's log to stdout until it ends; Ctrl-C stops following, not the job."""
-    from styx.cluster import runtime
-
     name = handle.cluster_name
     try:
-        with runtime.client(handle) as client:
+        with common.agent_client(handle) as client:
             for chunk in client.tail_logs(job_id, follow=True):
                 sys.stdout.write(chunk)
                 sys.stdout.flush()
@@ -72,14 +75,13 @@ def save_history(db: Database, handle: ClusterHandle) -> int:
     Called before a cluster is stopped or torn down, so ``cluster_jobs`` keeps what ran there.
     Best effort: an agent that no longer answers has nothing to give. Returns the rows saved.
     """
-    from styx.cluster import runtime
     from styx.state.cluster_jobs import record_cluster_job
     from styx.state.records import ClusterJobStatus
 
     if not handle.nodes:  # provisioning never finished: no agent ever ran
         return 0
     try:
-        with runtime.client(handle, timeout=10.0) as client:
+        with common.agent_client(handle, timeout=10.0) as client:
             jobs = client.queue(all=True)
     except (StyxError, OSError):
         return 0
@@ -101,7 +103,7 @@ def save_history(db: Database, handle: ClusterHandle) -> int:
     return len(jobs)
 
 
-def _clusters_for_queue(db: Database, names: list[str]) -> list[Any]:
+def _clusters_for_queue(db: Database, names: list[str]) -> list[ClusterRecord]:
     from styx.state.clusters import list_clusters
 
     if names:
@@ -109,37 +111,41 @@ def _clusters_for_queue(db: Database, names: list[str]) -> list[Any]:
     return [r for r in list_clusters(db) if r.status.value == "UP"]
 
 
-def queue_cli(names: list[str], *, all_jobs: bool, as_json: bool) -> int:
-    """``styx queue``: each cluster's jobs, newest first."""
-    from styx.cluster import runtime
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClusterQueue:
+    """One cluster's jobs, newest first; ``jobs`` is None when the cluster is not UP (its
+    ``status`` says what it is), so there was no agent to ask."""
 
+    cluster: str
+    status: str
+    jobs: list[JobRecord] | None
+
+
+def queues(names: list[str], *, all_jobs: bool) -> list[ClusterQueue]:
+    """The job queues of the named clusters (every UP cluster when none is named), in the
+    order named; recent jobs only unless ``all_jobs``. ClusterNotFound for an unknown name."""
     db = common.database()
-    out: dict[str, list[JobRecord]] = {}
+    out: list[ClusterQueue] = []
     for record in _clusters_for_queue(db, names):
         if record.status.value != "UP":
-            click.echo(
-                f"Cluster '{record.name}' is {record.status.value}; no queue to show.", err=True
-            )
+            out.append(ClusterQueue(record.name, record.status.value, None))
             continue
-        with runtime.client(common.handle_of(record)) as client:
-            out[record.name] = client.queue(all=all_jobs)
-    if as_json:
-        click.echo(json.dumps({k: [j.to_dict() for j in v] for k, v in out.items()}, indent=2))
-        return 0
-    from styx.cli.tables import job_table
-
-    for name, jobs in out.items():
-        job_table(name, jobs)
-    return 0
+        out.append(ClusterQueue(record.name, record.status.value, queue(record, all_jobs)))
+    return out
 
 
-def logs_cli(cluster: str, job_id: int | None, *, follow: bool, status_only: bool) -> int:
-    """``styx logs``: a job's output (the latest job by default), or only its status."""
-    from styx.cluster import runtime
+def queue(record: ClusterRecord, all_jobs: bool = False) -> list[JobRecord]:
+    """An UP cluster's jobs as its agent has them, newest first."""
+    with common.agent_client(common.handle_of(record)) as client:
+        return client.queue(all=all_jobs)
 
+
+def find_job(cluster: str, job_id: int | None) -> tuple[ClusterHandle, JobRecord]:
+    """The UP cluster's handle and a job's record: job ``job_id``, or the latest job when
+    None. JobNotFound when the cluster has no (such) job, ClusterNotUp when it is not UP."""
     db = common.database()
     _, handle = common.require_up(db, cluster)
-    with runtime.client(handle) as client:
+    with common.agent_client(handle) as client:
         if job_id is None:
             jobs = client.queue(limit=1)
             if not jobs:
@@ -148,32 +154,22 @@ def logs_cli(cluster: str, job_id: int | None, *, follow: bool, status_only: boo
                     f"Submit one with `styx exec {cluster} TASK.yaml`.",
                 )
             job_id = jobs[0].job_id
-        job = client.job(job_id)
-        if status_only:
-            click.echo(f"Job {job_id}: {job.status.value}")
-            return 0 if job.status.value == "SUCCEEDED" else 1
-        if not follow:
-            for chunk in client.tail_logs(job_id, follow=False):
-                sys.stdout.write(chunk)
-            sys.stdout.flush()
-            return 0
-    return follow_job(handle, job_id, report=False)
+        return handle, client.job(job_id)
 
 
-def cancel_cli(cluster: str, job_ids: list[int], *, all_jobs: bool) -> int:
-    """``styx cancel``: kill jobs' whole process trees on every node."""
-    from styx.cluster import runtime
+def log_chunks(handle: ClusterHandle, job_id: int) -> Iterator[str]:
+    """The job's combined output so far, as text chunks (not following it)."""
+    with common.agent_client(handle) as client:
+        yield from client.tail_logs(job_id, follow=False)
 
+
+def cancel(cluster: str, job_ids: list[int], *, all_jobs: bool) -> list[int]:
+    """Kill jobs' whole process trees on every node of the UP cluster: ``job_ids``, or every
+    unfinished job with ``all_jobs``. Returns the ids cancelled (none: nothing was
+    unfinished). UsageError when no job is named and not ``all_jobs``."""
     if not job_ids and not all_jobs:
         raise UsageError("No job to cancel was named.", "Give job ids, or --all.")
     db = common.database()
     _, handle = common.require_up(db, cluster)
-    started = time.monotonic()
-    with runtime.client(handle) as client:
-        cancelled = client.cancel(job_ids, all=all_jobs)
-    if cancelled:
-        ids = ", ".join(map(str, cancelled))
-        click.echo(f"Cancelled job(s) {ids} on '{cluster}' ({time.monotonic() - started:.2f} s).")
-    else:
-        click.echo(f"No unfinished job to cancel on '{cluster}'.")
-    return 0
+    with common.agent_client(handle) as client:
+        return client.cancel(job_ids, all=all_jobs)

@@ -95,10 +95,8 @@ def submit(task: Task, handle: ClusterHandle, *, with_setup: bool) -> int:
     client-side history is copied from the agent when the cluster goes away
     (:func:`styx.ops.jobs_ops.save_history`).
     """
-    from styx.cluster import runtime
-
     spec = job_spec(task, handle, with_setup=with_setup)
-    with runtime.client(handle) as client:
+    with common.agent_client(handle) as client:
         return client.submit(spec)
 
 

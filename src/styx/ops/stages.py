@@ -131,19 +131,29 @@ def provision(
     provider = get_provider(record.provider if record is not None else placement.infra)
     preflight(task, provider, name)
     restarting = record is not None and record.status is ClusterStatus.STOPPED
-    fields = {
-        "provider": provider.name,
-        "status": ClusterStatus.INIT,
-        # A stopped cluster starts where it was, whatever the optimizer would pick now.
-        "launched_resources": (
-            record.launched_resources
-            if restarting and record is not None and record.launched_resources
-            else _launched(placement)
-        ),
-        "num_nodes": task.num_nodes,
-        "last_use": _last_use(),
-        "user_name": common.user_name(),
-    }
+    # A stopped cluster starts where it was, whatever the optimizer would pick now.
+    launched = (
+        record.launched_resources
+        if restarting and record is not None and record.launched_resources
+        else _launched(placement)
+    )
+    last_use = _last_use()
+
+    def save(handle: ClusterHandle, message: str, launched_at: float | None = None) -> None:
+        upsert_cluster(
+            db,
+            name,
+            provider=provider.name,
+            handle=handle.to_json(),
+            status=ClusterStatus.INIT,
+            launched_resources=launched,
+            num_nodes=task.num_nodes,
+            launched_at=launched_at,
+            last_use=last_use,
+            user_name=common.user_name(),
+            message=message,
+        )
+
     with pipe.stage("provision", f"{placement.describe()} for cluster '{name}'"):
         if record is not None and record.status is ClusterStatus.STOPPED:
             handle = provider.start(ClusterHandle.from_json(dict(record.handle)))
@@ -159,16 +169,9 @@ def provision(
                     ray_port=0,
                     extra={"pending": True, "region": placement.request.region},
                 )
-                upsert_cluster(db, name, handle=pending.to_json(), message="provisioning", **fields)
+                save(pending, "provisioning")
             handle = provider.provision(placement.request)
-        upsert_cluster(
-            db,
-            name,
-            handle=handle.to_json(),
-            launched_at=time.time(),
-            message="provisioned",
-            **fields,
-        )
+        save(handle, "provisioned", launched_at=time.time())
     return handle, provider
 
 
@@ -309,7 +312,7 @@ def bring_up_runtime(
     from styx.state.clusters import set_cluster_status
     from styx.state.records import ClusterStatus
 
-    if fast and runtime.agent_current(handle):
+    if fast and runtime.agent_current(provider.agent_socket(handle)):
         pipe.skip("runtime", "agent is up (--fast)")
     else:
         handle = ensure_installed(db, pipe, handle, provider)
@@ -337,7 +340,8 @@ def ensure_installed(
     missing = [r for r in runners if not install.has_runtime(r, handle.python)]
     if not missing:
         if venv:  # a managed runtime: keep its copy of Styx in step with this client
-            runtime.each(runners, lambda r: install.sync_source(r, venv, source), "sync Styx")
+            managed = str(venv)
+            runtime.each(runners, lambda r: install.sync_source(r, managed, source), "sync Styx")
         return handle
     venv = venv or str(paths.home() / "runtime")
     where = f"{len(missing)} node(s)" if len(runners) > 1 else venv

@@ -222,7 +222,7 @@ class LocalProvider:
         base = [
             handle.python,
             "-m",
-            "styx.providers.local_hooks",
+            "styx.ops.autostop_hook",  # ops: stopping a cluster needs the state database
             "--cluster",
             handle.cluster_name,
             "--home",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from styx import paths
 from styx.errors import ConfigError, NotFoundError, SpecError
@@ -100,7 +100,8 @@ def _pool(name: str, v: Value) -> Pool:
                 "A host mapping needs an `ip`.",
                 "Give the host's address or ssh-config alias as `ip:`.",
             )
-        hosts.append(PoolHost(address=own["ip"].string(), **{**defaults, **_host_fields(own)}))
+        merged: _HostFields = {**defaults, **_host_fields(own)}
+        hosts.append(PoolHost(address=own["ip"].string(), **merged))
     if not hosts:
         fields["hosts"].fail(
             "missing-field",
@@ -110,11 +111,24 @@ def _pool(name: str, v: Value) -> Pool:
     return Pool(name, tuple(hosts))
 
 
-def _host_fields(fields: dict[str, Value]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for key in ("user", "identity_file", "proxy_jump"):
-        if key in fields:
-            out[key] = fields[key].string()
+class _HostFields(TypedDict, total=False):
+    """The optional fields of a :class:`PoolHost` given in the file (a pool's defaults, or a
+    host's own)."""
+
+    user: str
+    identity_file: str
+    port: int
+    proxy_jump: str
+
+
+def _host_fields(fields: dict[str, Value]) -> _HostFields:
+    out: _HostFields = {}
+    if "user" in fields:
+        out["user"] = fields["user"].string()
+    if "identity_file" in fields:
+        out["identity_file"] = fields["identity_file"].string()
+    if "proxy_jump" in fields:
+        out["proxy_jump"] = fields["proxy_jump"].string()
     if "port" in fields:
         out["port"] = fields["port"].integer(minimum=1, maximum=65535)
     return out

@@ -47,13 +47,22 @@ def client(service: str, region: str) -> Any:
     with _lock:
         found = _clients.get(key)
         if found is None:
-            import boto3  # type: ignore[import-untyped,import-not-found,unused-ignore]
-
-            found = boto3.session.Session().client(service, region_name=region, config=_config())
-            # Before botocore's own retry handler, so its "no" wins.
-            found.meta.events.register_first(f"needs-retry.{service}", _final_errors_not_retried)
+            found = new_client(service, region)
             _clients[key] = found
         return found
+
+
+def new_client(service: str, region: str, session: Any = None) -> Any:
+    """A fresh (not shared) boto3 client for ``service`` in ``region`` with this module's
+    retries and timeouts, from ``session`` (a ``boto3.Session``; a new default one if None)."""
+    if session is None:
+        import boto3  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+        session = boto3.session.Session()
+    made = session.client(service, region_name=region, config=_config())
+    # Before botocore's own retry handler, so its "no" wins.
+    made.meta.events.register_first(f"needs-retry.{service}", _final_errors_not_retried)
+    return made
 
 
 def _final_errors_not_retried(response: Any = None, **_: Any) -> bool | None:

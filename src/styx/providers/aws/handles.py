@@ -48,7 +48,7 @@ def build(
 ) -> ClusterHandle:
     """The handle of a cluster whose instances (described by EC2) run; the home folder is
     guessed from the user until :func:`with_home` sets the real one."""
-    from styx.catalog.aws_build import accelerator_of
+    from styx.providers.aws.inventory import accelerator_of
 
     accel = accelerator_of(info)
     key_file = str(extra["key_file"])
