@@ -307,3 +307,14 @@ def test_invalid_resources(data: dict[str, Any], code: str, path: str) -> None:
 def test_not_a_mapping() -> None:
     assert error([1, 2]).code == "invalid-type"  # type: ignore[arg-type]
     assert Resources.from_dict(None) == Resources()
+
+
+def test_a_memory_number_in_exponent_form_is_a_clear_error_not_a_crash() -> None:
+    """Hypothesis found `memory: 7e-287` reaching an internal assertion."""
+    from styx.errors import SpecError
+    from styx.spec.task import Task
+
+    for data in ({"resources": {"memory": 7e-287}}, {"resources": {"memory": "1e3"}}):
+        with pytest.raises(SpecError) as err:
+            Task.from_dict(data)
+        assert err.value.code == "invalid-value" and "not a memory size" in err.value.message

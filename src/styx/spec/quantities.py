@@ -170,7 +170,10 @@ def parse_memory(v: Value) -> MemorySpec:
     match = _SIZE.fullmatch(text)
     if match is None:
         _finite_positive(v, text, "memory size")  # reports garbage and negatives alike
-        raise AssertionError("unreachable")
+        v.bad_value(  # a number the size syntax does not take, such as 7e-287
+            f"'{v.name}' is not a memory size, {v.what()}.",
+            "Write a number of GB such as 16 or 0.5, or a size such as 32GB or 1024MB.",
+        )
     unit = match.group(2).lower()
     if unit not in MEMORY_UNITS_GB:
         v.bad_value(
