@@ -55,15 +55,16 @@ def status(clusters: tuple[str, ...], refresh: bool, as_json: bool) -> int:
 
 
 def _note_orphans(known: set[str]) -> None:
-    """Name local clusters whose folder (and maybe runtime) the state database lost."""
-    from styx.providers.local_scan import orphaned_clusters
+    """Name clusters whose folder (and maybe runtime) the state database lost."""
+    from styx.providers.orphans import find
 
-    for name, running in orphaned_clusters(known):
-        what = "its agent and Ray still run" if running else "its runtime is not running"
+    for orphan in find(known):
+        name = orphan.name
+        what = "its agent and Ray still run" if orphan.running else "its runtime is not running"
         click.echo(
             click.style(
-                f"Local cluster '{name}' is not in the state database, but {what} "
-                f"(STYX_HOME/clusters/{name}). `styx down {name}` stops it and removes it.",
+                f"{orphan.infra.capitalize()} cluster '{name}' is not in the state database, but "
+                f"{what} ({orphan.where}). `styx down {name}` stops it and removes it.",
                 fg="yellow",
             ),
             err=True,

@@ -71,27 +71,26 @@ def lifecycle(
 def _split_orphans(
     db: Database, names: list[str], all_clusters: bool
 ) -> tuple[list[str], list[str]]:
-    """``names`` split into clusters the database knows and orphaned local runtimes."""
-    from styx.providers.local_scan import orphaned_clusters
+    """``names`` split into clusters the database knows and orphaned runtimes."""
+    from styx.providers import orphans as found
     from styx.state.clusters import list_clusters
 
     known = {r.name for r in list_clusters(db)}
-    orphans = {name for name, _ in orphaned_clusters(known)}
+    orphans = {o.name for o in found.find(known)}
     if all_clusters:
         return names, sorted(orphans)
     return [n for n in names if n not in orphans], [n for n in names if n in orphans]
 
 
 def teardown_orphan(name: str, pipe: Pipeline) -> None:
-    """Stop the runtime of a local cluster that the state database lost, and remove its
-    folder."""
-    from styx.providers.local import LocalProvider, orphan_handle
+    """Stop the runtime of a cluster that the state database lost, and remove what Styx
+    made for it."""
+    from styx.providers import orphans
 
-    handle = orphan_handle(name)
-    if handle is None:
-        return
-    with pipe.stage("down", f"local cluster '{name}' (not in the state database)"):
-        LocalProvider().terminate(handle)
+    for orphan in orphans.find(set()):
+        if orphan.name == name:
+            with pipe.stage("down", f"{orphan.infra} cluster '{name}' (not in the state database)"):
+                orphans.teardown(orphan)
 
 
 def stop(name: str, pipe: Pipeline) -> None:
