@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import logging
 import os
 import time
@@ -38,6 +37,8 @@ from styx.jobs.backend import (
     TransientCheckError,
 )
 from styx.jobs.dag import RunState
+from styx.jobs.recovery import Recovery
+from styx.spec.policies import RecoveryStrategy
 from styx.state import managed_jobs as repo
 from styx.state.db import Database
 from styx.state.records import DagRunStatus, ManagedJobRecord
@@ -58,28 +59,6 @@ def cluster_name(job_id: int) -> str:
 def attempt_log(job_id: int, attempt: int) -> Path:
     """Where attempt ``attempt`` (0 first, +1 per recovery) of a job keeps its output."""
     return paths.home() / "jobs" / "logs" / str(job_id) / f"attempt-{attempt}.log"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Recovery:
-    """A job's ``job_recovery`` settings, read from its spec."""
-
-    strategy: str = "FAILOVER"
-    max_restarts_on_errors: int = 0
-    recover_on_exit_codes: frozenset[int] = frozenset()
-
-    @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> Recovery:
-        raw = (spec.get("resources") or {}).get("job_recovery")
-        if raw is None:
-            return cls()
-        if isinstance(raw, str):
-            return cls(raw)
-        return cls(
-            raw.get("strategy") or "FAILOVER",
-            int(raw.get("max_restarts_on_errors") or 0),
-            frozenset(int(c) for c in raw.get("recover_on_exit_codes") or ()),
-        )
 
 
 class _Cancelled(Exception):
@@ -330,7 +309,7 @@ class Controller:
                     await self._db(repo.update_managed_job, job.id, restarts_on_errors=restarts)
                     keep_cluster = True  # the machines are fine: run again on them
                 reason = f"restart after exit code {code}"
-            elif recovery.strategy == "NONE":  # the user asked not to recover
+            elif recovery.strategy is RecoveryStrategy.NONE:  # the user asked not to recover
                 await self.backend.down(name)
                 reason = "cluster preempted or lost; job_recovery is NONE"
                 await self._set(job.id, S.FAILED, S.RUNNING, reason, failure_reason=reason)
@@ -344,7 +323,7 @@ class Controller:
                 await self.backend.down(name)
             avoid = (
                 [placement.region]
-                if recovery.strategy == "EAGER_NEXT_REGION" and placement.region
+                if recovery.strategy is RecoveryStrategy.EAGER_NEXT_REGION and placement.region
                 else []
             )
             placement = None
