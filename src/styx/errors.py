@@ -8,6 +8,7 @@ Lower layers translate foreign exceptions at their boundary with ``raise ... fro
 ::
 
     StyxError                         internal            exit 70
+    +-- IllegalTransition             illegal-transition  exit 70
     +-- UserInputError                invalid-input       exit 2
     |   +-- SpecError                 (yaml-syntax, unknown-key, invalid-type, invalid-value,
     |   |                              missing-field, dag-cycle, unknown-dependency,
@@ -115,6 +116,23 @@ class StyxError(Exception):
         if self.details:
             out["details"] = self.details
         return out
+
+
+class IllegalTransition(StyxError):
+    """A status change that the entity's transition table refuses (a bug in Styx: nothing
+    was written). ``details`` holds ``kind``, ``id``, ``from`` and ``to``."""
+
+    code: ClassVar[str] = "illegal-transition"
+
+    def __init__(self, kind: str, entity_id: str, old: str | None, new: str | None) -> None:
+        def shown(status: str | None) -> str:
+            return "(none)" if status is None else status
+
+        super().__init__(
+            f"The {kind.replace('_', ' ')} {entity_id!r} cannot go from {shown(old)} to "
+            f"{shown(new)}.",
+            details={"kind": kind, "id": entity_id, "from": old, "to": new},
+        )
 
 
 class UserInputError(StyxError):
@@ -310,6 +328,7 @@ __all__ = [
     "ConflictError",
     "FailoverScope",
     "HostUnreachable",
+    "IllegalTransition",
     "Interrupted",
     "JobNotFound",
     "Location",

@@ -106,6 +106,7 @@ def test_list_filters_and_priority(db: Database) -> None:
     a = add_managed_job(db, NewManagedJob(name="a", spec={}, priority=1, user_name="u1"))
     b = add_managed_job(db, NewManagedJob(name="b", spec={}, priority=9, user_name="u2"))
     c = add_managed_job(db, NewManagedJob(name="c", spec={}, priority=5, user_name="u1"))
+    set_managed_job_status(db, b.id, S.STARTING)
     set_managed_job_status(db, b.id, S.RUNNING)
     update_managed_job(db, b.id, cluster_name="x")
     assert [j.name for j in list_managed_jobs(db)] == ["a", "b", "c"]

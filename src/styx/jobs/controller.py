@@ -135,6 +135,7 @@ class Controller:
                 await self._db(
                     repo.set_dag_run_status, record.id, state.final_status(),
                     expected=[DagRunStatus.PENDING, DagRunStatus.RUNNING],
+                    reason="every task had ended while no controller ran",
                 )  # fmt: skip
 
     def stop(self) -> None:
@@ -169,6 +170,7 @@ class Controller:
                     await self._db(
                         repo.set_dag_run_status, run.run_id, DagRunStatus.RUNNING,
                         expected=DagRunStatus.PENDING,
+                        reason=f"{run.label(job.task_index)} started",
                     )  # fmt: skip
             self._start(job)
 
@@ -381,7 +383,10 @@ class Controller:
                 if job.id not in self._tasks and job.status == S.PENDING:
                     self._start(job)
         if run.done():
-            await self._db(repo.set_dag_run_status, run_id, run.final_status())
+            await self._db(
+                repo.set_dag_run_status, run_id, run.final_status(),
+                reason=f"every task ended; the last was {run.label(index)}",
+            )  # fmt: skip
             self._runs.pop(run_id, None)
 
 

@@ -1,16 +1,24 @@
-"""Plain values the state layer hands to its callers: status enums and frozen records.
+"""Plain values the state layer hands to its callers: status enums, their transition
+tables, and frozen records.
 
 Nothing here imports SQLAlchemy, so ``styx status`` can read clusters without paying for it.
 Records are snapshots: changing the database never changes a record already returned.
 Timestamps are float seconds since the epoch (``time.time()``), on every backend.
+
+Each status enum of an entity the state layer writes (clusters, managed jobs, DAG runs) has a
+:class:`TransitionTable` saying which status may follow which; the repository functions
+refuse any other move with :class:`~styx.errors.IllegalTransition` and record every allowed
+one, with its time and reason, in ``status_transitions`` (see :mod:`styx.state.transitions`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Generic, TypeVar
+
+from styx.errors import IllegalTransition
 
 
 class ClusterStatus(enum.StrEnum):
@@ -85,6 +93,14 @@ _TERMINAL_MANAGED_JOB = frozenset(
 )
 
 
+class EntityKind(enum.StrEnum):
+    """What a recorded status transition belongs to (``status_transitions.entity_kind``)."""
+
+    CLUSTER = "cluster"
+    MANAGED_JOB = "managed_job"
+    DAG_RUN = "dag_run"
+
+
 class DagRunStatus(enum.StrEnum):
     """A DAG run's status; its tasks are managed jobs with their own statuses."""
 
@@ -99,6 +115,105 @@ class DagRunStatus(enum.StrEnum):
     def is_terminal(self) -> bool:
         """True once the run can no longer change."""
         return self in (DagRunStatus.SUCCEEDED, DagRunStatus.FAILED, DagRunStatus.CANCELLED)
+
+
+E = TypeVar("E", bound=enum.StrEnum)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TransitionTable(Generic[E]):
+    """Which status of ``kind`` may follow which.
+
+    ``initial``: the statuses a new entity may start in; ``moves[s]``: the statuses that may
+    follow ``s`` (a status absent from ``moves`` is final). Staying in a status is not a
+    transition. ``deletable``: whether the entity may be removed (its last transition goes to
+    no status).
+    """
+
+    kind: EntityKind
+    initial: frozenset[E]
+    moves: Mapping[E, frozenset[E]]
+    deletable: bool = False
+
+    def allows(self, old: E | None, new: E | None) -> bool:
+        """Whether ``old -> new`` is allowed; None is "no entity" (created / deleted)."""
+        if old is None:
+            return new is not None and new in self.initial
+        if new is None:
+            return self.deletable
+        return old == new or new in self.moves.get(old, frozenset())
+
+    def check(self, entity_id: object, old: E | None, new: E | None) -> None:
+        """Raise :class:`IllegalTransition` unless ``old -> new`` is allowed."""
+        if not self.allows(old, new):
+            raise IllegalTransition(
+                self.kind.value,
+                str(entity_id),
+                None if old is None else old.value,
+                None if new is None else new.value,
+            )
+
+    def pairs(self) -> Iterable[tuple[E | None, E | None]]:
+        """Every allowed transition, creation and deletion included (for docs and tests)."""
+        yield from ((None, s) for s in sorted(self.initial))
+        for old, news in self.moves.items():
+            yield from ((old, new) for new in sorted(news))
+        if self.deletable:
+            yield from ((s, None) for s in sorted({*self.initial, *self.moves}))
+
+
+def _table(
+    kind: EntityKind, initial: Iterable[E], moves: Mapping[E, Iterable[E]], deletable: bool = False
+) -> TransitionTable[E]:
+    return TransitionTable(
+        kind, frozenset(initial), {s: frozenset(n) for s, n in moves.items()}, deletable
+    )
+
+
+_C = ClusterStatus
+#: A cluster is recorded INIT before its machines exist (UP or STOPPED when adopted as is); any
+#: live status may follow any other, except that a STOPPED cluster must be started (INIT while
+#: it boots, or UP) before it can be DEGRADED. Clusters may be deleted from any status.
+CLUSTER_TRANSITIONS = _table(
+    EntityKind.CLUSTER,
+    [_C.INIT, _C.UP, _C.STOPPED],
+    {
+        _C.INIT: [_C.UP, _C.STOPPED, _C.DEGRADED],
+        _C.UP: [_C.INIT, _C.STOPPED, _C.DEGRADED],
+        _C.DEGRADED: [_C.INIT, _C.UP, _C.STOPPED],
+        _C.STOPPED: [_C.INIT, _C.UP],
+    },
+    deletable=True,
+)
+
+_M = ManagedJobStatus
+#: Every active status may be cancelled (directly, or through CANCELLING), or fail (a
+#: controller error, an invalid spec); a job runs only after STARTING or RECOVERING, succeeds
+#: only from RUNNING, and a terminal status is final.
+_ANY_ACTIVE_END = [_M.CANCELLING, _M.CANCELLED, _M.FAILED, _M.FAILED_CONTROLLER]
+MANAGED_JOB_TRANSITIONS = _table(
+    EntityKind.MANAGED_JOB,
+    [_M.PENDING],
+    {
+        _M.PENDING: [_M.STARTING, *_ANY_ACTIVE_END],
+        _M.STARTING: [_M.RUNNING, _M.FAILED_SETUP, _M.FAILED_NO_RESOURCE, *_ANY_ACTIVE_END],
+        _M.RUNNING: [_M.SUCCEEDED, _M.RECOVERING, _M.FAILED_SETUP, *_ANY_ACTIVE_END],
+        _M.RECOVERING: [_M.RUNNING, _M.FAILED_SETUP, _M.FAILED_NO_RESOURCE, *_ANY_ACTIVE_END],
+        _M.CANCELLING: [_M.CANCELLED, _M.FAILED_CONTROLLER],
+    },
+)
+
+_D = DagRunStatus
+#: A run starts PENDING; any unfinished status may end in any way; an ended run is final.
+DAG_RUN_TRANSITIONS = _table(
+    EntityKind.DAG_RUN,
+    [_D.PENDING],
+    {
+        _D.PENDING: [_D.RUNNING, _D.SUCCEEDED, _D.FAILED, _D.CANCELLING, _D.CANCELLED],
+        _D.RUNNING: [_D.SUCCEEDED, _D.FAILED, _D.CANCELLING, _D.CANCELLED],
+        _D.CANCELLING: [_D.CANCELLED, _D.FAILED, _D.SUCCEEDED],
+    },
+)
 
 
 JSON = dict[str, Any]
@@ -222,6 +337,20 @@ class ManagedJobRecord:
     priority: int
     user_name: str | None
     controller_pid: int | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StatusTransition:
+    """One recorded status change of an entity; ``from_status`` None: it was created,
+    ``to_status`` None: it was deleted. Statuses are the enum values, as stored."""
+
+    id: int
+    entity_kind: EntityKind
+    entity_id: str
+    time: float
+    from_status: str | None
+    to_status: str | None
+    reason: str | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
