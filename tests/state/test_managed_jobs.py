@@ -149,3 +149,16 @@ def test_terminal_statuses() -> None:
         S.CANCELLED,
     }
     assert DagRunStatus.CANCELLED.is_terminal and not DagRunStatus.CANCELLING.is_terminal
+
+
+def test_termination_reason_is_stored_with_the_final_status(db: Database) -> None:
+    from styx.state.records import TerminationReason as R
+
+    job = add_managed_job(db, NewManagedJob(name="j", spec={}))
+    assert require_managed_job(db, job.id).termination_reason is None
+    with pytest.raises(ValueError, match="ends a managed job FAILED_SETUP"):
+        set_managed_job_status(db, job.id, S.FAILED, termination=R.SETUP_FAILED)
+    assert set_managed_job_status(
+        db, job.id, S.CANCELLED, termination=R.DEPENDENCY_ENDED, reason="a dependency failed"
+    )
+    assert require_managed_job(db, job.id).termination_reason is R.DEPENDENCY_ENDED

@@ -13,31 +13,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import enum
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from styx.state.records import TerminationReason
+
 log = logging.getLogger(__name__)
-
-
-class ProbeState(enum.StrEnum):
-    """What a status check found on a job's cluster."""
-
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"  # user code exited non-zero (exit_code says how)
-    FAILED_SETUP = "FAILED_SETUP"
-    PREEMPTED = "PREEMPTED"  # the cluster is gone or terminated: recover elsewhere
+R = TerminationReason
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Probe:
-    """One status check's answer."""
+    """One status check's answer: the job still runs (``ended`` None), or why it ended
+    (``PREEMPTED`` when its cluster is gone or terminated: recover elsewhere); ``exit_code``
+    of the user's code when known."""
 
-    state: ProbeState
+    ended: TerminationReason | None = None
     exit_code: int | None = None
 
 
@@ -54,13 +48,15 @@ class TransientCheckError(Exception):
 
 
 class LaunchFailed(Exception):
-    """No resources anywhere allowed (``setup=False``) or the job's setup failed (``True``);
-    ``retryable`` when the launch broke for a reason worth another try (a host died)."""
+    """A launch did not get the job running, and ``reason`` says why: ``NO_RESOURCES`` (no
+    resources anywhere allowed), ``SETUP_FAILED`` (the job's setup failed) or ``INFRA_ERROR``
+    (it broke for a reason worth another try: a host died, a transfer failed)."""
 
-    def __init__(self, message: str, *, setup: bool = False, retryable: bool = False) -> None:
+    def __init__(
+        self, message: str, reason: TerminationReason = TerminationReason.NO_RESOURCES
+    ) -> None:
         super().__init__(message)
-        self.setup = setup
-        self.retryable = retryable
+        self.reason = reason
 
 
 class Backend(Protocol):
@@ -149,7 +145,7 @@ class InMemoryBackend:
             await asyncio.sleep(self.launch_delay)
         script = self._script(spec)
         if script.setup_fails:
-            raise LaunchFailed("setup exited with 1", setup=True)
+            raise LaunchFailed("setup exited with 1", R.SETUP_FAILED)
         choices = [r for r in self.regions if r not in avoid_regions] or self.regions
         key = str(spec.get("name"))
         attempt = self._attempts.get(key, 0)
@@ -170,16 +166,16 @@ class InMemoryBackend:
             raise TransientCheckError("simulated: connection timed out")
         sim = self._clusters.get(cluster)
         if sim is None:
-            return Probe(ProbeState.PREEMPTED)
+            return Probe(R.PREEMPTED)
         elapsed = time.monotonic() - sim.started
         if sim.preempt and elapsed >= sim.script.duration / 2:
             del self._clusters[cluster]
-            return Probe(ProbeState.PREEMPTED)
+            return Probe(R.PREEMPTED)
         if elapsed < sim.script.duration:
-            return Probe(ProbeState.RUNNING)
+            return Probe()
         if sim.exit_code == 0:
-            return Probe(ProbeState.SUCCEEDED, 0)
-        return Probe(ProbeState.FAILED, sim.exit_code)
+            return Probe(R.SUCCEEDED, 0)
+        return Probe(R.USER_CODE_FAILED, sim.exit_code)
 
     async def down(self, cluster: str) -> None:
         self._clusters.pop(cluster, None)
@@ -230,9 +226,9 @@ class ClusterBackend:
         try:
             result = sdk.launch(task, cluster, detach=True, avoid_regions=list(avoid))
         except (ResourcesUnavailable, SpecError) as e:
-            raise LaunchFailed(f"{e.code}: {e.message}") from e
+            raise LaunchFailed(f"{e.code}: {e.message}", R.NO_RESOURCES) from e
         except StyxError as e:  # a host died mid-launch, a transfer broke, ...: try again
-            raise LaunchFailed(f"{e.code}: {e.message}", retryable=True) from e
+            raise LaunchFailed(f"{e.code}: {e.message}", R.INFRA_ERROR) from e
         region = None
         for record in sdk.status([cluster]):
             launched = Resources.from_dict(dict(record.launched_resources or {}))
@@ -254,7 +250,7 @@ class ClusterBackend:
         except Exception as e:  # the check failed, not (yet) the cluster
             raise TransientCheckError(str(e)) from e
         if not records or records[0].status is ClusterStatus.STOPPED:
-            return Probe(ProbeState.PREEMPTED)
+            return Probe(R.PREEMPTED)
         record = records[0]
         if record.status is not ClusterStatus.UP:
             try:
@@ -262,7 +258,7 @@ class ClusterBackend:
             except Exception as e:
                 raise TransientCheckError(str(e)) from e
             if gone:
-                return Probe(ProbeState.PREEMPTED)
+                return Probe(R.PREEMPTED)
             raise TransientCheckError(f"cluster {cluster} is {record.status.value}")
         try:
             jobs = sdk.queue(cluster, all_jobs=True)
@@ -271,16 +267,8 @@ class ClusterBackend:
         for job in jobs:
             if job.job_id != placement.cluster_job_id:
                 continue
-            status = ClusterJobStatus(job.status)
-            if status == ClusterJobStatus.SUCCEEDED:
-                return Probe(ProbeState.SUCCEEDED, 0)
-            if status == ClusterJobStatus.FAILED_SETUP:
-                return Probe(ProbeState.FAILED_SETUP, job.exit_code)
-            if status == ClusterJobStatus.FAILED_DRIVER:
-                return Probe(ProbeState.PREEMPTED)  # the node under the job died, not the code
-            if status.is_terminal:
-                return Probe(ProbeState.FAILED, job.exit_code)
-            return Probe(ProbeState.RUNNING)
+            # FAILED_DRIVER reads as PREEMPTED: the node under the job died, not the code.
+            return Probe(R.of_cluster_job(ClusterJobStatus(job.status)), job.exit_code)
         raise TransientCheckError(f"job {placement.cluster_job_id} not in the queue yet")
 
     async def down(self, cluster: str) -> None:

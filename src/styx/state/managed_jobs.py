@@ -31,6 +31,7 @@ from styx.state.records import (
     ManagedJobRecord,
     ManagedJobStatus,
     NewManagedJob,
+    TerminationReason,
 )
 from styx.state.transitions import list_transitions, record
 
@@ -122,19 +123,24 @@ def set_managed_job_status(
     expected: ManagedJobStatus | Collection[ManagedJobStatus] | None = None,
     reason: str | None = None,
     failure_reason: str | None = None,
+    termination: TerminationReason | None = None,
 ) -> bool:
     """Move the job to ``status``, recording an event with ``reason``, atomically.
 
     With ``expected`` this is a compare-and-set and returns False when the current status is
     not (one of) ``expected``. Setting the current status again changes nothing and returns
     True. Entering RUNNING stamps ``started_at`` once; entering RECOVERING counts a recovery;
-    a terminal status stamps ``ended_at``; ``failure_reason`` is stored when given.
+    a terminal status stamps ``ended_at``; ``failure_reason`` is stored when given, and so is
+    ``termination`` (why the job ended), which must be a reason whose status is ``status``.
     Raises :class:`JobNotFound` if there is no such job, and
     :class:`~styx.errors.IllegalTransition` (changing nothing) for a move the transition table
     refuses, such as leaving a terminal status.
     """
     target = ManagedJobStatus(status)
     allowed = status_filter(expected)
+    ended = None if termination is None else TerminationReason(termination)
+    if ended is not None and ended.status is not target:
+        raise ValueError(f"{ended} ends a managed job {ended.status}, not {target}")
 
     def txn(s: Session) -> bool:
         row = s.execute(
@@ -146,6 +152,8 @@ def set_managed_job_status(
             return False
         if failure_reason is not None:
             row.failure_reason = failure_reason
+        if ended is not None:
+            row.termination_reason = ended.value
         if row.status == target.value:
             return True
         now = time.time()
@@ -242,6 +250,9 @@ def _job_record(r: ManagedJob) -> ManagedJobRecord:
         priority=r.priority,
         user_name=r.user_name,
         controller_pid=r.controller_pid,
+        termination_reason=(
+            None if r.termination_reason is None else TerminationReason(r.termination_reason)
+        ),
     )
 
 

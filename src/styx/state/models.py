@@ -174,6 +174,7 @@ class ManagedJob(Base):
     priority: Mapped[int] = mapped_column(Integer)
     user_name: Mapped[str | None] = mapped_column(String(255))
     controller_pid: Mapped[int | None] = mapped_column(Integer)
+    termination_reason: Mapped[str | None] = mapped_column(String(32))
 
 
 class Lock(Base):

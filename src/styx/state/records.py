@@ -93,6 +93,81 @@ _TERMINAL_MANAGED_JOB = frozenset(
 )
 
 
+class Retry(enum.StrEnum):
+    """Whether a managed job may be tried again after an attempt ended, and how; the job's
+    ``job_recovery`` and the controller's budgets bound the tries (``styx.jobs.recovery``)."""
+
+    NO = "no"  # final: the job ends with the reason's status
+    RECOVER = "recover"  # the infra lost the job: relaunch on new machines
+    RESTART = "restart"  # the user's code failed: run again while max_restarts_on_errors allows
+    RELAUNCH = "relaunch"  # a launch broke or found nothing: launch again (bounded)
+
+
+class TerminationReason(enum.StrEnum):
+    """Why a managed job's attempt, or a job on a cluster, ended.
+
+    Each reason maps to the managed job's final status when it ends the job (:attr:`status`)
+    and to whether it may be tried again (:attr:`retry`). Stored in
+    ``managed_jobs.termination_reason`` once the job has ended.
+    """
+
+    SUCCEEDED = "succeeded"
+    USER_CODE_FAILED = "user-code-failed"  # the run command exited non-zero
+    SETUP_FAILED = "setup-failed"
+    PREEMPTED = "preempted"  # the machines, or the node under the job, went away
+    NO_RESOURCES = "no-resources"  # nothing anywhere allowed could hold the job
+    INFRA_ERROR = "infra-error"  # a launch broke (a host died, a transfer failed)
+    CANCELLED = "cancelled"  # by the user
+    DEPENDENCY_ENDED = "dependency-ended"  # a DAG task it depends on did not succeed
+    MAX_RESTARTS_REACHED = "max-restarts-reached"  # user code failed, restarts spent
+    RECOVERY_DISABLED = "recovery-disabled"  # preempted, and job_recovery is NONE
+    INVALID_SPEC = "invalid-spec"  # the stored task cannot be run (its job_recovery ...)
+    CONTROLLER_ERROR = "controller-error"  # a bug in Styx: the traceback is in controller.log
+
+    @property
+    def status(self) -> ManagedJobStatus:
+        """The managed job's status when this reason ends it."""
+        return _REASONS[self][0]
+
+    @property
+    def retry(self) -> Retry:
+        """Whether (and how) the job may be tried again after this reason."""
+        return _REASONS[self][1]
+
+    @property
+    def retryable(self) -> bool:
+        """True unless this reason is always final."""
+        return self.retry is not Retry.NO
+
+    @classmethod
+    def of_cluster_job(cls, status: ClusterJobStatus) -> TerminationReason | None:
+        """Why a job on a cluster ended, from its final status; None while it has not."""
+        return _CLUSTER_JOB_REASONS.get(ClusterJobStatus(status))
+
+
+_REASONS: Mapping[TerminationReason, tuple[ManagedJobStatus, Retry]] = {
+    TerminationReason.SUCCEEDED: (ManagedJobStatus.SUCCEEDED, Retry.NO),
+    TerminationReason.USER_CODE_FAILED: (ManagedJobStatus.FAILED, Retry.RESTART),
+    TerminationReason.SETUP_FAILED: (ManagedJobStatus.FAILED_SETUP, Retry.NO),
+    TerminationReason.PREEMPTED: (ManagedJobStatus.FAILED, Retry.RECOVER),
+    TerminationReason.NO_RESOURCES: (ManagedJobStatus.FAILED_NO_RESOURCE, Retry.RELAUNCH),
+    TerminationReason.INFRA_ERROR: (ManagedJobStatus.FAILED_NO_RESOURCE, Retry.RELAUNCH),
+    TerminationReason.CANCELLED: (ManagedJobStatus.CANCELLED, Retry.NO),
+    TerminationReason.DEPENDENCY_ENDED: (ManagedJobStatus.CANCELLED, Retry.NO),
+    TerminationReason.MAX_RESTARTS_REACHED: (ManagedJobStatus.FAILED, Retry.NO),
+    TerminationReason.RECOVERY_DISABLED: (ManagedJobStatus.FAILED, Retry.NO),
+    TerminationReason.INVALID_SPEC: (ManagedJobStatus.FAILED, Retry.NO),
+    TerminationReason.CONTROLLER_ERROR: (ManagedJobStatus.FAILED_CONTROLLER, Retry.NO),
+}
+_CLUSTER_JOB_REASONS: Mapping[ClusterJobStatus, TerminationReason] = {
+    ClusterJobStatus.SUCCEEDED: TerminationReason.SUCCEEDED,
+    ClusterJobStatus.FAILED: TerminationReason.USER_CODE_FAILED,
+    ClusterJobStatus.FAILED_SETUP: TerminationReason.SETUP_FAILED,
+    ClusterJobStatus.FAILED_DRIVER: TerminationReason.PREEMPTED,  # its node died, not its code
+    ClusterJobStatus.CANCELLED: TerminationReason.CANCELLED,
+}
+
+
 class EntityKind(enum.StrEnum):
     """What a recorded status transition belongs to (``status_transitions.entity_kind``)."""
 
@@ -337,6 +412,7 @@ class ManagedJobRecord:
     priority: int
     user_name: str | None
     controller_pid: int | None
+    termination_reason: TerminationReason | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
