@@ -162,3 +162,21 @@ def test_termination_reason_is_stored_with_the_final_status(db: Database) -> Non
         db, job.id, S.CANCELLED, termination=R.DEPENDENCY_ENDED, reason="a dependency failed"
     )
     assert require_managed_job(db, job.id).termination_reason is R.DEPENDENCY_ENDED
+
+
+def test_the_queue_rows_are_the_same_on_both_read_paths(db: Database) -> None:
+    from styx.state.job_queue import _select_queue, managed_job_queue
+
+    lone = add_managed_job(db, NewManagedJob(name="lone", spec={"run": "x"}))
+    set_managed_job_status(db, lone.id, S.STARTING)
+    run, [a, b] = add_dag_run(
+        db, "pipe", {}, jobs=[NewManagedJob(name="pipe", spec={}, task_name=n) for n in "ab"]
+    )
+    rows, runs = managed_job_queue(db)  # the sqlite3 path on SQLite
+    assert [(r.id, r.name, r.task_name, r.dag_run_id, r.status) for r in rows] == [
+        (lone.id, "lone", None, None, S.STARTING),
+        (a.id, "pipe", "a", run.id, S.PENDING),
+        (b.id, "pipe", "b", run.id, S.PENDING),
+    ]
+    assert runs == {run.id: ("pipe", "PENDING")}
+    assert db.read(_select_queue) == (rows, runs)  # the SQLAlchemy path

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from styx.errors import IllegalTransition
@@ -413,6 +413,32 @@ class ManagedJobRecord:
     user_name: str | None
     controller_pid: int | None
     termination_reason: TerminationReason | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ManagedJobRow:
+    """A managed job as ``styx jobs queue`` shows it: the lean columns, no spec decoded."""
+
+    id: int
+    name: str
+    task_name: str | None
+    dag_run_id: int | None
+    status: ManagedJobStatus
+    submitted_at: float
+    started_at: float | None
+    ended_at: float | None
+    recovery_count: int
+
+    @classmethod
+    def from_row(cls, r: Sequence[Any]) -> ManagedJobRow:
+        """Build from the values of :data:`MANAGED_JOB_ROW_COLUMNS`, in that order."""
+        return cls(r[0], r[1], r[2], r[3], ManagedJobStatus(r[4]), r[5], r[6], r[7], r[8])
+
+
+# The managed_jobs columns a queue row reads, in ManagedJobRow's order.
+MANAGED_JOB_ROW_COLUMNS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(ManagedJobRow)
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
