@@ -82,8 +82,8 @@ def test_bad_config_is_typed_error() -> None:
 def test_transition_table() -> None:
     for status in JobStatus:
         if status in TERMINAL_STATUSES:
-            assert not TRANSITIONS[status], f"{status} must never change"
-            assert status.terminal
+            assert not TRANSITIONS.moves.get(status), f"{status} must never change"
+            assert status.is_terminal
         else:
             assert status.can_become(JobStatus.CANCELLED)
             assert status.can_become(JobStatus.FAILED_DRIVER)
@@ -114,3 +114,17 @@ def test_error_replies_become_typed_exceptions() -> None:
     assert isinstance(err, AgentError) and err.code == "agent-protocol-mismatch"
     assert err.to_dict() == {"code": "agent-protocol-mismatch", "message": "old",
                              "hint": "upgrade"}
+
+
+def test_one_job_status_for_the_agent_and_the_state_layer() -> None:
+    # The agent's protocol and the client's records share one enum, at the bottom of the house,
+    # and the wire values are the ones protocol 2 has always sent.
+    from styx import lifecycle
+    from styx.state.records import ClusterJobStatus
+
+    assert JobStatus is ClusterJobStatus is lifecycle.JobStatus
+    assert [s.value for s in JobStatus] == [
+        "INIT", "PENDING", "SETTING_UP", "RUNNING", "SUCCEEDED", "FAILED", "FAILED_SETUP",
+        "FAILED_DRIVER", "CANCELLED",
+    ]  # fmt: skip
+    assert PROTOCOL_VERSION == 2

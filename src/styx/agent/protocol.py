@@ -16,14 +16,13 @@ a stream socket (a local unix socket, or one forwarded through SSH):
 
 A request whose ``v`` differs from :data:`PROTOCOL_VERSION` gets the ``agent-protocol-mismatch``
 error. Unknown fields in a request are rejected (``invalid-request``) so that typos surface.
-This module imports nothing outside the standard library, :mod:`styx.errors` and its own field
-readers (``styx.agent._fields``).
+This module imports nothing outside the standard library, :mod:`styx.errors`, the shared job
+status (:mod:`styx.lifecycle`) and its own field readers (``styx.agent._fields``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
 import functools
 import json
 import os
@@ -46,6 +45,8 @@ from styx.agent._fields import (
     invalid,
 )
 from styx.errors import AgentError
+from styx.lifecycle import ACTIVE_JOB_STATUSES, JOB_TRANSITIONS, TERMINAL_JOB_STATUSES
+from styx.lifecycle import JobStatus as JobStatus  # re-exported: the protocol's job status
 from styx.paths import atomic_write
 
 PROTOCOL_VERSION = 2  # 2: heartbeats on long requests
@@ -66,49 +67,13 @@ DEFAULT_CPU_DEMAND = 0.5
 DEFAULT_QUEUE_LIMIT = 200
 
 
-class JobStatus(enum.StrEnum):
-    """A job's state; the names and meanings are SkyPilot's."""
-
-    INIT = "INIT"
-    PENDING = "PENDING"
-    SETTING_UP = "SETTING_UP"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    FAILED_SETUP = "FAILED_SETUP"
-    FAILED_DRIVER = "FAILED_DRIVER"
-    CANCELLED = "CANCELLED"
-
-    @property
-    def terminal(self) -> bool:
-        """True once the job has ended; a terminal status never changes again."""
-        return self in TERMINAL_STATUSES
-
-    def can_become(self, new: JobStatus) -> bool:
-        """Whether the transition ``self -> new`` is allowed (see :data:`TRANSITIONS`)."""
-        return new in TRANSITIONS[self]
-
-
-TERMINAL_STATUSES = frozenset(
-    {
-        JobStatus.SUCCEEDED,
-        JobStatus.FAILED,
-        JobStatus.FAILED_SETUP,
-        JobStatus.FAILED_DRIVER,
-        JobStatus.CANCELLED,
-    }
-)
+# JobStatus is shared with the client's state layer, so it lives at the bottom of the house
+# (styx.lifecycle); its values are this protocol's and never change.
+TERMINAL_STATUSES = TERMINAL_JOB_STATUSES
 #: Statuses that make a cluster busy (not idle) for autostop.
-ACTIVE_STATUSES = frozenset({JobStatus.PENDING, JobStatus.SETTING_UP, JobStatus.RUNNING})
-
-_ENDINGS = frozenset({JobStatus.CANCELLED, JobStatus.FAILED_DRIVER})
-TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.INIT: _ENDINGS | {JobStatus.PENDING},
-    JobStatus.PENDING: _ENDINGS | {JobStatus.SETTING_UP, JobStatus.RUNNING, JobStatus.FAILED},
-    JobStatus.SETTING_UP: _ENDINGS | {JobStatus.RUNNING, JobStatus.FAILED_SETUP, JobStatus.FAILED},
-    JobStatus.RUNNING: _ENDINGS | {JobStatus.SUCCEEDED, JobStatus.FAILED},
-    **{s: frozenset[JobStatus]() for s in TERMINAL_STATUSES},
-}
+ACTIVE_STATUSES = ACTIVE_JOB_STATUSES
+#: Which job status may follow which (terminal ones never change).
+TRANSITIONS = JOB_TRANSITIONS
 
 
 # --- job values ----------------------------------------------------------------------------

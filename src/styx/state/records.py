@@ -6,19 +6,20 @@ Records are snapshots: changing the database never changes a record already retu
 Timestamps are float seconds since the epoch (``time.time()``), on every backend.
 
 Each status enum of an entity the state layer writes (clusters, managed jobs, DAG runs) has a
-:class:`TransitionTable` saying which status may follow which; the repository functions
-refuse any other move with :class:`~styx.errors.IllegalTransition` and record every allowed
-one, with its time and reason, in ``status_transitions`` (see :mod:`styx.state.transitions`).
+:class:`~styx.lifecycle.TransitionTable` saying which status may follow which; the repository
+functions refuse any other move with :class:`~styx.errors.IllegalTransition` and record every
+allowed one, with its time and reason, in ``status_transitions`` (see
+:mod:`styx.state.transitions`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from styx.errors import IllegalTransition
+from styx.lifecycle import JobStatus, table
 
 
 class ClusterStatus(enum.StrEnum):
@@ -30,34 +31,9 @@ class ClusterStatus(enum.StrEnum):
     DEGRADED = "DEGRADED"  # up, but some nodes or the agent are unhealthy
 
 
-class ClusterJobStatus(enum.StrEnum):
-    """A job on a cluster, as the head-node agent reports it (SkyPilot's ``JobStatus``)."""
-
-    INIT = "INIT"
-    PENDING = "PENDING"
-    SETTING_UP = "SETTING_UP"
-    RUNNING = "RUNNING"
-    FAILED_DRIVER = "FAILED_DRIVER"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    FAILED_SETUP = "FAILED_SETUP"
-    CANCELLED = "CANCELLED"
-
-    @property
-    def is_terminal(self) -> bool:
-        """True once the job can no longer change."""
-        return self in _TERMINAL_CLUSTER_JOB
-
-
-_TERMINAL_CLUSTER_JOB = frozenset(
-    {
-        ClusterJobStatus.SUCCEEDED,
-        ClusterJobStatus.FAILED,
-        ClusterJobStatus.FAILED_SETUP,
-        ClusterJobStatus.FAILED_DRIVER,
-        ClusterJobStatus.CANCELLED,
-    }
-)
+#: A job on a cluster, as the head-node agent reports it: the one job status of Styx, shared
+#: with the agent's protocol (:class:`styx.lifecycle.JobStatus`).
+ClusterJobStatus = JobStatus
 
 
 class ManagedJobStatus(enum.StrEnum):
@@ -192,64 +168,11 @@ class DagRunStatus(enum.StrEnum):
         return self in (DagRunStatus.SUCCEEDED, DagRunStatus.FAILED, DagRunStatus.CANCELLED)
 
 
-E = TypeVar("E", bound=enum.StrEnum)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class TransitionTable(Generic[E]):
-    """Which status of ``kind`` may follow which.
-
-    ``initial``: the statuses a new entity may start in; ``moves[s]``: the statuses that may
-    follow ``s`` (a status absent from ``moves`` is final). Staying in a status is not a
-    transition. ``deletable``: whether the entity may be removed (its last transition goes to
-    no status).
-    """
-
-    kind: EntityKind
-    initial: frozenset[E]
-    moves: Mapping[E, frozenset[E]]
-    deletable: bool = False
-
-    def allows(self, old: E | None, new: E | None) -> bool:
-        """Whether ``old -> new`` is allowed; None is "no entity" (created / deleted)."""
-        if old is None:
-            return new is not None and new in self.initial
-        if new is None:
-            return self.deletable
-        return old == new or new in self.moves.get(old, frozenset())
-
-    def check(self, entity_id: object, old: E | None, new: E | None) -> None:
-        """Raise :class:`IllegalTransition` unless ``old -> new`` is allowed."""
-        if not self.allows(old, new):
-            raise IllegalTransition(
-                self.kind.value,
-                str(entity_id),
-                None if old is None else old.value,
-                None if new is None else new.value,
-            )
-
-    def pairs(self) -> Iterable[tuple[E | None, E | None]]:
-        """Every allowed transition, creation and deletion included (for docs and tests)."""
-        yield from ((None, s) for s in sorted(self.initial))
-        for old, news in self.moves.items():
-            yield from ((old, new) for new in sorted(news))
-        if self.deletable:
-            yield from ((s, None) for s in sorted({*self.initial, *self.moves}))
-
-
-def _table(
-    kind: EntityKind, initial: Iterable[E], moves: Mapping[E, Iterable[E]], deletable: bool = False
-) -> TransitionTable[E]:
-    return TransitionTable(
-        kind, frozenset(initial), {s: frozenset(n) for s, n in moves.items()}, deletable
-    )
-
-
 _C = ClusterStatus
 #: A cluster is recorded INIT before its machines exist (UP or STOPPED when adopted as is); any
 #: live status may follow any other, except that a STOPPED cluster must be started (INIT while
 #: it boots, or UP) before it can be DEGRADED. Clusters may be deleted from any status.
-CLUSTER_TRANSITIONS = _table(
+CLUSTER_TRANSITIONS = table(
     EntityKind.CLUSTER,
     [_C.INIT, _C.UP, _C.STOPPED],
     {
@@ -266,7 +189,7 @@ _M = ManagedJobStatus
 #: controller error, an invalid spec); a job runs only after STARTING or RECOVERING, succeeds
 #: only from RUNNING, and a terminal status is final.
 _ANY_ACTIVE_END = [_M.CANCELLING, _M.CANCELLED, _M.FAILED, _M.FAILED_CONTROLLER]
-MANAGED_JOB_TRANSITIONS = _table(
+MANAGED_JOB_TRANSITIONS = table(
     EntityKind.MANAGED_JOB,
     [_M.PENDING],
     {
@@ -280,7 +203,7 @@ MANAGED_JOB_TRANSITIONS = _table(
 
 _D = DagRunStatus
 #: A run starts PENDING; any unfinished status may end in any way; an ended run is final.
-DAG_RUN_TRANSITIONS = _table(
+DAG_RUN_TRANSITIONS = table(
     EntityKind.DAG_RUN,
     [_D.PENDING],
     {

@@ -2,7 +2,7 @@
 
 The repository function that changes an entity's status (:func:`~styx.state.clusters.
 set_cluster_status`, :func:`~styx.state.managed_jobs.set_managed_job_status`, ...) first checks
-the move against the entity's :class:`~styx.state.records.TransitionTable` (an illegal one
+the move against the entity's :class:`~styx.lifecycle.TransitionTable` (an illegal one
 raises :class:`~styx.errors.IllegalTransition` and writes nothing), then calls :func:`record`
 in the same transaction: one INSERT next to the UPDATE, so the log is complete and costs one
 statement per change.
@@ -15,7 +15,8 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, TypeVar
 
-from styx.state.records import EntityKind, StatusTransition, TransitionTable
+from styx.lifecycle import TransitionTable
+from styx.state.records import EntityKind, StatusTransition
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -45,7 +46,7 @@ def record(
     table.check(entity_id, old, new)
     s.execute(
         insert(table_of(Row)).values(
-            entity_kind=table.kind.value,
+            entity_kind=str(table.kind),
             entity_id=str(entity_id),
             time=now,
             from_status=None if old is None else old.value,
