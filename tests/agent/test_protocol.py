@@ -128,3 +128,36 @@ def test_one_job_status_for_the_agent_and_the_state_layer() -> None:
         "FAILED_DRIVER", "CANCELLED",
     ]  # fmt: skip
     assert PROTOCOL_VERSION == 2
+
+
+@pytest.mark.parametrize(
+    "bad, path, reason",
+    [
+        ({"run": "x", "num_nodse": 2}, "job_spec.num_nodse", "unknown-key"),
+        ({"num_nodes": "2"}, "job_spec.num_nodes", "invalid-type"),
+        ({"envs": {"A": 1}}, "job_spec.envs", "invalid-type"),
+    ],
+)
+def test_protocol_errors_come_from_the_one_validation_framework(
+    bad: dict, path: str, reason: str
+) -> None:
+    # The spec layer's Value reads the protocol's fields; its errors are the protocol's.
+    with pytest.raises(AgentError) as e:
+        JobSpec.from_dict(bad)
+    err = e.value
+    assert err.code == "invalid-request" and "one protocol" in err.hint
+    assert err.details == {"reason": reason, "path": path}
+    assert path in err.message or path.rsplit(".", 1)[1] in err.message
+
+
+def test_the_protocol_needs_no_pyyaml() -> None:
+    # An agent node may have only Ray and psutil: the validation framework must not need YAML.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['yaml'] = None\n"
+        "from styx.agent.protocol import JobSpec\n"
+        "assert JobSpec.from_dict({'run': 'x'}).run == 'x'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": ":".join(sys.path)})
