@@ -8,6 +8,7 @@ Lower layers translate foreign exceptions at their boundary with ``raise ... fro
 ::
 
     StyxError                         internal            exit 70
+    +-- IllegalTransition             illegal-transition  exit 70
     +-- UserInputError                invalid-input       exit 2
     |   +-- SpecError                 (yaml-syntax, unknown-key, invalid-type, invalid-value,
     |   |                              missing-field, dag-cycle, unknown-dependency,
@@ -33,11 +34,15 @@ Lower layers translate foreign exceptions at their boundary with ``raise ... fro
 
 The exit codes are documented in docs/exit-codes.md; a job's own exit code is returned by
 ``launch``/``exec`` when they wait for the job, as SkyPilot does.
+
+A :class:`ResourcesUnavailable` carries a typed :class:`FailoverScope` (``scope``): what a
+failover should rule out after it, one zone, a whole region or the whole cloud.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Any, ClassVar
 
 
@@ -111,6 +116,23 @@ class StyxError(Exception):
         if self.details:
             out["details"] = self.details
         return out
+
+
+class IllegalTransition(StyxError):
+    """A status change that the entity's transition table refuses (a bug in Styx: nothing
+    was written). ``details`` holds ``kind``, ``id``, ``from`` and ``to``."""
+
+    code: ClassVar[str] = "illegal-transition"
+
+    def __init__(self, kind: str, entity_id: str, old: str | None, new: str | None) -> None:
+        def shown(status: str | None) -> str:
+            return "(none)" if status is None else status
+
+        super().__init__(
+            f"The {kind.replace('_', ' ')} {entity_id!r} cannot go from {shown(old)} to "
+            f"{shown(new)}.",
+            details={"kind": kind, "id": entity_id, "from": old, "to": new},
+        )
 
 
 class UserInputError(StyxError):
@@ -190,27 +212,74 @@ class ClusterNotUp(ConflictError):
     default_hint: ClassVar[str] = "Start it with `styx start CLUSTER` or launch it again."
 
 
+class FailoverScope(enum.StrEnum):
+    """What a failed attempt to get resources rules out for the next attempt.
+
+    ``ZONE``: only the zone tried (no capacity there now); ``REGION``: every zone of the
+    region (a regional quota, an image or instance type missing there); ``CLOUD``: every
+    region of the infra (credentials refused).
+    """
+
+    ZONE = "zone"
+    REGION = "region"
+    CLOUD = "cloud"
+
+
 class ResourcesUnavailable(StyxError):
-    """No infrastructure could provide the requested resources."""
+    """No infrastructure could provide the requested resources.
+
+    ``scope`` says what a failover should block after this error; None when the raiser cannot
+    tell (the caller then decides, or gives up). Subclasses have a ``default_scope``.
+    """
 
     code: ClassVar[str] = "resources-unavailable"
     exit_code: ClassVar[int] = 6
     default_hint: ClassVar[str] = "Relax the resource request or enable more infra (`styx check`)."
+    default_scope: ClassVar[FailoverScope | None] = None
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        scope: FailoverScope | None = None,
+        location: Location | None = None,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, hint, location=location, code=code, details=details)
+        self.scope: FailoverScope | None = (
+            FailoverScope(scope) if scope is not None else self.default_scope
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if self.scope is not None:
+            out["scope"] = self.scope.value
+        return out
 
 
 class NoCapacity(ResourcesUnavailable):
+    """No capacity where it was tried; the raiser says whether a zone or a region."""
+
     code: ClassVar[str] = "no-capacity"
     default_hint: ClassVar[str] = "Try another zone, region or cloud, or retry later."
 
 
 class QuotaExceeded(ResourcesUnavailable):
+    """An account limit: regional unless the raiser says otherwise."""
+
     code: ClassVar[str] = "quota-exceeded"
     default_hint: ClassVar[str] = "Ask the provider for a larger quota, or use another region."
+    default_scope: ClassVar[FailoverScope | None] = FailoverScope.REGION
 
 
 class AuthFailed(ResourcesUnavailable):
+    """The infra refused the credentials: no region of it will do better."""
+
     code: ClassVar[str] = "auth-failed"
     default_hint: ClassVar[str] = "Check the credentials with `styx check`."
+    default_scope: ClassVar[FailoverScope | None] = FailoverScope.CLOUD
 
 
 class RemoteError(StyxError):
@@ -257,7 +326,9 @@ __all__ = [
     "ClusterNotUp",
     "ConfigError",
     "ConflictError",
+    "FailoverScope",
     "HostUnreachable",
+    "IllegalTransition",
     "Interrupted",
     "JobNotFound",
     "Location",

@@ -61,20 +61,16 @@ def status(
     refresh: bool = False,
 ) -> builtins.list[ClusterRecord]:
     """The clusters' records; ``refresh`` asks the infra and each agent first."""
-    from styx.ops.cluster_ops import refresh as refresh_one
-    from styx.state.clusters import list_clusters
+    from styx.ops import queries
 
-    db = common.database()
-    records = list_clusters(db, names=cluster_names)
-    return [refresh_one(db, r) for r in records] if refresh else records
+    return queries.status(cluster_names, refresh=refresh)
 
 
 def queue(cluster_name: str, *, all_jobs: bool = False) -> builtins.list[JobRecord]:
     """The cluster's jobs, newest first (recent ones, or ``all_jobs``)."""
-    from styx.ops import jobs_ops
+    from styx.ops import queries
 
-    record, _ = common.require_up(common.database(), cluster_name)
-    return jobs_ops.queue(record, all_jobs)
+    return queries.queue(cluster_name, all_jobs=all_jobs)
 
 
 def wait(cluster_name: str, job_id: int, timeout: float | None = None) -> JobRecord:
@@ -86,9 +82,9 @@ def wait(cluster_name: str, job_id: int, timeout: float | None = None) -> JobRec
 
 def tail_logs(cluster_name: str, job_id: int, *, follow: bool = True) -> Iterator[str]:
     """The job's combined output as text chunks, to its end (``follow``) or to now."""
-    _, handle = common.require_up(common.database(), cluster_name)
-    with common.agent_client(handle) as client:
-        yield from client.tail_logs(job_id, follow=follow)
+    from styx.ops import queries
+
+    yield from queries.tail_logs(cluster_name, job_id, follow=follow)
 
 
 def cancel(

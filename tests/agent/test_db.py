@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from styx.agent.db import IllegalTransition, JobStore
+from styx.agent.db import JobStore
 from styx.agent.protocol import JobSpec, JobStatus
-from styx.errors import JobNotFound
+from styx.errors import IllegalTransition, JobNotFound
 
 
 def test_transitions_stamp_times_and_terminal_never_changes(tmp_path: Path) -> None:

@@ -82,8 +82,8 @@ def test_bad_config_is_typed_error() -> None:
 def test_transition_table() -> None:
     for status in JobStatus:
         if status in TERMINAL_STATUSES:
-            assert not TRANSITIONS[status], f"{status} must never change"
-            assert status.terminal
+            assert not TRANSITIONS.moves.get(status), f"{status} must never change"
+            assert status.is_terminal
         else:
             assert status.can_become(JobStatus.CANCELLED)
             assert status.can_become(JobStatus.FAILED_DRIVER)
@@ -114,3 +114,50 @@ def test_error_replies_become_typed_exceptions() -> None:
     assert isinstance(err, AgentError) and err.code == "agent-protocol-mismatch"
     assert err.to_dict() == {"code": "agent-protocol-mismatch", "message": "old",
                              "hint": "upgrade"}
+
+
+def test_one_job_status_for_the_agent_and_the_state_layer() -> None:
+    # The agent's protocol and the client's records share one enum, at the bottom of the house,
+    # and the wire values are the ones protocol 2 has always sent.
+    from styx import lifecycle
+    from styx.state.records import ClusterJobStatus
+
+    assert JobStatus is ClusterJobStatus is lifecycle.JobStatus
+    assert [s.value for s in JobStatus] == [
+        "INIT", "PENDING", "SETTING_UP", "RUNNING", "SUCCEEDED", "FAILED", "FAILED_SETUP",
+        "FAILED_DRIVER", "CANCELLED",
+    ]  # fmt: skip
+    assert PROTOCOL_VERSION == 2
+
+
+@pytest.mark.parametrize(
+    "bad, path, reason",
+    [
+        ({"run": "x", "num_nodse": 2}, "job_spec.num_nodse", "unknown-key"),
+        ({"num_nodes": "2"}, "job_spec.num_nodes", "invalid-type"),
+        ({"envs": {"A": 1}}, "job_spec.envs", "invalid-type"),
+    ],
+)
+def test_protocol_errors_come_from_the_one_validation_framework(
+    bad: dict, path: str, reason: str
+) -> None:
+    # The spec layer's Value reads the protocol's fields; its errors are the protocol's.
+    with pytest.raises(AgentError) as e:
+        JobSpec.from_dict(bad)
+    err = e.value
+    assert err.code == "invalid-request" and "one protocol" in err.hint
+    assert err.details == {"reason": reason, "path": path}
+    assert path in err.message or path.rsplit(".", 1)[1] in err.message
+
+
+def test_the_protocol_needs_no_pyyaml() -> None:
+    # An agent node may have only Ray and psutil: the validation framework must not need YAML.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['yaml'] = None\n"
+        "from styx.agent.protocol import JobSpec\n"
+        "assert JobSpec.from_dict({'run': 'x'}).run == 'x'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": ":".join(sys.path)})

@@ -11,9 +11,10 @@ from styx.jobs.submit import request_cancel, submit
 from styx.spec.dag import Dag
 from styx.state import managed_jobs as repo
 from styx.state.db import Database
-from styx.state.records import DagRunStatus, ManagedJobStatus
+from styx.state.records import DagRunStatus, ManagedJobStatus, TerminationReason
 
 S = ManagedJobStatus
+R = TerminationReason
 
 
 def task_yaml(name: str, recovery: Any = None, depends_on: list[str] | None = None) -> str:
@@ -98,6 +99,7 @@ def test_recovery_none_fails_on_preemption(db: Database) -> None:
     record = repo.require_managed_job(db, job)
     assert statuses(db, job) == [S.PENDING, S.STARTING, S.RUNNING, S.FAILED]
     assert "job_recovery is NONE" in (record.failure_reason or "")
+    assert record.termination_reason is R.RECOVERY_DISABLED
     assert backend.launches == 1 and backend.clusters() == set()
 
 
@@ -110,13 +112,16 @@ def test_max_restarts_on_errors_then_failed(db: Database) -> None:
     assert backend.launches == 3
     assert statuses(db, job).count(S.RECOVERING) == 2
     assert "exited with 1" in (record.failure_reason or "")
+    assert record.termination_reason is R.MAX_RESTARTS_REACHED
 
 
 def test_no_restarts_by_default(db: Database) -> None:
     backend = InMemoryBackend(scripts={"t": SimScript(duration=0.02, exit_codes=[3])})
     _, [job] = queue(db, task_yaml("t"))
     drive(db, backend, [job])
-    assert repo.require_managed_job(db, job).status == S.FAILED and backend.launches == 1
+    record = repo.require_managed_job(db, job)
+    assert record.status == S.FAILED and backend.launches == 1
+    assert record.termination_reason is R.USER_CODE_FAILED
 
 
 def test_recover_on_exit_codes_does_not_spend_restarts(db: Database) -> None:
@@ -125,7 +130,8 @@ def test_recover_on_exit_codes_does_not_spend_restarts(db: Database) -> None:
     drive(db, backend, [job])
     record = repo.require_managed_job(db, job)
     assert record.status == S.SUCCEEDED and record.restarts_on_errors == 0
-    assert backend.launches == 4
+    assert backend.launches == 4 and record.termination_reason is R.SUCCEEDED
+    assert record.failure_reason is None
 
 
 def test_eager_next_region_moves_on(db: Database) -> None:
@@ -144,7 +150,8 @@ def test_setup_failure(db: Database) -> None:
     backend = InMemoryBackend(scripts={"t": SimScript(setup_fails=True)})
     _, [job] = queue(db, task_yaml("t"))
     drive(db, backend, [job])
-    assert repo.require_managed_job(db, job).status == S.FAILED_SETUP
+    record = repo.require_managed_job(db, job)
+    assert record.status == S.FAILED_SETUP and record.termination_reason is R.SETUP_FAILED
     assert backend.clusters() == set()
 
 
@@ -293,6 +300,7 @@ def test_diamond_b_fails_d_cancelled_c_finishes(db: Database) -> None:
         S.CANCELLED,
     )
     assert d.started_at is None
+    assert (b.termination_reason, d.termination_reason) == (R.USER_CODE_FAILED, R.DEPENDENCY_ENDED)
     # D was cancelled while C was still running.
     assert _events(db, d.id)[S.CANCELLED] < _events(db, c.id)[S.SUCCEEDED]
     assert run_id is not None
@@ -306,7 +314,9 @@ def test_a_run_whose_tasks_all_ended_unrecorded_is_ended_on_resume(db: Database)
     assert run_id is not None
     repo.set_dag_run_status(db, run_id, DagRunStatus.RUNNING)
     for job_id, final in zip(ids, [S.SUCCEEDED, S.FAILED, S.SUCCEEDED, S.CANCELLED], strict=True):
-        repo.set_managed_job_status(db, job_id, final, reason="ended before the crash")
+        path = [S.STARTING, S.RUNNING, final] if final is S.SUCCEEDED else [final]
+        for status in path:  # the way the transition table allows
+            repo.set_managed_job_status(db, job_id, status, reason="ended before the crash")
     drive(db, InMemoryBackend(), ids, timeout=5)
     run = repo.get_dag_run(db, run_id)
     assert run is not None and run.status == DagRunStatus.FAILED and run.ended_at is not None
@@ -344,3 +354,22 @@ def test_pipeline_without_depends_on_runs_serially(db: Database) -> None:
     assert all(e[S.SUCCEEDED] for e in events)
     assert events[1][S.STARTING] >= events[0][S.SUCCEEDED]
     assert events[2][S.STARTING] >= events[1][S.SUCCEEDED]
+
+
+def test_an_unparsable_job_recovery_fails_the_job_without_launching(db: Database) -> None:
+    _, [job] = queue(db, task_yaml("t"))
+    spec = repo.require_managed_job(db, job).spec
+    spec["resources"] = {"job_recovery": "SOMETIMES"}  # as if another Styx had written it
+
+    def edit(s: Any) -> None:
+        from styx.state.models import ManagedJob
+
+        s.get(ManagedJob, job).spec = spec
+
+    db.write(edit)
+    backend = InMemoryBackend()
+    drive(db, backend, [job])
+    record = repo.require_managed_job(db, job)
+    assert record.status == S.FAILED and record.termination_reason is R.INVALID_SPEC
+    assert "resources.job_recovery" in (record.failure_reason or "")
+    assert backend.launches == 0

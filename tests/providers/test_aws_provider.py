@@ -21,7 +21,13 @@ from typing import Any
 
 import pytest
 
-from styx.errors import AuthFailed, NoCapacity, NotSupportedError, QuotaExceeded
+from styx.errors import (
+    AuthFailed,
+    FailoverScope,
+    NoCapacity,
+    NotSupportedError,
+    QuotaExceeded,
+)
 from styx.providers.aws import client, instances, keys
 from styx.providers.aws.provider import AWSProvider
 from styx.providers.aws.settings import AWSSettings
@@ -255,7 +261,7 @@ def test_no_capacity_anywhere_is_no_capacity_for_the_region_and_leaves_nothing(
         aws.provision(request("c-full"))
     assert seen == list(ZONES)
     details = caught.value.details
-    assert details["scope"] == "region" and details["region"] == REGION
+    assert caught.value.scope is FailoverScope.REGION and details["region"] == REGION
     assert sorted(details["zones"]) == list(ZONES)
     assert {z["aws_code"] for z in details["zones"].values()} == {"InsufficientInstanceCapacity"}
     # The `aws` fixture checks that no instance or security group is left.
@@ -265,7 +271,7 @@ def test_a_zone_asked_for_blocks_only_that_zone(aws: AWSProvider) -> None:
     with inject("InsufficientInstanceCapacity") as seen, pytest.raises(NoCapacity) as caught:
         aws.provision(request("c-one-zone", zone=ZONES[2]))
     assert seen == [ZONES[2]]
-    assert caught.value.details["scope"] == "zone" and caught.value.details["zone"] == ZONES[2]
+    assert caught.value.scope is FailoverScope.ZONE and caught.value.details["zone"] == ZONES[2]
 
 
 def test_a_zone_may_be_named_by_its_id(aws: AWSProvider, moto: dict[str, Any]) -> None:
@@ -292,7 +298,7 @@ def test_quota_and_auth_errors_stop_at_once(
     with inject(code) as seen, pytest.raises(kind) as caught:
         aws.provision(request("c-refused"))
     assert seen == [ZONES[0]]  # no other zone is tried
-    assert caught.value.details["scope"] == scope  # type: ignore[attr-defined]
+    assert caught.value.scope is FailoverScope(scope)  # type: ignore[attr-defined]
 
 
 def test_a_failure_after_the_instances_were_made_terminates_them(aws: AWSProvider) -> None:
@@ -393,4 +399,4 @@ def test_a_missing_vpc_names_the_key_to_set(moto: dict[str, Any], tmp_path: Path
     with pytest.raises(ResourcesUnavailable) as caught:
         provider.provision(request("c-novpc"))
     assert caught.value.code == "vpc-not-found" and "aws.vpc_name" in caught.value.hint
-    assert caught.value.details["scope"] == "region"
+    assert caught.value.scope is FailoverScope.REGION

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, NoCredenti
 
 from styx.errors import (
     AuthFailed,
+    FailoverScope,
     NoCapacity,
     QuotaExceeded,
     RemoteError,
@@ -53,7 +54,8 @@ def test_codes_translate_to_typed_errors_with_a_scope(
 ) -> None:
     err = translate(_client_error(code), region="us-east-1", zone="us-east-1a")
     assert type(err) is kind
-    assert err.details["scope"] == scope
+    assert err.scope is FailoverScope(scope)
+    assert "scope" not in err.details and err.to_dict()["scope"] == scope
     assert err.details["aws_code"] == code
     assert err.details["region"] == "us-east-1" and err.details["zone"] == "us-east-1a"
 
@@ -74,7 +76,7 @@ def test_throttling_is_retryable_not_a_quota() -> None:
 
 def test_sdk_failures_without_a_code() -> None:
     no_creds = translate(NoCredentialsError(), region="us-east-1")
-    assert type(no_creds) is AuthFailed and no_creds.details["scope"] == "cloud"
+    assert type(no_creds) is AuthFailed and no_creds.scope is FailoverScope.CLOUD
     down = translate(EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), region="r")
     assert type(down) is RemoteError and down.code == "cloud-api-unreachable"
     assert "AWS_ENDPOINT_URL" in down.hint

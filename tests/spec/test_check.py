@@ -73,3 +73,22 @@ def test_secret_values_are_never_quoted() -> None:
     with pytest.raises(SpecError) as info:
         Value("hunter2", ("secrets", "PW"), secret=True).boolean()
     assert "hunter2" not in str(info.value.to_dict())
+
+
+def test_json_field_readers_report_the_field_path() -> None:
+    v = root({"n": 3, "name": "x", "tags": ["a"], "env": {"A": "1"}}, prefix=("job",)).obj(
+        ("n", "name", "tags", "env", "opt")
+    )
+    assert (v.integer_at("n"), v.text_at("name"), v.texts_at("tags")) == (3, "x", ["a"])
+    assert v.text_map_at("env") == {"A": "1"} and v.opt_text_at("opt") is None
+    assert v.number_at("n") == 3.0 and v.boolean_at("missing", False) is False
+    with pytest.raises(SpecError) as caught:
+        v.text_at("n")
+    assert caught.value.code == "invalid-type" and caught.value.location is not None
+    assert caught.value.location.path == "job.n"
+    with pytest.raises(SpecError) as caught:
+        v.integer_at("absent")
+    assert caught.value.code == "missing-field"
+    with pytest.raises(SpecError) as caught:
+        root({"nmae": 1}).obj(("name",))
+    assert caught.value.code == "unknown-key" and "name" in caught.value.hint

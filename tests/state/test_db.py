@@ -31,7 +31,7 @@ TABLES = {
     "cluster_events",
     "cluster_jobs",
     "managed_jobs",
-    "managed_job_events",
+    "status_transitions",
     "dag_runs",
     "locks",
 }

@@ -106,6 +106,7 @@ def test_list_filters_and_priority(db: Database) -> None:
     a = add_managed_job(db, NewManagedJob(name="a", spec={}, priority=1, user_name="u1"))
     b = add_managed_job(db, NewManagedJob(name="b", spec={}, priority=9, user_name="u2"))
     c = add_managed_job(db, NewManagedJob(name="c", spec={}, priority=5, user_name="u1"))
+    set_managed_job_status(db, b.id, S.STARTING)
     set_managed_job_status(db, b.id, S.RUNNING)
     update_managed_job(db, b.id, cluster_name="x")
     assert [j.name for j in list_managed_jobs(db)] == ["a", "b", "c"]
@@ -148,3 +149,34 @@ def test_terminal_statuses() -> None:
         S.CANCELLED,
     }
     assert DagRunStatus.CANCELLED.is_terminal and not DagRunStatus.CANCELLING.is_terminal
+
+
+def test_termination_reason_is_stored_with_the_final_status(db: Database) -> None:
+    from styx.state.records import TerminationReason as R
+
+    job = add_managed_job(db, NewManagedJob(name="j", spec={}))
+    assert require_managed_job(db, job.id).termination_reason is None
+    with pytest.raises(ValueError, match="ends a managed job FAILED_SETUP"):
+        set_managed_job_status(db, job.id, S.FAILED, termination=R.SETUP_FAILED)
+    assert set_managed_job_status(
+        db, job.id, S.CANCELLED, termination=R.DEPENDENCY_ENDED, reason="a dependency failed"
+    )
+    assert require_managed_job(db, job.id).termination_reason is R.DEPENDENCY_ENDED
+
+
+def test_the_queue_rows_are_the_same_on_both_read_paths(db: Database) -> None:
+    from styx.state.job_queue import _select_queue, managed_job_queue
+
+    lone = add_managed_job(db, NewManagedJob(name="lone", spec={"run": "x"}))
+    set_managed_job_status(db, lone.id, S.STARTING)
+    run, [a, b] = add_dag_run(
+        db, "pipe", {}, jobs=[NewManagedJob(name="pipe", spec={}, task_name=n) for n in "ab"]
+    )
+    rows, runs = managed_job_queue(db)  # the sqlite3 path on SQLite
+    assert [(r.id, r.name, r.task_name, r.dag_run_id, r.status) for r in rows] == [
+        (lone.id, "lone", None, None, S.STARTING),
+        (a.id, "pipe", "a", run.id, S.PENDING),
+        (b.id, "pipe", "b", run.id, S.PENDING),
+    ]
+    assert runs == {run.id: ("pipe", "PENDING")}
+    assert db.read(_select_queue) == (rows, runs)  # the SQLAlchemy path

@@ -42,6 +42,7 @@ from styx.state import (
     upsert_cluster,
 )
 from styx.state.db import Database
+from styx.state.records import CLUSTER_TRANSITIONS, MANAGED_JOB_TRANSITIONS
 
 from .helpers import run_in_processes
 
@@ -104,7 +105,13 @@ class _Worker:
         return f"p{self.idx}-c{self.rng.randrange(5)}"
 
     def upsert(self) -> None:
-        name, status = self.own(), self.rng.choice(list(ClusterStatus))
+        # Any status the transition table allows from what the cluster is now (or starts as).
+        name = self.own()
+        known = self.clusters.get(name)
+        current = ClusterStatus(known[0]) if known else None
+        status = self.rng.choice(
+            [s for s in ClusterStatus if CLUSTER_TRANSITIONS.allows(current, s)]
+        )
         self.n += 1
         upsert_cluster(
             self.db,
@@ -122,7 +129,10 @@ class _Worker:
         known = self.clusters.get(name)
         if not known:
             return
-        target = self.rng.choice(list(ClusterStatus))
+        current = ClusterStatus(known[0])
+        target = self.rng.choice(
+            [s for s in ClusterStatus if CLUSTER_TRANSITIONS.allows(current, s)]
+        )
         if not set_cluster_status(self.db, name, target, expected=ClusterStatus(known[0])):
             raise AssertionError(f"compare-and-set lost on private cluster {name}")
         known[0] = target.value
@@ -152,8 +162,10 @@ class _Worker:
         live = [i for i, s in self.mjobs.items() if not ManagedJobStatus(s).is_terminal]
         if live and self.rng.random() < 0.7:
             job_id = self.rng.choice(live)
-            target = self.rng.choice(MJOB_STATUSES)
             current = ManagedJobStatus(self.mjobs[job_id])
+            target = self.rng.choice(
+                [s for s in MJOB_STATUSES if MANAGED_JOB_TRANSITIONS.allows(current, s)]
+            )
             if not set_managed_job_status(self.db, job_id, target, expected=current):
                 raise AssertionError(f"compare-and-set lost on private managed job {job_id}")
             self.mjobs[job_id] = target.value

@@ -2,51 +2,31 @@
 
 Single instances are guaranteed by ``flock``s (``agent.lock``, ``supervisor.lock``), which the
 kernel releases when their holder dies, even by ``kill -9``; so "is it running?" never trusts a
-stale pid file.
+stale pid file. The locks and the restart loop are :mod:`styx.supervisor`'s, shared with the
+managed-jobs daemon.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 from styx.agent.bootstrap import agent_run_argv, agent_supervise_argv
 from styx.agent.paths import AgentPaths
 from styx.errors import AgentError
+from styx.supervisor import RestartPolicy, flock
+from styx.supervisor import is_locked as _held
 
 _LOG_ROTATE_BYTES = 20 * 1024 * 1024
-
-
-@contextlib.contextmanager
-def _flock(path: Path, blocking: bool) -> Iterator[bool]:
-    """Hold an exclusive lock on ``path``; yields False when not blocking and it is taken."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
-
-
-def _held(path: Path) -> bool:
-    """Whether some live process holds the lock at ``path``."""
-    if not path.exists():
-        return False
-    with _flock(path, blocking=False) as got:
-        return not got
+#: The agent is restarted whenever it ends, quickly at first, then backing off to 5 s.
+_AGENT_RESTARTS = RestartPolicy(min_delay_s=0.1, max_delay_s=5.0, healthy_after_s=30.0)
 
 
 def _log_file(paths: AgentPaths) -> IO[bytes]:
@@ -79,8 +59,8 @@ def run(root: Path) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    with _flock(root / "agent.lock", blocking=False) as got:
-        if not got:
+    with flock(root / "agent.lock", blocking=False) as got:
+        if got is None:
             print("styx agent: another agent already serves this root", file=sys.stderr)
             return 3
         paths.pid.write_text(str(os.getpid()))
@@ -110,50 +90,33 @@ def run(root: Path) -> int:
 
 
 def supervise(root: Path) -> int:
-    """Run the agent and restart it whenever it dies, until SIGTERM/SIGINT."""
+    """Run the agent and restart it whenever it dies, until SIGTERM/SIGINT or ``stop``."""
+    from styx import supervisor
+
     paths = AgentPaths(root)
-    with _flock(root / "supervisor.lock", blocking=False) as got:
-        if not got:
+
+    def spawn() -> subprocess.Popen[bytes]:
+        from styx.agent.raynode import load_env
+
+        with _log_file(paths) as out:
+            return subprocess.Popen(
+                agent_run_argv(str(root), sys.executable),
+                cwd=root,
+                env={**os.environ, **load_env(root)},  # Ray's network settings
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+            )
+
+    with flock(root / "supervisor.lock", blocking=False) as got:
+        if got is None:
             return 0  # already supervised
         paths.supervisor_pid.write_text(str(os.getpid()))
-        stopping = False
-        child: subprocess.Popen[bytes] | None = None
-
-        def on_signal(signum: int, _frame: object) -> None:
-            nonlocal stopping
-            stopping = True
-            if child is not None and child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        backoff = 0.1
-        while not stopping and not paths.stopping.exists():
-            from styx.agent.raynode import load_env
-
-            with _log_file(paths) as out:
-                child = subprocess.Popen(
-                    agent_run_argv(str(root), sys.executable),
-                    cwd=root,
-                    env={**os.environ, **load_env(root)},  # Ray's network settings
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=out,
-                )
-            began = time.monotonic()
-            child.wait()
-            if stopping or paths.stopping.exists():
-                break
-            backoff = 0.1 if time.monotonic() - began > 30 else min(backoff * 2, 5.0)
-            time.sleep(backoff)
-        if child is not None:
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        with contextlib.suppress(OSError):
-            paths.supervisor_pid.unlink()
+        try:
+            supervisor.supervise(spawn, _AGENT_RESTARTS, stop_requested=paths.stopping.exists)
+        finally:
+            with contextlib.suppress(OSError):
+                paths.supervisor_pid.unlink()
     return 0
 
 
@@ -187,7 +150,7 @@ def ensure(root: Path, timeout_s: float = 60.0) -> int:
             file=sys.stderr,
         )
         return 2
-    with _flock(root / "ensure.lock", blocking=True):
+    with flock(root / "ensure.lock", blocking=True):
         running = _ping_version(paths)
         supervised = _held(root / "supervisor.lock")
         if running == mine and supervised:

@@ -1,7 +1,8 @@
 """The agent's job table: SQLite in WAL mode, one writer (the agent's event loop).
 
 Every status change goes through :meth:`JobStore.transition`, which enforces the transition table
-of :class:`~styx.agent.protocol.JobStatus` (terminal states never change) and records the change
+of :class:`~styx.lifecycle.JobStatus` (terminal states never change; a refused move raises
+:class:`~styx.errors.IllegalTransition`) and records the change
 with its time in ``events``. Secret env values are never written here: ``spec`` holds the public
 envs and the secrets' names only.
 
@@ -30,7 +31,7 @@ from styx.agent.protocol import (
     JobSpec,
     JobStatus,
 )
-from styx.errors import AgentError, JobNotFound
+from styx.errors import AgentError, IllegalTransition, JobNotFound
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,6 @@ _COLUMNS = (
     "num_nodes, demand, log_dir, failure_reason, task_id, nodes"
 )
 _ACTIVE_SQL = ",".join(f"'{s.value}'" for s in sorted(ACTIVE_STATUSES))
-
-
-class IllegalTransition(Exception):
-    """A status change the transition table forbids (a bug, or a race with a terminal state)."""
 
 
 @functools.lru_cache(maxsize=256)
@@ -230,12 +227,13 @@ class JobStore:
         now = time.time()
         old = self._status(job_id)
         if not old.can_become(new):
-            raise IllegalTransition(f"job {job_id}: {old.value} -> {new.value}")
+            # A bug, or a race with a terminal state (the caller decides which).
+            raise IllegalTransition("cluster_job", str(job_id), old.value, new.value)
         fields: dict[str, Any] = {"status": new.value}
         if new in (JobStatus.SETTING_UP, JobStatus.RUNNING):
             current = self._unsaved.get(job_id, {}).get("started_at") or self._started(job_id)
             fields["started_at"] = current or now
-        if new.terminal:
+        if new.is_terminal:
             fields["ended_at"] = now
         if exit_code is not None:
             fields["exit_code"] = exit_code
@@ -349,7 +347,7 @@ class JobStore:
         ).fetchall()
         records = [self._overlay(_record(r)) for r in rows]
         if skip_finished:
-            records = [r for r in records if not r.status.terminal]
+            records = [r for r in records if not r.status.is_terminal]
         return records
 
     def counts(self) -> dict[str, int]:

@@ -16,14 +16,15 @@ a stream socket (a local unix socket, or one forwarded through SSH):
 
 A request whose ``v`` differs from :data:`PROTOCOL_VERSION` gets the ``agent-protocol-mismatch``
 error. Unknown fields in a request are rejected (``invalid-request``) so that typos surface.
-This module imports nothing outside the standard library, :mod:`styx.errors` and its own field
-readers (``styx.agent._fields``).
+Fields are read with Styx's one validation framework (:mod:`styx.spec.check`, which needs no
+PyYAML), whose errors here are AgentErrors ``invalid-request`` naming the field. Besides the
+standard library this module imports only that, :mod:`styx.errors`, :mod:`styx.paths` and the
+shared job status (:mod:`styx.lifecycle`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
 import functools
 import json
 import os
@@ -31,22 +32,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from styx.agent._fields import (
-    f_bool,
-    f_check_keys,
-    f_int,
-    f_num,
-    f_obj,
-    f_opt_int,
-    f_opt_num,
-    f_opt_str,
-    f_str,
-    f_str_list,
-    f_str_map,
-    invalid,
-)
-from styx.errors import AgentError
+from styx.errors import AgentError, StyxError
+from styx.lifecycle import ACTIVE_JOB_STATUSES, JOB_TRANSITIONS, TERMINAL_JOB_STATUSES
+from styx.lifecycle import JobStatus as JobStatus  # re-exported: the protocol's job status
 from styx.paths import atomic_write
+from styx.spec.check import Source, Value
 
 PROTOCOL_VERSION = 2  # 2: heartbeats on long requests
 
@@ -65,50 +55,53 @@ DEFAULT_CPU_DEMAND = 0.5
 #: Rows ``queue`` returns by default besides every unfinished job (SkyPilot lists recent jobs).
 DEFAULT_QUEUE_LIMIT = 200
 
-
-class JobStatus(enum.StrEnum):
-    """A job's state; the names and meanings are SkyPilot's."""
-
-    INIT = "INIT"
-    PENDING = "PENDING"
-    SETTING_UP = "SETTING_UP"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    FAILED_SETUP = "FAILED_SETUP"
-    FAILED_DRIVER = "FAILED_DRIVER"
-    CANCELLED = "CANCELLED"
-
-    @property
-    def terminal(self) -> bool:
-        """True once the job has ended; a terminal status never changes again."""
-        return self in TERMINAL_STATUSES
-
-    def can_become(self, new: JobStatus) -> bool:
-        """Whether the transition ``self -> new`` is allowed (see :data:`TRANSITIONS`)."""
-        return new in TRANSITIONS[self]
+_HINT = "Upgrade Styx on both ends so they speak one protocol."
 
 
-TERMINAL_STATUSES = frozenset(
-    {
-        JobStatus.SUCCEEDED,
-        JobStatus.FAILED,
-        JobStatus.FAILED_SETUP,
-        JobStatus.FAILED_DRIVER,
-        JobStatus.CANCELLED,
-    }
-)
+def invalid(message: str) -> AgentError:
+    """The typed error for a malformed request, reply or ``agent.json``."""
+    return AgentError(message, _HINT, code="invalid-request")
+
+
+def _protocol_error(
+    path: str, code: str, message: str, hint: str, details: dict[str, Any] | None
+) -> StyxError:
+    return AgentError(
+        message, _HINT, code="invalid-request", details={"reason": code, "path": path}
+    )
+
+
+_SOURCES: dict[str, Source] = {}
+
+
+def fields(raw: object, what: str, cls: type[Any] | None = None, strict: bool = True) -> Value:
+    """``raw`` as a checked JSON object named ``what`` (a field name, such as ``job_spec``);
+    with ``cls`` and ``strict``, only the dataclass's fields may appear. Read its fields with
+    the Value's ``*_at`` methods; every error is an AgentError ``invalid-request``."""
+    src = _SOURCES.get(what)
+    if src is None:
+        src = _SOURCES[what] = Source(prefix=(what,), make_error=_protocol_error)
+    known = None if cls is None or not strict else _known(cls)
+    return Value(raw, (), src).obj(known)
+
+
+_KNOWN: dict[type[Any], frozenset[str]] = {}
+
+
+def _known(cls: type[Any]) -> frozenset[str]:
+    known = _KNOWN.get(cls)
+    if known is None:
+        known = _KNOWN[cls] = frozenset(f.name for f in dataclasses.fields(cls))
+    return known
+
+
+# JobStatus is shared with the client's state layer, so it lives at the bottom of the house
+# (styx.lifecycle); its values are this protocol's and never change.
+TERMINAL_STATUSES = TERMINAL_JOB_STATUSES
 #: Statuses that make a cluster busy (not idle) for autostop.
-ACTIVE_STATUSES = frozenset({JobStatus.PENDING, JobStatus.SETTING_UP, JobStatus.RUNNING})
-
-_ENDINGS = frozenset({JobStatus.CANCELLED, JobStatus.FAILED_DRIVER})
-TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.INIT: _ENDINGS | {JobStatus.PENDING},
-    JobStatus.PENDING: _ENDINGS | {JobStatus.SETTING_UP, JobStatus.RUNNING, JobStatus.FAILED},
-    JobStatus.SETTING_UP: _ENDINGS | {JobStatus.RUNNING, JobStatus.FAILED_SETUP, JobStatus.FAILED},
-    JobStatus.RUNNING: _ENDINGS | {JobStatus.SUCCEEDED, JobStatus.FAILED},
-    **{s: frozenset[JobStatus]() for s in TERMINAL_STATUSES},
-}
+ACTIVE_STATUSES = ACTIVE_JOB_STATUSES
+#: Which job status may follow which (terminal ones never change).
+TRANSITIONS = JOB_TRANSITIONS
 
 
 # --- job values ----------------------------------------------------------------------------
@@ -133,13 +126,12 @@ class Demand:
 
     @classmethod
     def from_dict(cls, raw: object, strict: bool = True) -> Demand:
-        d = f_obj(raw, "demand")
-        f_check_keys(d, cls, strict)
+        d = fields(raw, "demand", cls, strict)
         return cls(
-            cpus=f_num(d, "cpus", DEFAULT_CPU_DEMAND),
-            gpus=f_num(d, "gpus", 0.0),
-            accelerator=f_opt_str(d, "accelerator"),
-            memory_gb=f_opt_num(d, "memory_gb"),
+            cpus=d.number_at("cpus", DEFAULT_CPU_DEMAND),
+            gpus=d.number_at("gpus", 0.0),
+            accelerator=d.opt_text_at("accelerator"),
+            memory_gb=d.opt_number_at("memory_gb"),
         )
 
 
@@ -219,23 +211,22 @@ class JobSpec:
 
     @classmethod
     def from_dict(cls, raw: object, strict: bool = True) -> JobSpec:
-        d = f_obj(raw, "job spec")
-        f_check_keys(d, cls, strict)
+        d = fields(raw, "job_spec", cls, strict)
         return cls(
-            name=f_opt_str(d, "name"),
-            setup=f_opt_str(d, "setup"),
-            run=f_opt_str(d, "run"),
-            envs=f_str_map(d, "envs"),
-            secret_env_names=f_str_list(d, "secret_env_names"),
-            num_nodes=f_int(d, "num_nodes", 1),
-            cpus=f_opt_num(d, "cpus"),
-            gpus=f_num(d, "gpus", 0.0),
-            accelerator=f_opt_str(d, "accelerator"),
-            memory_gb=f_opt_num(d, "memory_gb"),
-            cwd=f_opt_str(d, "cwd"),
-            priority=f_int(d, "priority", 0),
-            user=f_opt_str(d, "user"),
-            task_id=f_opt_str(d, "task_id"),
+            name=d.opt_text_at("name"),
+            setup=d.opt_text_at("setup"),
+            run=d.opt_text_at("run"),
+            envs=d.text_map_at("envs"),
+            secret_env_names=d.texts_at("secret_env_names"),
+            num_nodes=d.integer_at("num_nodes", 1),
+            cpus=d.opt_number_at("cpus"),
+            gpus=d.number_at("gpus", 0.0),
+            accelerator=d.opt_text_at("accelerator"),
+            memory_gb=d.opt_number_at("memory_gb"),
+            cwd=d.opt_text_at("cwd"),
+            priority=d.integer_at("priority", 0),
+            user=d.opt_text_at("user"),
+            task_id=d.opt_text_at("task_id"),
         )
 
 
@@ -282,28 +273,27 @@ class JobRecord:
 
     @classmethod
     def from_dict(cls, raw: object, strict: bool = False) -> JobRecord:
-        d = f_obj(raw, "job record")
-        f_check_keys(d, cls, strict)
+        d = fields(raw, "job_record", cls, strict)
         try:
-            status = JobStatus(f_str(d, "status"))
+            status = JobStatus(d.text_at("status"))
         except ValueError as e:
-            raise invalid(f"Unknown job status {d.get('status')!r}.") from e
+            raise invalid(f"Unknown job status {d.raw.get('status')!r}.") from e
         return cls(
-            job_id=f_int(d, "job_id"),
-            name=f_opt_str(d, "name"),
+            job_id=d.integer_at("job_id"),
+            name=d.opt_text_at("name"),
             status=status,
-            submitted_at=f_num(d, "submitted_at"),
-            started_at=f_opt_num(d, "started_at"),
-            ended_at=f_opt_num(d, "ended_at"),
-            exit_code=f_opt_int(d, "exit_code"),
-            num_nodes=f_int(d, "num_nodes", 1),
-            demand=_demand_of(d.get("demand", {}), strict),
-            user=f_opt_str(d, "user"),
-            log_dir=f_str(d, "log_dir", ""),
-            failure_reason=f_opt_str(d, "failure_reason"),
-            priority=f_int(d, "priority", 0),
-            task_id=f_opt_str(d, "task_id"),
-            nodes=f_str_list(d, "nodes"),
+            submitted_at=d.number_at("submitted_at"),
+            started_at=d.opt_number_at("started_at"),
+            ended_at=d.opt_number_at("ended_at"),
+            exit_code=d.opt_integer_at("exit_code"),
+            num_nodes=d.integer_at("num_nodes", 1),
+            demand=_demand_of(d.raw.get("demand", {}), strict),
+            user=d.opt_text_at("user"),
+            log_dir=d.text_at("log_dir", ""),
+            failure_reason=d.opt_text_at("failure_reason"),
+            priority=d.integer_at("priority", 0),
+            task_id=d.opt_text_at("task_id"),
+            nodes=d.texts_at("nodes"),
         )
 
 
@@ -323,15 +313,14 @@ class NodeInfo:
 
     @classmethod
     def from_dict(cls, raw: object, strict: bool = True) -> NodeInfo:
-        d = f_obj(raw, "node")
-        f_check_keys(d, cls, strict)
+        d = fields(raw, "node", cls, strict)
         return cls(
-            ip=f_str(d, "ip"),
-            name=f_str(d, "name"),
-            cpus=f_num(d, "cpus"),
-            memory_gb=f_num(d, "memory_gb"),
-            gpus=f_num(d, "gpus", 0.0),
-            accelerator=f_opt_str(d, "accelerator"),
+            ip=d.text_at("ip"),
+            name=d.text_at("name"),
+            cpus=d.number_at("cpus"),
+            memory_gb=d.number_at("memory_gb"),
+            gpus=d.number_at("gpus", 0.0),
+            accelerator=d.opt_text_at("accelerator"),
         )
 
 
@@ -345,12 +334,11 @@ class AutostopConfig:
 
     @classmethod
     def from_dict(cls, raw: object, strict: bool = True) -> AutostopConfig:
-        d = f_obj(raw, "autostop")
-        f_check_keys(d, cls, strict)
-        minutes = f_opt_int(d, "idle_minutes")
+        d = fields(raw, "autostop", cls, strict)
+        minutes = d.opt_integer_at("idle_minutes")
         if minutes is not None and minutes < 0:
             raise invalid("idle_minutes must be >= 0, or null to disable autostop.")
-        return cls(idle_minutes=minutes, down=f_bool(d, "down"))
+        return cls(idle_minutes=minutes, down=d.boolean_at("down", False))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -389,25 +377,21 @@ class AgentConfig:
     @classmethod
     def from_json(cls, text: str) -> AgentConfig:
         try:
-            d = f_obj(json.loads(text), "agent.json")
+            d = fields(json.loads(text), "agent_json", cls)
         except json.JSONDecodeError as e:
             raise invalid(f"agent.json is not valid JSON: {e}.") from e
-        f_check_keys(d, cls, strict=True)
-        nodes = d.get("nodes")
-        if not isinstance(nodes, list):
-            raise invalid("Field 'nodes' must be a list.")
         return cls(
-            cluster_name=f_str(d, "cluster_name"),
-            styx_version=f_str(d, "styx_version"),
-            ray_address=f_str(d, "ray_address"),
-            nodes=[NodeInfo.from_dict(n) for n in nodes],
-            autostop=AutostopConfig.from_dict(d.get("autostop", {})),
-            stop_command=f_str_list(d, "stop_command"),
-            down_command=f_str_list(d, "down_command"),
-            env=f_str_map(d, "env"),
-            cloud=f_opt_str(d, "cloud"),
-            region=f_opt_str(d, "region"),
-            zone=f_opt_str(d, "zone"),
+            cluster_name=d.text_at("cluster_name"),
+            styx_version=d.text_at("styx_version"),
+            ray_address=d.text_at("ray_address"),
+            nodes=[NodeInfo.from_dict(n.raw) for n in d.child("nodes", d.raw.get("nodes")).items()],
+            autostop=AutostopConfig.from_dict(d.raw.get("autostop", {})),
+            stop_command=d.texts_at("stop_command"),
+            down_command=d.texts_at("down_command"),
+            env=d.text_map_at("env"),
+            cloud=d.opt_text_at("cloud"),
+            region=d.opt_text_at("region"),
+            zone=d.opt_text_at("zone"),
         )
 
     def write(self, root: str | os.PathLike[str]) -> Path:
@@ -466,7 +450,7 @@ def is_heartbeat(reply: Mapping[str, Any]) -> bool:
 def parse_request(line: bytes) -> tuple[str, dict[str, Any]]:
     """Decode and check one request line; raises a typed :class:`AgentError`."""
     try:
-        msg = f_obj(json.loads(line), "request")
+        msg = fields(json.loads(line), "request").raw
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise invalid(f"Request is not valid JSON: {e}.") from e
     version = msg.get("v")
@@ -480,4 +464,5 @@ def parse_request(line: bytes) -> tuple[str, dict[str, Any]]:
     op = msg.get("op")
     if not isinstance(op, str) or op not in OPS:
         raise invalid(f"Unknown operation {op!r}; expected one of {sorted(OPS)}.")
-    return op, f_obj(msg.get("args", {}), "args")
+    args: dict[str, Any] = fields(msg.get("args", {}), "args").raw
+    return op, args

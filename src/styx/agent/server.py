@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from styx.agent import _fields as f
 from styx.agent.protocol import (
     HEARTBEAT_S,
     PROTOCOL_VERSION,
@@ -21,31 +20,28 @@ from styx.agent.protocol import (
     chunk_reply,
     encode,
     error_reply,
+    fields,
     heartbeat_reply,
+    invalid,
     ok_reply,
     parse_request,
 )
 from styx.agent.service import Agent
 from styx.errors import AgentError, StyxError
+from styx.spec.check import Value
 
 log = logging.getLogger(__name__)
 
 _LINE_LIMIT = 64 * 1024 * 1024  # a submit carries the job's scripts and envs
 
 
-def _only(args: dict[str, Any], *names: str) -> None:
-    unknown = sorted(set(args) - set(names))
-    if unknown:
-        raise f.invalid(f"Unknown argument(s) {unknown}.")
+def _only(args: dict[str, Any], *names: str) -> Value:
+    """The request's arguments, whose names must all be ``names``; read them with ``*_at``."""
+    return fields(args, "args").obj(names)
 
 
-def _job_ids(args: dict[str, Any]) -> list[int]:
-    ids = args.get("job_ids")
-    if not isinstance(ids, list) or not all(
-        isinstance(i, int) and not isinstance(i, bool) for i in ids
-    ):
-        raise f.invalid("job_ids must be a list of integers.")
-    return list(ids)
+def _job_ids(a: Value) -> list[int]:
+    return [item.integer() for item in a.child("job_ids", a.raw.get("job_ids")).items()]
 
 
 class Server:
@@ -143,45 +139,45 @@ class Server:
         }
 
     async def _submit(self, args: dict[str, Any]) -> dict[str, Any]:
-        _only(args, "spec")
-        return {"job_id": self.agent.submit(JobSpec.from_dict(args.get("spec")))}
+        a = _only(args, "spec")
+        return {"job_id": self.agent.submit(JobSpec.from_dict(a.raw.get("spec")))}
 
     async def _queue(self, args: dict[str, Any]) -> dict[str, Any]:
-        _only(args, "all", "limit", "skip_finished")
+        a = _only(args, "all", "limit", "skip_finished")
         jobs = self.agent.store.queue(
-            all_jobs=f.f_bool(args, "all"),
-            limit=f.f_opt_int(args, "limit"),
-            skip_finished=f.f_bool(args, "skip_finished"),
+            all_jobs=a.boolean_at("all", False),
+            limit=a.opt_integer_at("limit"),
+            skip_finished=a.boolean_at("skip_finished", False),
         )
         return {"jobs": [j.to_dict() for j in jobs]}
 
     async def _job(self, args: dict[str, Any]) -> dict[str, Any]:
-        _only(args, "job_id")
-        return {"job": self.agent.store.get(f.f_int(args, "job_id")).to_dict()}
+        a = _only(args, "job_id")
+        return {"job": self.agent.store.get(a.integer_at("job_id")).to_dict()}
 
     async def _cancel(self, args: dict[str, Any]) -> dict[str, Any]:
-        _only(args, "job_ids", "all")
-        every = f.f_bool(args, "all")
+        a = _only(args, "job_ids", "all")
+        every = a.boolean_at("all", False)
         if not every and "job_ids" not in args:
-            raise f.invalid("cancel needs job_ids or all=true.")
-        ids = None if every else _job_ids(args)
+            raise invalid("cancel needs job_ids or all=true.")
+        ids = None if every else _job_ids(a)
         return {"cancelled": await self.agent.cancel(ids)}
 
     async def _wait(self, args: dict[str, Any]) -> dict[str, Any]:
-        _only(args, "job_id", "timeout")
-        rec = await self.agent.wait(f.f_int(args, "job_id"), f.f_opt_num(args, "timeout"))
+        a = _only(args, "job_id", "timeout")
+        rec = await self.agent.wait(a.integer_at("job_id"), a.opt_number_at("timeout"))
         return {"job": rec.to_dict()}
 
     async def _set_autostop(self, args: dict[str, Any]) -> dict[str, Any]:
-        _only(args, "idle_minutes", "down")
-        minutes = f.f_opt_int(args, "idle_minutes")
+        a = _only(args, "idle_minutes", "down")
+        minutes = a.opt_integer_at("idle_minutes")
         if minutes is not None and minutes < 0:
             raise AgentError(
                 "idle_minutes must be >= 0.",
                 "Use null to disable autostop.",
                 code="invalid-request",
             )
-        setting = self.agent.autostop.set(minutes, f.f_bool(args, "down"))
+        setting = self.agent.autostop.set(minutes, a.boolean_at("down", False))
         return {"autostop": {"idle_minutes": setting.idle_minutes, "down": setting.down}}
 
     async def _status(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -189,14 +185,14 @@ class Server:
         return self.agent.status()
 
     async def _tail(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> None:
-        _only(args, "job_id", "follow", "lines")
-        job_id = f.f_int(args, "job_id")
+        a = _only(args, "job_id", "follow", "lines")
+        job_id = a.integer_at("job_id")
         chunks: asyncio.Queue[str | None] = asyncio.Queue(maxsize=64)
 
         async def produce() -> None:
             try:
                 async for text in self.agent.tail(
-                    job_id, f.f_bool(args, "follow"), f.f_opt_int(args, "lines")
+                    job_id, a.boolean_at("follow", False), a.opt_integer_at("lines")
                 ):
                     await chunks.put(text)
             finally:

@@ -35,14 +35,14 @@ from typing import Any
 
 from styx.agent import logs
 from styx.agent.autostop import Autostop
-from styx.agent.db import IllegalTransition, JobStore
+from styx.agent.db import JobStore
 from styx.agent.execution import PartResult, RayExecutor, job_envs
 from styx.agent.health import gcs_answers
 from styx.agent.paths import AgentPaths, agent_id
 from styx.agent.protocol import AgentConfig, JobRecord, JobSpec, JobStatus
 from styx.agent.scheduler import Candidate, ResourcePool, pick
 from styx.agent.version import agent_version
-from styx.errors import AgentError
+from styx.errors import AgentError, IllegalTransition
 
 log = logging.getLogger(__name__)
 

@@ -54,10 +54,11 @@ def launch(
 @jobs.command()
 def queue() -> int:
     """Show managed jobs; a DAG run's tasks are shown as a tree under it."""
-    from styx.jobs.queue import read_queue, render
+    from styx.jobs.queue import render
     from styx.ops import common
+    from styx.state.job_queue import managed_job_queue
 
-    rows, runs = read_queue(common.database())
+    rows, runs = managed_job_queue(common.database())
     click.echo(render(rows, runs))
     _revive_controller(any(r.status in _ACTIVE for r in rows))
     return 0

@@ -1,9 +1,10 @@
 """Where a managed job's clusters come from: the ``Backend`` protocol and its two kinds.
 
-``ClusterBackend`` is real: one Styx cluster per job, launched, watched and torn down through
-:mod:`styx.sdk` (blocking calls, so each runs in a thread). ``InMemoryBackend`` is a
-simulation, for tests and benchmarks only: its clusters are dictionary entries whose job ends
-after a set time, with preemption, user-code failure and status-check errors injected on demand.
+``ClusterBackend`` is real: one Styx cluster per job, launched, watched and torn down
+through the user operations of :mod:`styx.ops` (blocking calls, so each runs in a thread).
+``InMemoryBackend`` is a simulation, for tests and benchmarks only: its clusters are dictionary
+entries whose job ends after a set time, with preemption, user-code failure and status-check
+errors injected on demand.
 
 A backend never changes job state; it answers questions and the controller decides.
 """
@@ -13,31 +14,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import enum
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from styx.state.records import TerminationReason
+
 log = logging.getLogger(__name__)
-
-
-class ProbeState(enum.StrEnum):
-    """What a status check found on a job's cluster."""
-
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"  # user code exited non-zero (exit_code says how)
-    FAILED_SETUP = "FAILED_SETUP"
-    PREEMPTED = "PREEMPTED"  # the cluster is gone or terminated: recover elsewhere
+R = TerminationReason
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Probe:
-    """One status check's answer."""
+    """One status check's answer: the job still runs (``ended`` None), or why it ended
+    (``PREEMPTED`` when its cluster is gone or terminated: recover elsewhere); ``exit_code``
+    of the user's code when known."""
 
-    state: ProbeState
+    ended: TerminationReason | None = None
     exit_code: int | None = None
 
 
@@ -54,13 +49,15 @@ class TransientCheckError(Exception):
 
 
 class LaunchFailed(Exception):
-    """No resources anywhere allowed (``setup=False``) or the job's setup failed (``True``);
-    ``retryable`` when the launch broke for a reason worth another try (a host died)."""
+    """A launch did not get the job running, and ``reason`` says why: ``NO_RESOURCES`` (no
+    resources anywhere allowed), ``SETUP_FAILED`` (the job's setup failed) or ``INFRA_ERROR``
+    (it broke for a reason worth another try: a host died, a transfer failed)."""
 
-    def __init__(self, message: str, *, setup: bool = False, retryable: bool = False) -> None:
+    def __init__(
+        self, message: str, reason: TerminationReason = TerminationReason.NO_RESOURCES
+    ) -> None:
         super().__init__(message)
-        self.setup = setup
-        self.retryable = retryable
+        self.reason = reason
 
 
 class Backend(Protocol):
@@ -149,7 +146,7 @@ class InMemoryBackend:
             await asyncio.sleep(self.launch_delay)
         script = self._script(spec)
         if script.setup_fails:
-            raise LaunchFailed("setup exited with 1", setup=True)
+            raise LaunchFailed("setup exited with 1", R.SETUP_FAILED)
         choices = [r for r in self.regions if r not in avoid_regions] or self.regions
         key = str(spec.get("name"))
         attempt = self._attempts.get(key, 0)
@@ -170,16 +167,16 @@ class InMemoryBackend:
             raise TransientCheckError("simulated: connection timed out")
         sim = self._clusters.get(cluster)
         if sim is None:
-            return Probe(ProbeState.PREEMPTED)
+            return Probe(R.PREEMPTED)
         elapsed = time.monotonic() - sim.started
         if sim.preempt and elapsed >= sim.script.duration / 2:
             del self._clusters[cluster]
-            return Probe(ProbeState.PREEMPTED)
+            return Probe(R.PREEMPTED)
         if elapsed < sim.script.duration:
-            return Probe(ProbeState.RUNNING)
+            return Probe()
         if sim.exit_code == 0:
-            return Probe(ProbeState.SUCCEEDED, 0)
-        return Probe(ProbeState.FAILED, sim.exit_code)
+            return Probe(R.SUCCEEDED, 0)
+        return Probe(R.USER_CODE_FAILED, sim.exit_code)
 
     async def down(self, cluster: str) -> None:
         self._clusters.pop(cluster, None)
@@ -206,12 +203,17 @@ class InMemoryBackend:
 
 
 class ClusterBackend:
-    """Real clusters through :mod:`styx.sdk`, each blocking call in a thread.
+    """Real clusters through the user operations of :mod:`styx.ops`, each blocking call in a
+    thread.
 
-    Loss is read from ``styx.sdk.status(refresh=True)``: a cluster that is missing, STOPPED, or
-    DEGRADED with nodes the infra says are gone (a terminated instance) is preempted. A node
-    that only does not answer (an SSH host, or a silent agent) may be a network blip, so that
-    is a :class:`TransientCheckError`: the controller recovers only after several in a row.
+    Loss is read from a refreshed status (:func:`styx.ops.queries.status`): a cluster that is
+    missing, STOPPED, or DEGRADED with nodes the infra says are gone (a terminated instance) is
+    preempted. A node that only does not answer (an SSH host, or a silent agent) may be a
+    network blip, so that is a :class:`TransientCheckError`: the controller recovers only after
+    several in a row. So is every typed error of the network, the agent, the infra or the state
+    database (:func:`check_errors`) met while checking. Any other exception is a bug in Styx: it
+    is not caught here, so the controller fails the job (CONTROLLER_ERROR, the traceback in its
+    log) instead of reading the bug as a preemption and relaunching.
     """
 
     async def launch(
@@ -220,21 +222,22 @@ class ClusterBackend:
         return await asyncio.to_thread(self._launch, cluster, dict(spec), tuple(avoid_regions))
 
     def _launch(self, cluster: str, spec: dict[str, Any], avoid: tuple[str, ...]) -> Placement:
-        from styx import sdk
         from styx.errors import ResourcesUnavailable, SpecError, StyxError
+        from styx.ops import queries
+        from styx.ops.launch import launch
         from styx.spec.resources import Resources
         from styx.spec.task import Task
 
         task = Task.from_dict(spec)
         started = time.monotonic()
         try:
-            result = sdk.launch(task, cluster, detach=True, avoid_regions=list(avoid))
+            result = launch(task, cluster, detach=True, quiet=True, avoid_regions=avoid)
         except (ResourcesUnavailable, SpecError) as e:
-            raise LaunchFailed(f"{e.code}: {e.message}") from e
+            raise LaunchFailed(f"{e.code}: {e.message}", R.NO_RESOURCES) from e
         except StyxError as e:  # a host died mid-launch, a transfer broke, ...: try again
-            raise LaunchFailed(f"{e.code}: {e.message}", retryable=True) from e
+            raise LaunchFailed(f"{e.code}: {e.message}", R.INFRA_ERROR) from e
         region = None
-        for record in sdk.status([cluster]):
+        for record in queries.status([cluster]):
             launched = Resources.from_dict(dict(record.launched_resources or {}))
             if launched.cloud and launched.region:
                 region = f"{launched.cloud}/{launched.region}"
@@ -245,42 +248,27 @@ class ClusterBackend:
         return await asyncio.to_thread(self._probe, cluster, placement)
 
     def _probe(self, cluster: str, placement: Placement) -> Probe:
-        from styx import sdk
-        from styx.ops import common
+        from styx.ops import common, queries
         from styx.state.records import ClusterJobStatus, ClusterStatus
 
-        try:
-            records = sdk.status([cluster], refresh=True)
-        except Exception as e:  # the check failed, not (yet) the cluster
-            raise TransientCheckError(str(e)) from e
+        with _check(cluster):
+            records = queries.status([cluster], refresh=True)
         if not records or records[0].status is ClusterStatus.STOPPED:
-            return Probe(ProbeState.PREEMPTED)
+            return Probe(R.PREEMPTED)
         record = records[0]
         if record.status is not ClusterStatus.UP:
-            try:
+            with _check(cluster):
                 gone = common.provider_of(record).gone_nodes(common.handle_of(record))
-            except Exception as e:
-                raise TransientCheckError(str(e)) from e
             if gone:
-                return Probe(ProbeState.PREEMPTED)
+                return Probe(R.PREEMPTED)
             raise TransientCheckError(f"cluster {cluster} is {record.status.value}")
-        try:
-            jobs = sdk.queue(cluster, all_jobs=True)
-        except Exception as e:
-            raise TransientCheckError(str(e)) from e
+        with _check(cluster):
+            jobs = queries.queue(cluster, all_jobs=True)
         for job in jobs:
             if job.job_id != placement.cluster_job_id:
                 continue
-            status = ClusterJobStatus(job.status)
-            if status == ClusterJobStatus.SUCCEEDED:
-                return Probe(ProbeState.SUCCEEDED, 0)
-            if status == ClusterJobStatus.FAILED_SETUP:
-                return Probe(ProbeState.FAILED_SETUP, job.exit_code)
-            if status == ClusterJobStatus.FAILED_DRIVER:
-                return Probe(ProbeState.PREEMPTED)  # the node under the job died, not the code
-            if status.is_terminal:
-                return Probe(ProbeState.FAILED, job.exit_code)
-            return Probe(ProbeState.RUNNING)
+            # FAILED_DRIVER reads as PREEMPTED: the node under the job died, not the code.
+            return Probe(R.of_cluster_job(ClusterJobStatus(job.status)), job.exit_code)
         raise TransientCheckError(f"job {placement.cluster_job_id} not in the queue yet")
 
     async def down(self, cluster: str) -> None:
@@ -290,7 +278,7 @@ class ClusterBackend:
         await asyncio.to_thread(self._save_logs, cluster, placement, dest)
 
     def _save_logs(self, cluster: str, placement: Placement, dest: Path) -> None:
-        from styx import sdk
+        from styx.ops import queries
 
         if placement.cluster_job_id is None:
             return
@@ -298,7 +286,7 @@ class ClusterBackend:
         part = dest.with_suffix(".part")
         try:
             with part.open("w") as out:
-                for chunk in sdk.tail_logs(cluster, placement.cluster_job_id, follow=False):
+                for chunk in queries.tail_logs(cluster, placement.cluster_job_id, follow=False):
                     out.write(chunk)
             part.replace(dest)
         except Exception as e:  # output lost with the cluster: the job itself goes on
@@ -306,15 +294,46 @@ class ClusterBackend:
             part.unlink(missing_ok=True)
 
     def _down(self, cluster: str) -> None:
-        from styx import sdk
         from styx.errors import NotFoundError
+        from styx.ops import cluster_ops
+        from styx.ops.pipeline import Pipeline
 
         started = time.monotonic()
         with contextlib.suppress(NotFoundError):
-            sdk.down(cluster)
+            cluster_ops.teardown(cluster, Pipeline(quiet=True))
             log.info("%s: torn down in %.1f s", cluster, time.monotonic() - started)
 
     def clusters(self) -> set[str]:
-        from styx import sdk
+        from styx.ops import queries
 
-        return {r.name for r in sdk.status() if r.name.startswith("styx-mj-")}
+        return {r.name for r in queries.status() if r.name.startswith("styx-mj-")}
+
+
+def check_errors() -> tuple[type[Exception], ...]:
+    """The typed errors a status check may meet that say nothing about the job itself: the
+    network and the agent (RemoteError: HostUnreachable, AgentError, a cloud API's errors),
+    the infra (ResourcesUnavailable: NoCapacity, AuthFailed, ...), the state database
+    (StateError), a cluster changing under the check (ConflictError, NotFoundError), and the
+    user's config being edited (ConfigError)."""
+    from styx.errors import (
+        ConfigError,
+        ConflictError,
+        NotFoundError,
+        RemoteError,
+        ResourcesUnavailable,
+        StateError,
+    )
+
+    return (
+        RemoteError, ResourcesUnavailable, StateError, ConflictError, NotFoundError, ConfigError,
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _check(cluster: str) -> Iterator[None]:
+    """Turn the typed errors of :func:`check_errors` into :class:`TransientCheckError`; let
+    anything else (a bug) through."""
+    try:
+        yield
+    except check_errors() as e:  # the check failed, not (yet) the cluster
+        raise TransientCheckError(f"{cluster}: {e}") from e

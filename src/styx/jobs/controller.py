@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import logging
 import os
 import time
@@ -28,19 +27,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from styx import paths
+from styx.errors import SpecError
 from styx.jobs import secrets
 from styx.jobs.backend import (
     Backend,
     LaunchFailed,
     Placement,
     Probe,
-    ProbeState,
     TransientCheckError,
 )
 from styx.jobs.dag import RunState
+from styx.jobs.recovery import Recovery, after_launch, after_run
+from styx.spec.policies import RecoveryStrategy
 from styx.state import managed_jobs as repo
 from styx.state.db import Database
-from styx.state.records import DagRunStatus, ManagedJobRecord
+from styx.state.records import DagRunStatus, ManagedJobRecord, TerminationReason
 from styx.state.records import ManagedJobStatus as S
 
 T = TypeVar("T")
@@ -48,6 +49,19 @@ log = logging.getLogger(__name__)
 ACTIVE = [S.PENDING, S.STARTING, S.RUNNING, S.RECOVERING, S.CANCELLING]
 #: How many loop-latency samples the controller keeps (one every 50 ms).
 LAG_SAMPLES = 16384
+
+
+def _describe(ended: TerminationReason, exit_code: int | None) -> str:
+    """A job's end in words, for its transitions and ``failure_reason``."""
+    if ended is TerminationReason.USER_CODE_FAILED:
+        return f"user code exited with {exit_code}"
+    if ended is TerminationReason.PREEMPTED:
+        return "cluster preempted or lost"
+    return {
+        TerminationReason.SUCCEEDED: "job succeeded",
+        TerminationReason.SETUP_FAILED: "setup failed",
+        TerminationReason.CANCELLED: "the job was cancelled on its cluster",
+    }.get(ended, ended.value)
 
 
 def cluster_name(job_id: int) -> str:
@@ -58,28 +72,6 @@ def cluster_name(job_id: int) -> str:
 def attempt_log(job_id: int, attempt: int) -> Path:
     """Where attempt ``attempt`` (0 first, +1 per recovery) of a job keeps its output."""
     return paths.home() / "jobs" / "logs" / str(job_id) / f"attempt-{attempt}.log"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Recovery:
-    """A job's ``job_recovery`` settings, read from its spec."""
-
-    strategy: str = "FAILOVER"
-    max_restarts_on_errors: int = 0
-    recover_on_exit_codes: frozenset[int] = frozenset()
-
-    @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> Recovery:
-        raw = (spec.get("resources") or {}).get("job_recovery")
-        if raw is None:
-            return cls()
-        if isinstance(raw, str):
-            return cls(raw)
-        return cls(
-            raw.get("strategy") or "FAILOVER",
-            int(raw.get("max_restarts_on_errors") or 0),
-            frozenset(int(c) for c in raw.get("recover_on_exit_codes") or ()),
-        )
 
 
 class _Cancelled(Exception):
@@ -114,6 +106,7 @@ class Controller:
         self._runs: dict[int, RunState] = {}
         self._stopping = asyncio.Event()
         self._cancel_requested: set[int] = set()
+        self._stopped_by_dependency: set[int] = set()  # cancelled by a DAG's stop_all
         self._finished: set[int] = set()  # driven to the end here; a stale sweep must not restart
         # Scheduling-loop latency samples, seconds: the latest ones only, so a daemon that runs
         # for months keeps a fixed size (20 samples a second: about 14 minutes' worth).
@@ -156,6 +149,7 @@ class Controller:
                 await self._db(
                     repo.set_dag_run_status, record.id, state.final_status(),
                     expected=[DagRunStatus.PENDING, DagRunStatus.RUNNING],
+                    reason="every task had ended while no controller ran",
                 )  # fmt: skip
 
     def stop(self) -> None:
@@ -190,6 +184,7 @@ class Controller:
                     await self._db(
                         repo.set_dag_run_status, run.run_id, DagRunStatus.RUNNING,
                         expected=DagRunStatus.PENDING,
+                        reason=f"{run.label(job.task_index)} started",
                     )  # fmt: skip
             self._start(job)
 
@@ -224,6 +219,16 @@ class Controller:
                 raise _Cancelled
             raise RuntimeError(f"job {job_id}: expected {expected}, found {current.status}")
 
+    async def _end(
+        self, job_id: int, ended: TerminationReason, expected: S | list[S], message: str
+    ) -> S:
+        """End the job for ``ended`` (its status is the reason's); ``message`` says more."""
+        failure = None if ended is TerminationReason.SUCCEEDED else message
+        await self._set(
+            job_id, ended.status, expected, message, failure_reason=failure, termination=ended
+        )
+        return ended.status
+
     async def _drive(self, job: ManagedJobRecord) -> None:
         try:
             final = await self._drive_inner(job)
@@ -233,14 +238,16 @@ class Controller:
             final = await self._cancel(job.id)
         except _Cancelled:
             final = await self._cancel(job.id)
-        except Exception as e:  # a controller bug must not leave the job hanging
-            log.exception("managed job %s", job.id)
+        except Exception as e:  # a bug in Styx must not leave the job hanging, nor relaunch it
+            log.exception("managed job %s: bug in the controller; the job fails", job.id)
             await self.backend.down(cluster_name(job.id))
+            ended = TerminationReason.CONTROLLER_ERROR
             await self._db(
-                repo.set_managed_job_status, job.id, S.FAILED_CONTROLLER,
-                expected=ACTIVE, reason="controller error", failure_reason=repr(e),
+                repo.set_managed_job_status, job.id, ended.status, expected=ACTIVE,
+                reason="controller error", termination=ended,
+                failure_reason=f"bug in Styx: {e!r} (the traceback is in the controller's log)",
             )  # fmt: skip
-            final = S.FAILED_CONTROLLER
+            final = ended.status
         self._cancel_requested.discard(job.id)
         secrets.forget(job.id)
         if job.dag_run_id is not None:
@@ -255,17 +262,24 @@ class Controller:
             dest = attempt_log(job_id, record.recovery_count)
             await self.backend.save_logs(record.cluster_name, placement, dest)
         await self.backend.down(cluster_name(job_id))
+        ended = TerminationReason.CANCELLED
+        if job_id in self._stopped_by_dependency:
+            self._stopped_by_dependency.discard(job_id)
+            ended = TerminationReason.DEPENDENCY_ENDED
         await self._db(
-            repo.set_managed_job_status, job_id, S.CANCELLED,
-            expected=[S.CANCELLING, *ACTIVE], reason="cancelled",
+            repo.set_managed_job_status, job_id, ended.status,
+            expected=[S.CANCELLING, *ACTIVE], reason="cancelled", termination=ended,
         )  # fmt: skip
-        return S.CANCELLED
+        return ended.status
 
     async def _drive_inner(self, job: ManagedJobRecord) -> S:
         if job.status == S.CANCELLING:
             raise _Cancelled
+        try:
+            recovery = Recovery.from_spec(job.spec)
+        except SpecError as e:  # a spec written by another Styx, or edited in the database
+            return await self._end(job.id, TerminationReason.INVALID_SPEC, job.status, str(e))
         name = cluster_name(job.id)
-        recovery = Recovery.from_spec(job.spec)
         restarts = job.restarts_on_errors
         info = dict(job.resources or {})
         await self._db(repo.update_managed_job, job.id, controller_pid=self.pid)
@@ -288,63 +302,49 @@ class Controller:
                     placement = await self.backend.launch(name, spec, avoid_regions=avoid)
                 except LaunchFailed as e:
                     await self.backend.down(name)
-                    # A recovery waits for capacity to come back, as SkyPilot's does; a first
-                    # launch gives up on no resources, and retries only breakage.
-                    retry = status == S.RECOVERING or (
-                        e.retryable and launch_failures < self.launch_retries
+                    decision = after_launch(
+                        e.reason,
+                        recovering=status == S.RECOVERING,
+                        failures=launch_failures,
+                        retries=self.launch_retries,
                     )
-                    if retry and not e.setup:
+                    if decision.retry:
                         launch_failures += 1
                         log.warning("job %s: launch failed (%s); retrying", job.id, e)
                         await asyncio.sleep(self._backoff(launch_failures))
                         continue
-                    to = S.FAILED_SETUP if e.setup else S.FAILED_NO_RESOURCE
-                    await self._set(job.id, to, status, "launch failed", failure_reason=str(e))
-                    return to
+                    return await self._end(job.id, decision.reason, status, f"launch failed: {e}")
                 launch_failures = 0
                 info.update(region=placement.region, cluster_job_id=placement.cluster_job_id)
                 await self._db(repo.update_managed_job, job.id, cluster_name=name, resources=info)
                 await self._set(job.id, S.RUNNING, status, "job running")
                 status = S.RUNNING
             probe = await self._watch(name, placement)
-            if probe.state != ProbeState.PREEMPTED:  # the cluster answers: keep the output
+            ended = probe.ended or TerminationReason.PREEMPTED  # (_watch returns ended ones)
+            if ended is not TerminationReason.PREEMPTED:  # the cluster answers: keep the output
                 await self.backend.save_logs(name, placement, attempt_log(job.id, attempt))
-            if probe.state == ProbeState.SUCCEEDED:
+            decision = after_run(
+                ended, recovery, exit_code=probe.exit_code, restarts=restarts
+            )
+            why = _describe(ended, probe.exit_code)
+            if not decision.retry:
                 await self.backend.down(name)
-                await self._set(job.id, S.SUCCEEDED, S.RUNNING, "job succeeded")
-                return S.SUCCEEDED
-            if probe.state == ProbeState.FAILED_SETUP:
-                await self.backend.down(name)
-                await self._set(job.id, S.FAILED_SETUP, S.RUNNING, "setup failed")
-                return S.FAILED_SETUP
-            keep_cluster = False
-            if probe.state == ProbeState.FAILED:
-                code = probe.exit_code
-                if code not in recovery.recover_on_exit_codes:
-                    if restarts >= recovery.max_restarts_on_errors:
-                        await self.backend.down(name)
-                        reason = f"user code exited with {code}"
-                        await self._set(job.id, S.FAILED, S.RUNNING, reason, failure_reason=reason)
-                        return S.FAILED
-                    restarts += 1
-                    await self._db(repo.update_managed_job, job.id, restarts_on_errors=restarts)
-                    keep_cluster = True  # the machines are fine: run again on them
-                reason = f"restart after exit code {code}"
-            elif recovery.strategy == "NONE":  # the user asked not to recover
-                await self.backend.down(name)
-                reason = "cluster preempted or lost; job_recovery is NONE"
-                await self._set(job.id, S.FAILED, S.RUNNING, reason, failure_reason=reason)
-                return S.FAILED
-            else:
-                reason = "cluster preempted or lost"
-            await self._set(job.id, S.RECOVERING, S.RUNNING, reason)
+                if decision.reason is TerminationReason.RECOVERY_DISABLED:
+                    why += "; job_recovery is NONE"
+                return await self._end(job.id, decision.reason, S.RUNNING, why)
+            if decision.spend_restart:
+                restarts += 1
+                await self._db(repo.update_managed_job, job.id, restarts_on_errors=restarts)
+            if ended is TerminationReason.USER_CODE_FAILED:
+                why = f"restart after exit code {probe.exit_code}"
+            await self._set(job.id, S.RECOVERING, S.RUNNING, why)
             status = S.RECOVERING
             attempt += 1
-            if not keep_cluster:  # recover_on_exit_codes and preemption: new machines
+            if not decision.keep_cluster:  # recover_on_exit_codes and preemption: new machines
                 await self.backend.down(name)
             avoid = (
                 [placement.region]
-                if recovery.strategy == "EAGER_NEXT_REGION" and placement.region
+                if recovery.strategy is RecoveryStrategy.EAGER_NEXT_REGION and placement.region
                 else []
             )
             placement = None
@@ -367,10 +367,10 @@ class Controller:
                     name, failures, self.check_failures, e,
                 )  # fmt: skip
                 if failures >= self.check_failures:
-                    return Probe(ProbeState.PREEMPTED)
+                    return Probe(TerminationReason.PREEMPTED)
                 continue
             failures = 0
-            if probe.state != ProbeState.RUNNING:
+            if probe.ended is not None:
                 return probe
 
     # -- DAG runs -------------------------------------------------------------------------------
@@ -382,9 +382,10 @@ class Controller:
             for other in run.to_cancel_after_failure(index):
                 job_id = run.job_ids[other]
                 if job_id not in self._tasks:
+                    ended = TerminationReason.DEPENDENCY_ENDED
                     ok = await self._db(
-                        repo.set_managed_job_status, job_id, S.CANCELLED,
-                        expected=S.PENDING, reason=f"dependency {run.label(index)} ended {final}",
+                        repo.set_managed_job_status, job_id, ended.status, expected=S.PENDING,
+                        reason=f"dependency {run.label(index)} ended {final}", termination=ended,
                     )  # fmt: skip
                     if ok:
                         run.statuses[other] = S.CANCELLED
@@ -395,6 +396,7 @@ class Controller:
                         expected=ACTIVE, reason=f"stop_all after {run.label(index)} ended",
                     )  # fmt: skip
                     self._cancel_requested.add(job_id)
+                    self._stopped_by_dependency.add(job_id)
                     self._tasks[job_id].cancel()
         else:
             for other in run.newly_ready():
@@ -402,7 +404,10 @@ class Controller:
                 if job.id not in self._tasks and job.status == S.PENDING:
                     self._start(job)
         if run.done():
-            await self._db(repo.set_dag_run_status, run_id, run.final_status())
+            await self._db(
+                repo.set_dag_run_status, run_id, run.final_status(),
+                reason=f"every task ended; the last was {run.label(index)}",
+            )  # fmt: skip
             self._runs.pop(run_id, None)
 
 

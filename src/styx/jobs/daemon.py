@@ -9,7 +9,8 @@ with no active job, the supervisor exits too. Should both die, the next ``styx j
 that finds active jobs starts the daemon again.
 
 ``controller.pid`` holds the controller's pid, ``supervisor.pid`` the supervisor's;
-both log to ``controller.log``. ``STYX_JOBS_POLL_INTERVAL`` sets seconds between status checks
+both log to ``controller.log``. The lock and the restart loop are :mod:`styx.supervisor`'s,
+shared with the head-node agent. ``STYX_JOBS_POLL_INTERVAL`` sets seconds between status checks
 (default 10). ``STYX_JOBS_BACKEND=memory`` selects the IN-MEMORY SIMULATED backend (tests,
 demos).
 """
@@ -17,21 +18,22 @@ demos).
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from styx import paths
+from styx.supervisor import RestartPolicy, flock, is_locked, supervise
 
 log = logging.getLogger("styx.jobs.daemon")
-#: A controller that dies this many times within ``_CRASH_WINDOW`` seconds is not restarted.
-_MAX_CRASHES = 5
-_CRASH_WINDOW = 60.0
+#: A controller that exits 0 (idle) ends the daemon; one that dies is restarted after 1 s,
+#: unless it died 5 times within 60 s.
+_CONTROLLER_RESTARTS = RestartPolicy(
+    done_on_clean_exit=True, min_delay_s=1.0, max_delay_s=1.0, max_crashes=5, crash_window_s=60.0
+)
 
 
 def jobs_dir() -> Path:
@@ -43,13 +45,7 @@ def jobs_dir() -> Path:
 
 def is_running() -> bool:
     """True when a daemon (supervisor or controller) holds the lock."""
-    with open(jobs_dir() / "controller.lock", "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        fcntl.flock(f, fcntl.LOCK_UN)
-        return False
+    return is_locked(jobs_dir() / "controller.lock")
 
 
 def ensure_running() -> bool:
@@ -108,31 +104,17 @@ def _controller_main() -> int:
 
 
 def _supervise(lock_fd: int) -> int:
-    """Run controllers one after another until one exits cleanly (idle)."""
-    crashes: list[float] = []
-    child: subprocess.Popen[bytes] | None = None
+    """Run controllers one after another until one exits cleanly (idle); SIGTERM stops the
+    running one (it resumes its jobs on the next start)."""
 
-    def forward(signum: int, _frame: object) -> None:
-        if child is not None and child.poll() is None:
-            child.send_signal(signum)
-        sys.exit(0)
-
-    signal.signal(signal.SIGTERM, forward)
-    (jobs_dir() / "supervisor.pid").write_text(str(os.getpid()))
-    while True:
-        child = subprocess.Popen(
+    def spawn() -> subprocess.Popen[bytes]:
+        # The controller inherits the locked file, so the lock is held while either lives.
+        return subprocess.Popen(
             [sys.executable, "-m", "styx.jobs.daemon", "--controller"], pass_fds=(lock_fd,)
         )
-        code = child.wait()
-        if code == 0:
-            return 0
-        now = time.monotonic()
-        crashes = [t for t in crashes if now - t < _CRASH_WINDOW] + [now]
-        log.warning("controller %s exited with %s; starting a new one", child.pid, code)
-        if len(crashes) >= _MAX_CRASHES:
-            log.error("controller died %d times in %.0f s; giving up", len(crashes), _CRASH_WINDOW)
-            return 1
-        time.sleep(1.0)
+
+    (jobs_dir() / "supervisor.pid").write_text(str(os.getpid()))
+    return supervise(spawn, _CONTROLLER_RESTARTS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,12 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args == ["--controller"]:
         return _controller_main()
-    lock = open(jobs_dir() / "controller.lock", "a+")  # noqa: SIM115  # held for our lifetime
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return 0
-    return _supervise(lock.fileno())
+    with flock(jobs_dir() / "controller.lock", blocking=False) as lock_fd:
+        if lock_fd is None:
+            return 0  # another daemon runs
+        return _supervise(lock_fd)
 
 
 if __name__ == "__main__":

@@ -210,8 +210,10 @@ def refresh(db: Database, record: ClusterRecord) -> ClusterRecord:
         msg = f"the runtime is down ({info.ray_down}); `styx start {record.name}` repairs it"
     else:
         status, msg = ClusterStatus.UP, "agent answers"
-    if status is not record.status:
-        set_cluster_status(db, record.name, status, message=f"refresh: {msg}")
+    if status is not record.status:  # unless another command changed it meanwhile
+        set_cluster_status(
+            db, record.name, status, expected=record.status, message=f"refresh: {msg}"
+        )
     return get_cluster(db, record.name) or record
 
 

@@ -202,7 +202,7 @@ def provision_with_failover(
 
     ``avoid_regions`` (``"infra/region"``) are tried last: blocked at first, and unblocked
     only when nothing else fits (a managed job's EAGER_NEXT_REGION recovery)."""
-    from styx.errors import AuthFailed, NoCapacity, QuotaExceeded
+    from styx.errors import FailoverScope, NoCapacity
     from styx.optimizer import Block, Blocklist
 
     soft = [Block(infra, region) for infra, _, region in (r.partition("/") for r in avoid_regions)]
@@ -239,24 +239,16 @@ def provision_with_failover(
         try:
             return provision(db, pipe, task, name, placement)
         except ResourcesUnavailable as err:
-            # The provider says what failed through details["scope"]: a zone, a region or
-            # the whole cloud (quota errors are regional, auth errors cloud-wide).
-            c, scope = placement.candidate, err.details.get("scope")
-            if isinstance(err, AuthFailed):
-                scope = scope or "cloud"
-            elif isinstance(err, QuotaExceeded):
-                scope = scope or "region"
-            elif isinstance(err, NoCapacity):
-                scope = scope or ("zone" if placement.request.zone else "region")
-            if (
-                c is None
-                or scope not in ("zone", "region", "cloud")
-                or len(tried) + 1 >= max_attempts
-            ):
+            # The provider says what failed through the error's typed scope: a zone, a region
+            # or the whole cloud (quota errors are regional, auth errors cloud-wide by default).
+            c, scope = placement.candidate, err.scope
+            if scope is None and isinstance(err, NoCapacity):
+                scope = FailoverScope.ZONE if placement.request.zone else FailoverScope.REGION
+            if c is None or scope is None or len(tried) + 1 >= max_attempts:
                 raise
-            if scope == "cloud":
+            if scope is FailoverScope.CLOUD:
                 blocked = blocked.block_infra(c.infra)
-            elif scope == "zone" and c.zone:
+            elif scope is FailoverScope.ZONE and c.zone:
                 blocked = blocked.block_zone(c)
             else:
                 blocked = blocked.block_region(c)

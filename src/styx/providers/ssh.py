@@ -17,7 +17,7 @@ from styx.cluster.dests import NodeFolders
 from styx.cluster.local_socket import accepts, forwarded_socket_path
 from styx.cluster.runner import Runner
 from styx.cluster.ssh import SSHHost, SSHRunner, raise_for_failures, run_parallel
-from styx.errors import HostUnreachable, ResourcesUnavailable, UsageError
+from styx.errors import FailoverScope, HostUnreachable, ResourcesUnavailable, UsageError
 from styx.providers.base import ClusterHandle, Node, ProvisionRequest, remote_node_folders
 from styx.providers.local import canonical_gpu_name, parse_nvidia_smi
 from styx.providers.ssh_pools import Pool, PoolHost, get_pool, load_pools
@@ -180,7 +180,8 @@ class SSHProvider:
                 f"SSH pool '{pool.name}' has {len(chosen)} reachable free host(s); the task "
                 f"needs {n} ({len(dead)} did not answer: {each}).",
                 "Bring the hosts back or add hosts to the pool, then retry.",
-                details={"unreachable": [name for name, _ in dead], "scope": "region"},
+                scope=FailoverScope.REGION,
+                details={"unreachable": [name for name, _ in dead]},
             )
         chosen.sort(key=lambda c: free.index(c[0]))
         return self._describe(request, pool, chosen)

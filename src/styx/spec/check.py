@@ -1,9 +1,15 @@
-"""Reading validated values out of parsed YAML, with errors that say what and where.
+"""Reading validated values out of parsed YAML or JSON, with errors that say what and where.
 
-A :class:`Value` is one piece of user input together with its YAML path and its
-:class:`Source` (file name, position map, error class). Its methods check a type or a
-constraint and return the Python value, or raise an error whose location carries the
-file, line, column and YAML path (``resources.accelerators``, ``[2].run``).
+A :class:`Value` is one piece of input together with its path and its :class:`Source` (file
+name, position map, which error to raise). Its methods check a type or a constraint and return
+the Python value, or raise an error whose location carries the file, line, column and path
+(``resources.accelerators``, ``[2].run``).
+
+This is Styx's one validation framework: the task YAML, ``~/.styx/config.yaml`` and the SSH
+node pools (SpecError / ConfigError), and the head-node agent's JSON protocol (a Source with
+its own ``make_error``: AgentError ``invalid-request``). It needs no PyYAML, so the agent can
+use it on a node that has none. The ``*_at`` readers check one field of a JSON object without
+building a Value for it, for records read by the thousand.
 
 Error codes of the spec layer (stable; never renamed once shipped):
 
@@ -34,24 +40,63 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, NoReturn
 
 from styx.errors import ConfigError, Location, SpecError, StyxError
 from styx.spec.frozen import EMPTY
-from styx.spec.yamlio import Mark, YamlPath, format_path
 
 MAX_INT = 2**31 - 1
+
+#: A path into a document: mapping keys and list indexes.
+YamlPath = tuple[str | int, ...]
+#: A 1-based (line, column) in a file.
+Mark = tuple[int, int]
+#: Builds a Source's error from (display path, code, message, hint, details).
+ErrorFactory = Callable[[str, str, str, str, "dict[str, Any] | None"], StyxError]
+
+
+class _Required:
+    """The default of a field that must be present."""
+
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+
+_IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def format_path(path: YamlPath) -> str:
+    """``("resources", "accelerators")`` -> ``resources.accelerators``; ``(2, "run")`` ->
+    ``[2].run``; keys that are not identifiers are quoted: ``file_mounts['/data']``."""
+    out: list[str] = []
+    for part in path:
+        if isinstance(part, int):
+            out.append(f"[{part}]")
+        elif part and set(part) <= _IDENT_CHARS and not part[0].isdigit():
+            out.append(f".{part}" if out else part)
+        else:
+            out.append(f"[{part!r}]")
+    return "".join(out)
+
+
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Source:
-    """Where values come from: a file name, its position map, and the error class to raise."""
+    """Where values come from: a file name, its position map, and the error to raise.
+
+    Errors are SpecErrors; ConfigErrors (code ``invalid-config``) with ``config``; or whatever
+    ``make_error`` builds (the agent protocol's ``invalid-request``)."""
 
     file: str | None = None
     positions: Mapping[YamlPath, Mark] = EMPTY
     prefix: YamlPath = ()
-    config: bool = False  # raise ConfigError (code invalid-config) instead of SpecError
+    config: bool = False
+    make_error: ErrorFactory | None = None
 
     def location(self, path: YamlPath) -> Location:
         """The location of ``path``, using the nearest recorded ancestor for the line."""
@@ -70,6 +115,8 @@ class Source:
         details: dict[str, Any] | None = None,
     ) -> StyxError:
         """Build (not raise) the error for ``path``."""
+        if self.make_error is not None:
+            return self.make_error(format_path(self.prefix + path), code, message, hint, details)
         location = self.location(path)
         if self.config:
             return ConfigError(
@@ -291,6 +338,85 @@ class Value:
         return out
 
 
+    # -- fields of a JSON object (no Value is built unless a field is wrong) -------------------
+
+    def obj(self, known: Collection[str] | None = None, *, what: str = "") -> Value:
+        """Check this is a mapping (and, given ``known``, that every key is known); returns
+        this Value, whose ``*_at`` methods read its fields."""
+        if not isinstance(self.raw, dict):
+            self.wrong_type(f"a mapping{' of ' + what if what else ''}")
+        if known is not None:
+            for key in self.raw:
+                if key not in known:
+                    self._unknown_key(str(key), self.child(str(key), None), known, what)
+        return self
+
+    def _field(self, key: str, default: Any) -> Any:
+        raw = self.raw.get(key, default)
+        if raw is REQUIRED:
+            self.child(key, None).fail(
+                "missing-field", f"'{self.child(key, None).name}' is required.", "Give it."
+            )
+        return raw
+
+    def text_at(self, key: str, default: Any = REQUIRED) -> str:
+        """Field ``key`` of this mapping: text (``default`` when absent)."""
+        raw = self._field(key, default)
+        if not isinstance(raw, str):
+            self.child(key, raw).wrong_type("text")
+        return raw
+
+    def opt_text_at(self, key: str) -> str | None:
+        """Field ``key``: text, or None when absent or null."""
+        raw = self.raw.get(key)
+        if raw is not None and not isinstance(raw, str):
+            self.child(key, raw).wrong_type("text or null")
+        return raw
+
+    def number_at(self, key: str, default: Any = REQUIRED) -> float:
+        """Field ``key``: a number (not a boolean), as a float."""
+        raw = self._field(key, default)
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            self.child(key, raw).wrong_type("a number")
+        return float(raw)
+
+    def opt_number_at(self, key: str) -> float | None:
+        """Field ``key``: a number, or None when absent or null."""
+        return None if self.raw.get(key) is None else self.number_at(key)
+
+    def integer_at(self, key: str, default: Any = REQUIRED) -> int:
+        """Field ``key``: a whole number (not a boolean, not a float)."""
+        raw = self._field(key, default)
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            self.child(key, raw).wrong_type("a whole number")
+        return raw
+
+    def opt_integer_at(self, key: str) -> int | None:
+        """Field ``key``: a whole number, or None when absent or null."""
+        return None if self.raw.get(key) is None else self.integer_at(key)
+
+    def boolean_at(self, key: str, default: Any = REQUIRED) -> bool:
+        """Field ``key``: true or false."""
+        raw = self._field(key, default)
+        if not isinstance(raw, bool):
+            self.child(key, raw).wrong_type("true or false")
+        return raw
+
+    def texts_at(self, key: str) -> list[str]:
+        """Field ``key``: a list of texts (empty when absent)."""
+        raw = self.raw.get(key, [])
+        if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+            self.child(key, raw).wrong_type("a list of texts")
+        return list(raw)
+
+    def text_map_at(self, key: str) -> dict[str, str]:
+        """Field ``key``: a mapping of text to text (empty when absent)."""
+        raw = self.raw.get(key, {})
+        if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+            self.child(key, raw).wrong_type("a mapping of names to texts")
+        return dict(raw)
+
+
 def root(
     data: Any,
     *,
@@ -298,6 +424,8 @@ def root(
     positions: Mapping[YamlPath, Mark] = EMPTY,
     prefix: YamlPath = (),
     config: bool = False,
+    source: Source | None = None,
 ) -> Value:
-    """The Value for a whole parsed document."""
-    return Value(data, (), Source(file, positions, prefix, config))
+    """The Value for a whole parsed document (of ``source`` when given, else one built from
+    the other arguments)."""
+    return Value(data, (), source or Source(file, positions, prefix, config))

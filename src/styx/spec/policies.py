@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import re
 from typing import Any
 
@@ -10,7 +11,22 @@ from styx.spec.check import MAX_INT, Value
 
 _TIME = re.compile(r"\s*(\d+)\s*([mhdwMHDW]?)\s*")
 _TIME_MINUTES = {"": 1, "m": 1, "h": 60, "d": 60 * 24, "w": 60 * 24 * 7}
-RECOVERY_STRATEGIES = ("FAILOVER", "EAGER_NEXT_REGION", "NONE")
+
+
+class RecoveryStrategy(enum.StrEnum):
+    """Where a managed job goes after its cluster is lost (SkyPilot's strategy names).
+
+    ``FAILOVER``: anywhere that fits, its last region first; ``EAGER_NEXT_REGION``: another
+    region first, its last one only when nothing else fits; ``NONE``: not recovered (the job
+    fails).
+    """
+
+    FAILOVER = "FAILOVER"
+    EAGER_NEXT_REGION = "EAGER_NEXT_REGION"
+    NONE = "NONE"
+
+
+RECOVERY_STRATEGIES = tuple(s.value for s in RecoveryStrategy)
 AUTOSTOP_WAIT_FOR = ("jobs_and_ssh", "jobs", "none")
 
 
@@ -69,14 +85,15 @@ def parse_autostop(v: Value) -> Autostop:
 class JobRecovery:
     """How a managed job recovers: the strategy, and restarts on user-code failures."""
 
-    strategy: str | None = None
+    strategy: RecoveryStrategy | None = None
     max_restarts_on_errors: int | None = None
     recover_on_exit_codes: tuple[int, ...] = ()
 
     def to_yaml(self) -> Any:
+        strategy = None if self.strategy is None else self.strategy.value
         if self.max_restarts_on_errors is None and not self.recover_on_exit_codes:
-            return self.strategy
-        out: dict[str, Any] = {"strategy": self.strategy}
+            return strategy
+        out: dict[str, Any] = {"strategy": strategy}
         if self.max_restarts_on_errors is not None:
             out["max_restarts_on_errors"] = self.max_restarts_on_errors
         if self.recover_on_exit_codes:
@@ -86,9 +103,10 @@ class JobRecovery:
 
 def parse_job_recovery(v: Value) -> JobRecovery:
     """A strategy name, or a mapping of strategy, max_restarts_on_errors and
-    recover_on_exit_codes (one code or a list)."""
+    recover_on_exit_codes (one code or a list). An unknown strategy is a SpecError
+    (``invalid-value``, with a did-you-mean)."""
     if isinstance(v.raw, str):
-        return JobRecovery(v.choice(RECOVERY_STRATEGIES))
+        return JobRecovery(RecoveryStrategy(v.choice(RECOVERY_STRATEGIES)))
     if not isinstance(v.raw, dict):
         v.wrong_type("a strategy name or a mapping with 'strategy'")
     f = v.fields(("strategy", "max_restarts_on_errors", "recover_on_exit_codes"))
@@ -99,8 +117,9 @@ def parse_job_recovery(v: Value) -> JobRecovery:
         codes = tuple(c.integer(minimum=0, maximum=255) for c in values)
         if len(set(codes)) != len(codes):
             item.bad_value(f"'{item.name}' lists an exit code twice.", "Remove the repeated code.")
+    strategy = f["strategy"].choice(RECOVERY_STRATEGIES) if "strategy" in f else None
     return JobRecovery(
-        f["strategy"].choice(RECOVERY_STRATEGIES) if "strategy" in f else None,
+        None if strategy is None else RecoveryStrategy(strategy),
         f["max_restarts_on_errors"].integer(minimum=0) if "max_restarts_on_errors" in f else None,
         codes,
     )

@@ -25,8 +25,11 @@ import yaml
 
 from styx.errors import Location, SpecError
 
-YamlPath = tuple[str | int, ...]
-Mark = tuple[int, int]
+# Paths and marks belong to the validation framework (which must not need PyYAML: the agent
+# validates its protocol with it); re-exported here, where YAML positions are made.
+from styx.spec.check import Mark as Mark
+from styx.spec.check import YamlPath as YamlPath
+from styx.spec.check import format_path as format_path
 
 MAX_DEPTH = 64
 MAX_NODES = 100_000
@@ -53,23 +56,6 @@ _SCALAR_TAGS = {
     _STR,
     _MERGE,
 }
-
-
-_IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
-
-
-def format_path(path: YamlPath) -> str:
-    """``("resources", "accelerators")`` -> ``resources.accelerators``; ``(2, "run")`` ->
-    ``[2].run``; keys that are not identifiers are quoted: ``file_mounts['/data']``."""
-    out: list[str] = []
-    for part in path:
-        if isinstance(part, int):
-            out.append(f"[{part}]")
-        elif part and set(part) <= _IDENT_CHARS and not part[0].isdigit():
-            out.append(f".{part}" if out else part)
-        else:
-            out.append(f"[{part!r}]")
-    return "".join(out)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""What Styx remembers: clusters, their events and jobs, managed jobs and DAG runs, locks.
+"""What Styx remembers: clusters, their events and jobs, managed jobs and DAG runs, locks,
+and every status transition of clusters, managed jobs and DAG runs (``list_transitions``).
 
 Callers get a :class:`Database` from :func:`get_db` (or :meth:`Database.open`) and pass it to
 small repository functions that return frozen records (:mod:`styx.state.records`), never ORM
@@ -55,12 +56,15 @@ if TYPE_CHECKING:
         ClusterStatus,
         DagRunRecord,
         DagRunStatus,
+        EntityKind,
         LockHolder,
         ManagedJobEvent,
         ManagedJobRecord,
         ManagedJobStatus,
         NewManagedJob,
+        StatusTransition,
     )
+    from styx.state.transitions import list_transitions
 
 _MODULES = {
     "styx.state.db": ("Database", "get_db", "resolve_url"),
@@ -72,12 +76,15 @@ _MODULES = {
         "ClusterStatus",
         "DagRunRecord",
         "DagRunStatus",
+        "EntityKind",
         "LockHolder",
         "ManagedJobEvent",
         "ManagedJobRecord",
         "ManagedJobStatus",
         "NewManagedJob",
+        "StatusTransition",
     ),
+    "styx.state.transitions": ("list_transitions",),
     "styx.state.clusters": (
         "add_event",
         "delete_cluster",
@@ -131,11 +138,13 @@ __all__ = [
     "DagRunRecord",
     "DagRunStatus",
     "Database",
+    "EntityKind",
     "LockHolder",
     "ManagedJobEvent",
     "ManagedJobRecord",
     "ManagedJobStatus",
     "NewManagedJob",
+    "StatusTransition",
     "acquire_lock",
     "add_dag_run",
     "add_event",
@@ -154,6 +163,7 @@ __all__ = [
     "list_events",
     "list_managed_job_events",
     "list_managed_jobs",
+    "list_transitions",
     "lock_holder",
     "record_cluster_job",
     "require_cluster",

@@ -2,8 +2,9 @@
 
 ``styx status`` must answer in well under 300 ms for the whole process, and importing
 SQLAlchemy alone costs more than half of that on a small machine. So cluster reads on SQLite
-take this path once the schema revision is known to be current. It returns exactly what the
-SQLAlchemy path returns; tests compare the two on the same rows.
+take this path once the schema revision is known to be current, and so does the managed-jobs
+queue. It returns exactly what the SQLAlchemy path returns; tests compare the two on the same
+rows.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from styx.state import _errors
-from styx.state.records import CLUSTER_COLUMNS, CLUSTER_JSON_COLUMNS, ClusterRecord
+from styx.state.records import (
+    CLUSTER_COLUMNS,
+    CLUSTER_JSON_COLUMNS,
+    MANAGED_JOB_ROW_COLUMNS,
+    ClusterRecord,
+    ManagedJobRow,
+)
 
 if TYPE_CHECKING:
     from styx.state.db import Database
@@ -25,6 +32,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 _SELECT_CLUSTERS = "SELECT " + ", ".join(f'"{c}"' for c in CLUSTER_COLUMNS) + " FROM clusters"
+_SELECT_JOB_ROWS = (
+    "SELECT " + ", ".join(MANAGED_JOB_ROW_COLUMNS) + " FROM managed_jobs ORDER BY id"
+)
 
 
 class FastReader:
@@ -101,6 +111,12 @@ class FastReader:
         """One cluster, or None."""
         rows = self._query(_SELECT_CLUSTERS + " WHERE name = ?", (name,))
         return _cluster(rows[0]) if rows else None
+
+    def managed_job_queue(self) -> tuple[list[ManagedJobRow], dict[int, tuple[str, str]]]:
+        """Every managed job's queue row by id, and each DAG run's (name, status)."""
+        rows = [ManagedJobRow.from_row(r) for r in self._query(_SELECT_JOB_ROWS, ())]
+        runs = self._query("SELECT id, name, status FROM dag_runs", ())
+        return rows, {r[0]: (r[1], r[2]) for r in runs}
 
 
 def _cluster(row: tuple[Any, ...]) -> ClusterRecord:

@@ -1,7 +1,10 @@
 """Clusters and their event log.
 
-Every change of a cluster's status is written together with a ``cluster_events`` row in one
-transaction, so the log is complete. Events outlive the cluster (``styx down`` keeps them).
+Every change of a cluster's status (its creation and deletion included) is checked against
+:data:`~styx.state.records.CLUSTER_TRANSITIONS` and written together with a
+``status_transitions`` row in one transaction, so the log is complete; other notable things
+are ``cluster_events`` rows (:func:`add_event`). :func:`list_events` reads both as one log.
+Events outlive the cluster (``styx down`` keeps them).
 
 SQLAlchemy is imported inside the functions: ``get_cluster``/``list_clusters`` on SQLite are
 served by :mod:`styx.state._fast` and must not pay for importing it.
@@ -16,7 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 from styx.errors import ClusterNotFound
 from styx.state._sql import UNSET, Unset, given, status_filter
-from styx.state.records import JSON, ClusterEvent, ClusterRecord, ClusterStatus
+from styx.state.records import (
+    CLUSTER_TRANSITIONS,
+    JSON,
+    ClusterEvent,
+    ClusterRecord,
+    ClusterStatus,
+    EntityKind,
+    StatusTransition,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -108,7 +119,8 @@ def upsert_cluster(
     """Create the cluster, or overwrite these fields of the existing one.
 
     An existing cluster keeps its ``cluster_id`` and ``created_at``. Creation and any change of
-    status are recorded as events (``created``/``status``) in the same transaction.
+    status are checked against the transition table (IllegalTransition) and recorded in the
+    same transaction (events ``created``/``status``).
     """
     fields: dict[str, Any] = {
         "provider": provider,
@@ -130,6 +142,7 @@ def upsert_cluster(
 def _upsert(s: Session, name: str, fields: dict[str, Any], message: str) -> ClusterRecord:
     from styx.state import _sql
     from styx.state.models import Cluster
+    from styx.state.transitions import record
 
     status = ClusterStatus(fields["status"])
     # Two tries: on PostgreSQL a racing creator can insert between our SELECT and INSERT.
@@ -140,13 +153,13 @@ def _upsert(s: Session, name: str, fields: dict[str, Any], message: str) -> Clus
             row = {**fields, "name": name, "cluster_id": uuid.uuid4().hex}
             row.update(created_at=now, status_updated_at=now)
             if _sql.insert_ignore(s, Cluster, row):
-                _event(s, name, "created", None, status, message, now)
+                record(s, CLUSTER_TRANSITIONS, name, None, status, message, now)
                 return _must(s, name)
             continue
         changes = dict(fields)
         if current.status != status:
             changes["status_updated_at"] = now
-            _event(s, name, "status", current.status, status, message, now)
+            record(s, CLUSTER_TRANSITIONS, name, current.status, status, message, now)
         _update_columns(s, name, changes)
         return _must(s, name)
     raise RuntimeError(f"cluster {name!r} vanished while being upserted")  # pragma: no cover
@@ -206,12 +219,15 @@ def set_cluster_status(
 
     With ``expected``, this is a compare-and-set: nothing changes, and False is returned, unless
     the current status is ``expected`` (or one of them). Setting the current status again
-    changes nothing and returns True. Raises :class:`ClusterNotFound` if there is no cluster.
+    changes nothing and returns True. Raises :class:`ClusterNotFound` if there is no cluster
+    and :class:`~styx.errors.IllegalTransition` for a move the transition table refuses.
     """
     target = ClusterStatus(status)
     allowed = status_filter(expected)
 
     def txn(s: Session) -> bool:
+        from styx.state.transitions import record
+
         current = _select_cluster(s, name, for_update=True)
         if current is None:
             raise _not_found(name)
@@ -220,8 +236,8 @@ def set_cluster_status(
         if current.status == target:
             return True
         now = time.time()
+        record(s, CLUSTER_TRANSITIONS, name, current.status, target, message, now)
         _update_columns(s, name, {"status": target.value, "status_updated_at": now})
-        _event(s, name, "status", current.status, target, message, now)
         return True
 
     return db.write(txn)
@@ -234,12 +250,13 @@ def delete_cluster(db: Database, name: str, *, message: str = "") -> ClusterReco
         from sqlalchemy import delete
 
         from styx.state.models import Cluster
+        from styx.state.transitions import record
 
         current = _select_cluster(s, name, for_update=True)
         if current is None:
             return None
+        record(s, CLUSTER_TRANSITIONS, name, current.status, None, message, time.time())
         s.execute(delete(Cluster).where(Cluster.name == name))
-        _event(s, name, "deleted", current.status, None, message, time.time())
         return current
 
     return db.write(txn)
@@ -275,7 +292,10 @@ def add_event(
     from_status: ClusterStatus | None = None,
     to_status: ClusterStatus | None = None,
 ) -> ClusterEvent:
-    """Record something notable about a cluster (it need not exist any more)."""
+    """Record something notable about a cluster that is not a status change (it need not
+    exist any more); ``kind`` must not be one of the transition kinds."""
+    if kind in _TRANSITION_KINDS:
+        raise ValueError(f"{kind!r} events are status transitions, written with the change")
     return db.write(
         lambda s: _event(s, cluster_name, kind, from_status, to_status, message, time.time())
     )
@@ -327,25 +347,77 @@ def list_events(
 ) -> list[ClusterEvent]:
     """Events oldest first: of one cluster or all, of some kinds, after ``since``.
 
-    With ``limit``, the most recent ``limit`` events (still oldest first).
+    Status transitions (from ``status_transitions``) come as kinds ``created``, ``status``
+    and ``deleted``, merged by time with the other events. With ``limit``, the most recent
+    ``limit`` events (still oldest first).
     """
+    wanted = None if kinds is None else set(kinds)
 
     def txn(s: Session) -> list[ClusterEvent]:
         from sqlalchemy import select
 
         from styx.state.models import ClusterEvent as EventRow
 
-        stmt = select(EventRow).order_by(EventRow.time.desc(), EventRow.id.desc())
-        if cluster_name is not None:
-            stmt = stmt.where(EventRow.cluster_name == cluster_name)
-        if kinds is not None:
-            stmt = stmt.where(EventRow.kind.in_(list(kinds)))
-        if since is not None:
-            stmt = stmt.where(EventRow.time > since)
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        rows = [_event_record(r) for r in s.execute(stmt).scalars()]
-        rows.reverse()
-        return rows
+        notes: list[ClusterEvent] = []
+        if wanted is None or wanted - _TRANSITION_KINDS:
+            stmt = select(EventRow).order_by(EventRow.time.desc(), EventRow.id.desc())
+            if cluster_name is not None:
+                stmt = stmt.where(EventRow.cluster_name == cluster_name)
+            if wanted is not None:
+                stmt = stmt.where(EventRow.kind.in_(sorted(wanted)))
+            if since is not None:
+                stmt = stmt.where(EventRow.time > since)
+            if limit is not None:
+                stmt = stmt.limit(limit)
+            notes = [_event_record(r) for r in s.execute(stmt).scalars()]
+            notes.reverse()
+        changes: list[ClusterEvent] = []
+        if wanted is None or wanted & _TRANSITION_KINDS:
+            changes = [
+                _transition_event(t)
+                for t in _select_cluster_transitions(s, cluster_name, wanted, since, limit)
+            ]
+        merged = sorted([*notes, *changes], key=lambda e: e.time)  # stable: ids stay in order
+        return merged[-limit:] if limit is not None else merged
 
     return db.read(txn)
+
+
+#: The event kinds that are status transitions: creation, a change of status, deletion.
+_TRANSITION_KINDS = frozenset({"created", "status", "deleted"})
+
+
+def _select_cluster_transitions(
+    s: Session,
+    cluster_name: str | None,
+    kinds: set[str] | None,
+    since: float | None,
+    limit: int | None,
+) -> list[StatusTransition]:
+    from sqlalchemy import and_, or_
+
+    from styx.state.models import StatusTransition as Row
+    from styx.state.transitions import select_transitions
+
+    where = None
+    if kinds is not None and not kinds >= _TRANSITION_KINDS:
+        conditions = {
+            "created": Row.from_status.is_(None),
+            "deleted": Row.to_status.is_(None),
+            "status": and_(Row.from_status.is_not(None), Row.to_status.is_not(None)),
+        }
+        where = or_(*(conditions[k] for k in sorted(kinds & _TRANSITION_KINDS)))
+    return select_transitions(s, EntityKind.CLUSTER, cluster_name, since, limit, where)
+
+
+def _transition_event(t: StatusTransition) -> ClusterEvent:
+    kind = "created" if t.from_status is None else "deleted" if t.to_status is None else "status"
+    return ClusterEvent(
+        id=t.id,
+        cluster_name=t.entity_id,
+        time=t.time,
+        kind=kind,
+        from_status=None if t.from_status is None else ClusterStatus(t.from_status),
+        to_status=None if t.to_status is None else ClusterStatus(t.to_status),
+        message=t.reason or "",
+    )

@@ -1,8 +1,11 @@
 """Managed jobs, their status transitions, and the DAG runs that group them.
 
-Each status change of a managed job is written with a ``managed_job_events`` row in the same
-transaction. Transitions can be compare-and-set (``expected=``), which is how a controller
-claims a PENDING job without racing another controller.
+Each status change of a managed job or DAG run is checked against its transition table
+(:data:`~styx.state.records.MANAGED_JOB_TRANSITIONS`, :data:`~styx.state.records.
+DAG_RUN_TRANSITIONS`; a refused move raises :class:`~styx.errors.IllegalTransition`) and
+written with a ``status_transitions`` row in the same transaction. Transitions can be
+compare-and-set (``expected=``), which is how a controller claims a PENDING job without racing
+another controller.
 """
 
 from __future__ import annotations
@@ -16,18 +19,21 @@ from sqlalchemy.orm import Session
 from styx.errors import JobNotFound, NotFoundError
 from styx.state._sql import UNSET, Unset, given, status_filter
 from styx.state.db import Database
-from styx.state.models import DagRun, ManagedJob, ManagedJobEvent
+from styx.state.models import DagRun, ManagedJob
 from styx.state.records import (
+    DAG_RUN_TRANSITIONS,
     JSON,
+    MANAGED_JOB_TRANSITIONS,
     DagRunRecord,
     DagRunStatus,
+    EntityKind,
+    ManagedJobEvent,
     ManagedJobRecord,
     ManagedJobStatus,
     NewManagedJob,
+    TerminationReason,
 )
-from styx.state.records import (
-    ManagedJobEvent as ManagedJobEventRecord,
-)
+from styx.state.transitions import list_transitions, record
 
 # -- managed jobs ------------------------------------------------------------------------------
 
@@ -59,7 +65,7 @@ def _insert_job(
     )
     s.add(row)
     s.flush()
-    s.add(ManagedJobEvent(job_id=row.id, time=now, to_status=row.status, reason="submitted"))
+    record(s, MANAGED_JOB_TRANSITIONS, row.id, None, ManagedJobStatus.PENDING, "submitted", now)
     return _job_record(row)
 
 
@@ -117,17 +123,24 @@ def set_managed_job_status(
     expected: ManagedJobStatus | Collection[ManagedJobStatus] | None = None,
     reason: str | None = None,
     failure_reason: str | None = None,
+    termination: TerminationReason | None = None,
 ) -> bool:
     """Move the job to ``status``, recording an event with ``reason``, atomically.
 
     With ``expected`` this is a compare-and-set and returns False when the current status is
     not (one of) ``expected``. Setting the current status again changes nothing and returns
     True. Entering RUNNING stamps ``started_at`` once; entering RECOVERING counts a recovery;
-    a terminal status stamps ``ended_at``; ``failure_reason`` is stored when given.
-    Raises :class:`JobNotFound` if there is no such job.
+    a terminal status stamps ``ended_at``; ``failure_reason`` is stored when given, and so is
+    ``termination`` (why the job ended), which must be a reason whose status is ``status``.
+    Raises :class:`JobNotFound` if there is no such job, and
+    :class:`~styx.errors.IllegalTransition` (changing nothing) for a move the transition table
+    refuses, such as leaving a terminal status.
     """
     target = ManagedJobStatus(status)
     allowed = status_filter(expected)
+    ended = None if termination is None else TerminationReason(termination)
+    if ended is not None and ended.status is not target:
+        raise ValueError(f"{ended} ends a managed job {ended.status}, not {target}")
 
     def txn(s: Session) -> bool:
         row = s.execute(
@@ -139,18 +152,13 @@ def set_managed_job_status(
             return False
         if failure_reason is not None:
             row.failure_reason = failure_reason
+        if ended is not None:
+            row.termination_reason = ended.value
         if row.status == target.value:
             return True
         now = time.time()
-        s.add(
-            ManagedJobEvent(
-                job_id=job_id,
-                time=now,
-                from_status=row.status,
-                to_status=target.value,
-                reason=reason,
-            )
-        )
+        old = ManagedJobStatus(row.status)
+        record(s, MANAGED_JOB_TRANSITIONS, job_id, old, target, reason, now)
         row.status = target.value
         if target == ManagedJobStatus.RUNNING and row.started_at is None:
             row.started_at = now
@@ -195,28 +203,20 @@ def update_managed_job(
     return db.write(txn)
 
 
-def list_managed_job_events(db: Database, job_id: int) -> list[ManagedJobEventRecord]:
+def list_managed_job_events(db: Database, job_id: int) -> list[ManagedJobEvent]:
     """The job's status transitions, oldest first."""
-
-    def txn(s: Session) -> list[ManagedJobEventRecord]:
-        stmt = (
-            select(ManagedJobEvent)
-            .where(ManagedJobEvent.job_id == job_id)
-            .order_by(ManagedJobEvent.time, ManagedJobEvent.id)
+    return [
+        ManagedJobEvent(
+            id=t.id,
+            job_id=job_id,
+            time=t.time,
+            from_status=None if t.from_status is None else ManagedJobStatus(t.from_status),
+            to_status=ManagedJobStatus(t.to_status),
+            reason=t.reason,
         )
-        return [
-            ManagedJobEventRecord(
-                id=e.id,
-                job_id=e.job_id,
-                time=e.time,
-                from_status=None if e.from_status is None else ManagedJobStatus(e.from_status),
-                to_status=ManagedJobStatus(e.to_status),
-                reason=e.reason,
-            )
-            for e in s.execute(stmt).scalars()
-        ]
-
-    return db.read(txn)
+        for t in list_transitions(db, EntityKind.MANAGED_JOB, job_id)
+        if t.to_status is not None
+    ]
 
 
 def _select_job(s: Session, job_id: int) -> ManagedJobRecord | None:
@@ -250,6 +250,9 @@ def _job_record(r: ManagedJob) -> ManagedJobRecord:
         priority=r.priority,
         user_name=r.user_name,
         controller_pid=r.controller_pid,
+        termination_reason=(
+            None if r.termination_reason is None else TerminationReason(r.termination_reason)
+        ),
     )
 
 
@@ -277,6 +280,7 @@ def add_dag_run(
         )
         s.add(run)
         s.flush()
+        record(s, DAG_RUN_TRANSITIONS, run.id, None, DagRunStatus.PENDING, "submitted", now)
         records = [_insert_job(s, job, run.id, now) for job in jobs]
         return _run_record(run), records
 
@@ -315,10 +319,13 @@ def set_dag_run_status(
     status: DagRunStatus,
     *,
     expected: DagRunStatus | Collection[DagRunStatus] | None = None,
+    reason: str | None = None,
 ) -> bool:
-    """Move the run to ``status`` (compare-and-set with ``expected``, like jobs).
+    """Move the run to ``status`` (compare-and-set with ``expected``, like jobs), recording
+    the transition with ``reason``.
 
-    A terminal status stamps ``ended_at``. Raises :class:`NotFoundError` if there is no run.
+    A terminal status stamps ``ended_at``. Raises :class:`NotFoundError` if there is no run,
+    and :class:`~styx.errors.IllegalTransition` for a move the transition table refuses.
     """
     target = DagRunStatus(status)
     allowed = status_filter(expected)
@@ -332,9 +339,11 @@ def set_dag_run_status(
         if allowed is not None and row.status not in allowed:
             return False
         if row.status != target.value:
+            now = time.time()
+            record(s, DAG_RUN_TRANSITIONS, run_id, DagRunStatus(row.status), target, reason, now)
             row.status = target.value
             if target.is_terminal:
-                row.ended_at = time.time()
+                row.ended_at = now
         return True
 
     return db.write(txn)

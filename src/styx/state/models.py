@@ -64,8 +64,32 @@ class Cluster(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONValue)
 
 
+class StatusTransition(Base):
+    """One status change of a cluster, managed job or DAG run (``entity_kind``), written in
+    the same transaction as the change; kept after the entity is gone (no foreign key)."""
+
+    __tablename__ = "status_transitions"
+    __table_args__ = (
+        Index(
+            "ix_status_transitions_entity_kind_entity_id_time",
+            "entity_kind",
+            "entity_id",
+            "time",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entity_kind: Mapped[str] = mapped_column(String(16))
+    entity_id: Mapped[str] = mapped_column(String(255))
+    time: Mapped[float] = mapped_column(Double)
+    from_status: Mapped[str | None] = mapped_column(String(24))
+    to_status: Mapped[str | None] = mapped_column(String(24))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
 class ClusterEvent(Base):
-    """A change of a cluster; kept after the cluster is downed (no foreign key on purpose)."""
+    """A notable thing about a cluster that is not a status change (those are
+    :class:`StatusTransition` rows); kept after the cluster is downed (no foreign key)."""
 
     __tablename__ = "cluster_events"
     __table_args__ = (Index("ix_cluster_events_cluster_name_time", "cluster_name", "time"),)
@@ -150,20 +174,7 @@ class ManagedJob(Base):
     priority: Mapped[int] = mapped_column(Integer)
     user_name: Mapped[str | None] = mapped_column(String(255))
     controller_pid: Mapped[int | None] = mapped_column(Integer)
-
-
-class ManagedJobEvent(Base):
-    """One status transition of a managed job."""
-
-    __tablename__ = "managed_job_events"
-    __table_args__ = (Index("ix_managed_job_events_job_id_time", "job_id", "time"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_id: Mapped[int] = mapped_column(Integer, ForeignKey("managed_jobs.id", ondelete="CASCADE"))
-    time: Mapped[float] = mapped_column(Double)
-    from_status: Mapped[str | None] = mapped_column(String(24))
-    to_status: Mapped[str] = mapped_column(String(24))
-    reason: Mapped[str | None] = mapped_column(Text)
+    termination_reason: Mapped[str | None] = mapped_column(String(32))
 
 
 class Lock(Base):

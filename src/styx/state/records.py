@@ -1,16 +1,25 @@
-"""Plain values the state layer hands to its callers: status enums and frozen records.
+"""Plain values the state layer hands to its callers: status enums, their transition
+tables, and frozen records.
 
 Nothing here imports SQLAlchemy, so ``styx status`` can read clusters without paying for it.
 Records are snapshots: changing the database never changes a record already returned.
 Timestamps are float seconds since the epoch (``time.time()``), on every backend.
+
+Each status enum of an entity the state layer writes (clusters, managed jobs, DAG runs) has a
+:class:`~styx.lifecycle.TransitionTable` saying which status may follow which; the repository
+functions refuse any other move with :class:`~styx.errors.IllegalTransition` and record every
+allowed one, with its time and reason, in ``status_transitions`` (see
+:mod:`styx.state.transitions`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from styx.lifecycle import JobStatus, table
 
 
 class ClusterStatus(enum.StrEnum):
@@ -22,34 +31,9 @@ class ClusterStatus(enum.StrEnum):
     DEGRADED = "DEGRADED"  # up, but some nodes or the agent are unhealthy
 
 
-class ClusterJobStatus(enum.StrEnum):
-    """A job on a cluster, as the head-node agent reports it (SkyPilot's ``JobStatus``)."""
-
-    INIT = "INIT"
-    PENDING = "PENDING"
-    SETTING_UP = "SETTING_UP"
-    RUNNING = "RUNNING"
-    FAILED_DRIVER = "FAILED_DRIVER"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    FAILED_SETUP = "FAILED_SETUP"
-    CANCELLED = "CANCELLED"
-
-    @property
-    def is_terminal(self) -> bool:
-        """True once the job can no longer change."""
-        return self in _TERMINAL_CLUSTER_JOB
-
-
-_TERMINAL_CLUSTER_JOB = frozenset(
-    {
-        ClusterJobStatus.SUCCEEDED,
-        ClusterJobStatus.FAILED,
-        ClusterJobStatus.FAILED_SETUP,
-        ClusterJobStatus.FAILED_DRIVER,
-        ClusterJobStatus.CANCELLED,
-    }
-)
+#: A job on a cluster, as the head-node agent reports it: the one job status of Styx, shared
+#: with the agent's protocol (:class:`styx.lifecycle.JobStatus`).
+ClusterJobStatus = JobStatus
 
 
 class ManagedJobStatus(enum.StrEnum):
@@ -85,6 +69,89 @@ _TERMINAL_MANAGED_JOB = frozenset(
 )
 
 
+class Retry(enum.StrEnum):
+    """Whether a managed job may be tried again after an attempt ended, and how; the job's
+    ``job_recovery`` and the controller's budgets bound the tries (``styx.jobs.recovery``)."""
+
+    NO = "no"  # final: the job ends with the reason's status
+    RECOVER = "recover"  # the infra lost the job: relaunch on new machines
+    RESTART = "restart"  # the user's code failed: run again while max_restarts_on_errors allows
+    RELAUNCH = "relaunch"  # a launch broke or found nothing: launch again (bounded)
+
+
+class TerminationReason(enum.StrEnum):
+    """Why a managed job's attempt, or a job on a cluster, ended.
+
+    Each reason maps to the managed job's final status when it ends the job (:attr:`status`)
+    and to whether it may be tried again (:attr:`retry`). Stored in
+    ``managed_jobs.termination_reason`` once the job has ended.
+    """
+
+    SUCCEEDED = "succeeded"
+    USER_CODE_FAILED = "user-code-failed"  # the run command exited non-zero
+    SETUP_FAILED = "setup-failed"
+    PREEMPTED = "preempted"  # the machines, or the node under the job, went away
+    NO_RESOURCES = "no-resources"  # nothing anywhere allowed could hold the job
+    INFRA_ERROR = "infra-error"  # a launch broke (a host died, a transfer failed)
+    CANCELLED = "cancelled"  # by the user
+    DEPENDENCY_ENDED = "dependency-ended"  # a DAG task it depends on did not succeed
+    MAX_RESTARTS_REACHED = "max-restarts-reached"  # user code failed, restarts spent
+    RECOVERY_DISABLED = "recovery-disabled"  # preempted, and job_recovery is NONE
+    INVALID_SPEC = "invalid-spec"  # the stored task cannot be run (its job_recovery ...)
+    CONTROLLER_ERROR = "controller-error"  # a bug in Styx: the traceback is in controller.log
+
+    @property
+    def status(self) -> ManagedJobStatus:
+        """The managed job's status when this reason ends it."""
+        return _REASONS[self][0]
+
+    @property
+    def retry(self) -> Retry:
+        """Whether (and how) the job may be tried again after this reason."""
+        return _REASONS[self][1]
+
+    @property
+    def retryable(self) -> bool:
+        """True unless this reason is always final."""
+        return self.retry is not Retry.NO
+
+    @classmethod
+    def of_cluster_job(cls, status: ClusterJobStatus) -> TerminationReason | None:
+        """Why a job on a cluster ended, from its final status; None while it has not."""
+        return _CLUSTER_JOB_REASONS.get(ClusterJobStatus(status))
+
+
+_REASONS: Mapping[TerminationReason, tuple[ManagedJobStatus, Retry]] = {
+    TerminationReason.SUCCEEDED: (ManagedJobStatus.SUCCEEDED, Retry.NO),
+    TerminationReason.USER_CODE_FAILED: (ManagedJobStatus.FAILED, Retry.RESTART),
+    TerminationReason.SETUP_FAILED: (ManagedJobStatus.FAILED_SETUP, Retry.NO),
+    TerminationReason.PREEMPTED: (ManagedJobStatus.FAILED, Retry.RECOVER),
+    TerminationReason.NO_RESOURCES: (ManagedJobStatus.FAILED_NO_RESOURCE, Retry.RELAUNCH),
+    TerminationReason.INFRA_ERROR: (ManagedJobStatus.FAILED_NO_RESOURCE, Retry.RELAUNCH),
+    TerminationReason.CANCELLED: (ManagedJobStatus.CANCELLED, Retry.NO),
+    TerminationReason.DEPENDENCY_ENDED: (ManagedJobStatus.CANCELLED, Retry.NO),
+    TerminationReason.MAX_RESTARTS_REACHED: (ManagedJobStatus.FAILED, Retry.NO),
+    TerminationReason.RECOVERY_DISABLED: (ManagedJobStatus.FAILED, Retry.NO),
+    TerminationReason.INVALID_SPEC: (ManagedJobStatus.FAILED, Retry.NO),
+    TerminationReason.CONTROLLER_ERROR: (ManagedJobStatus.FAILED_CONTROLLER, Retry.NO),
+}
+_CLUSTER_JOB_REASONS: Mapping[ClusterJobStatus, TerminationReason] = {
+    ClusterJobStatus.SUCCEEDED: TerminationReason.SUCCEEDED,
+    ClusterJobStatus.FAILED: TerminationReason.USER_CODE_FAILED,
+    ClusterJobStatus.FAILED_SETUP: TerminationReason.SETUP_FAILED,
+    ClusterJobStatus.FAILED_DRIVER: TerminationReason.PREEMPTED,  # its node died, not its code
+    ClusterJobStatus.CANCELLED: TerminationReason.CANCELLED,
+}
+
+
+class EntityKind(enum.StrEnum):
+    """What a recorded status transition belongs to (``status_transitions.entity_kind``)."""
+
+    CLUSTER = "cluster"
+    MANAGED_JOB = "managed_job"
+    DAG_RUN = "dag_run"
+
+
 class DagRunStatus(enum.StrEnum):
     """A DAG run's status; its tasks are managed jobs with their own statuses."""
 
@@ -99,6 +166,52 @@ class DagRunStatus(enum.StrEnum):
     def is_terminal(self) -> bool:
         """True once the run can no longer change."""
         return self in (DagRunStatus.SUCCEEDED, DagRunStatus.FAILED, DagRunStatus.CANCELLED)
+
+
+_C = ClusterStatus
+#: A cluster is recorded INIT before its machines exist (UP or STOPPED when adopted as is); any
+#: live status may follow any other, except that a STOPPED cluster must be started (INIT while
+#: it boots, or UP) before it can be DEGRADED. Clusters may be deleted from any status.
+CLUSTER_TRANSITIONS = table(
+    EntityKind.CLUSTER,
+    [_C.INIT, _C.UP, _C.STOPPED],
+    {
+        _C.INIT: [_C.UP, _C.STOPPED, _C.DEGRADED],
+        _C.UP: [_C.INIT, _C.STOPPED, _C.DEGRADED],
+        _C.DEGRADED: [_C.INIT, _C.UP, _C.STOPPED],
+        _C.STOPPED: [_C.INIT, _C.UP],
+    },
+    deletable=True,
+)
+
+_M = ManagedJobStatus
+#: Every active status may be cancelled (directly, or through CANCELLING), or fail (a
+#: controller error, an invalid spec); a job runs only after STARTING or RECOVERING, succeeds
+#: only from RUNNING, and a terminal status is final.
+_ANY_ACTIVE_END = [_M.CANCELLING, _M.CANCELLED, _M.FAILED, _M.FAILED_CONTROLLER]
+MANAGED_JOB_TRANSITIONS = table(
+    EntityKind.MANAGED_JOB,
+    [_M.PENDING],
+    {
+        _M.PENDING: [_M.STARTING, *_ANY_ACTIVE_END],
+        _M.STARTING: [_M.RUNNING, _M.FAILED_SETUP, _M.FAILED_NO_RESOURCE, *_ANY_ACTIVE_END],
+        _M.RUNNING: [_M.SUCCEEDED, _M.RECOVERING, _M.FAILED_SETUP, *_ANY_ACTIVE_END],
+        _M.RECOVERING: [_M.RUNNING, _M.FAILED_SETUP, _M.FAILED_NO_RESOURCE, *_ANY_ACTIVE_END],
+        _M.CANCELLING: [_M.CANCELLED, _M.FAILED_CONTROLLER],
+    },
+)
+
+_D = DagRunStatus
+#: A run starts PENDING; any unfinished status may end in any way; an ended run is final.
+DAG_RUN_TRANSITIONS = table(
+    EntityKind.DAG_RUN,
+    [_D.PENDING],
+    {
+        _D.PENDING: [_D.RUNNING, _D.SUCCEEDED, _D.FAILED, _D.CANCELLING, _D.CANCELLED],
+        _D.RUNNING: [_D.SUCCEEDED, _D.FAILED, _D.CANCELLING, _D.CANCELLED],
+        _D.CANCELLING: [_D.CANCELLED, _D.FAILED, _D.SUCCEEDED],
+    },
+)
 
 
 JSON = dict[str, Any]
@@ -222,6 +335,47 @@ class ManagedJobRecord:
     priority: int
     user_name: str | None
     controller_pid: int | None
+    termination_reason: TerminationReason | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ManagedJobRow:
+    """A managed job as ``styx jobs queue`` shows it: the lean columns, no spec decoded."""
+
+    id: int
+    name: str
+    task_name: str | None
+    dag_run_id: int | None
+    status: ManagedJobStatus
+    submitted_at: float
+    started_at: float | None
+    ended_at: float | None
+    recovery_count: int
+
+    @classmethod
+    def from_row(cls, r: Sequence[Any]) -> ManagedJobRow:
+        """Build from the values of :data:`MANAGED_JOB_ROW_COLUMNS`, in that order."""
+        return cls(r[0], r[1], r[2], r[3], ManagedJobStatus(r[4]), r[5], r[6], r[7], r[8])
+
+
+# The managed_jobs columns a queue row reads, in ManagedJobRow's order.
+MANAGED_JOB_ROW_COLUMNS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(ManagedJobRow)
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StatusTransition:
+    """One recorded status change of an entity; ``from_status`` None: it was created,
+    ``to_status`` None: it was deleted. Statuses are the enum values, as stored."""
+
+    id: int
+    entity_kind: EntityKind
+    entity_id: str
+    time: float
+    from_status: str | None
+    to_status: str | None
+    reason: str | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

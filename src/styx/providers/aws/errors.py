@@ -1,10 +1,11 @@
 """EC2 and STS errors translated into Styx's typed errors, by error *code*, never message text.
 
-Every :class:`~styx.errors.ResourcesUnavailable` raised here carries ``details``:
+Every :class:`~styx.errors.ResourcesUnavailable` raised here carries a typed ``scope``
+(:class:`~styx.errors.FailoverScope`), what a failover should block: ``ZONE`` (capacity),
+``REGION`` (quota, an image or instance type missing there), or ``CLOUD`` (credentials); and
+``details`` for display:
 
 - ``cloud``: ``"aws"``; ``region`` and, where one was tried, ``zone``;
-- ``scope``: what a failover should block: ``"zone"`` (capacity), ``"region"`` (quota, an
-  image or instance type missing there), or ``"cloud"`` (credentials);
 - ``aws_code``: EC2's error code (or the botocore exception's name).
 
 ==============================  =====================  =========
@@ -32,6 +33,7 @@ from typing import Any
 
 from styx.errors import (
     AuthFailed,
+    FailoverScope,
     NoCapacity,
     QuotaExceeded,
     RemoteError,
@@ -118,7 +120,8 @@ def translate(
         return AuthFailed(
             "No AWS credentials were found.",
             "Run `aws configure` (or set AWS_PROFILE / AWS_ACCESS_KEY_ID), then `styx check aws`.",
-            details={**details, "scope": "cloud", "aws_code": type(exc).__name__},
+            scope=FailoverScope.CLOUD,
+            details={**details, "aws_code": type(exc).__name__},
         )
     if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ReadTimeoutError):
         return RemoteError(
@@ -141,26 +144,30 @@ def translate(
     if code in CAPACITY_CODES:
         return NoCapacity(
             f"No capacity in {where} while {action} ({said}).",
-            details={**details, "scope": "zone"},
+            scope=FailoverScope.ZONE,
+            details=details,
         )
     if code in QUOTA_CODES:
         return QuotaExceeded(
             f"An AWS quota of region {region} is exhausted while {action} ({said}).",
             "Ask AWS for a larger quota (Service Quotas console), or use another region.",
-            details={**details, "scope": "region"},
+            scope=FailoverScope.REGION,
+            details=details,
         )
     if code in AUTH_CODES:
         return AuthFailed(
             f"AWS refused the credentials while {action} in {region} ({said}).",
             "Check the AWS credentials and their permissions with `styx check aws`.",
-            details={**details, "scope": "cloud"},
+            scope=FailoverScope.CLOUD,
+            details=details,
         )
     if code in IMAGE_CODES:
         return ResourcesUnavailable(
             f"The image does not exist in {region} ({said}).",
             "AMI ids are per region: set an image_id of this region, or let Styx choose one.",
             code="image-not-found",
-            details={**details, "scope": "region"},
+            scope=FailoverScope.REGION,
+            details=details,
         )
     if code in THROTTLE_CODES:
         return RemoteError(

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from styx.errors import ResourcesUnavailable
+from styx.errors import FailoverScope, ResourcesUnavailable
 from styx.providers.aws import instances, ssh_access
 from styx.providers.aws.settings import AWSSettings
 from styx.providers.base import ClusterHandle, Node
@@ -143,10 +143,6 @@ def no_subnet(instance_type: str, region: str, zone: str | None) -> ResourcesUna
         f"There is no subnet for {instance_type} in {where} (or the type is not offered there).",
         "Choose another zone or region, or add a subnet there to the VPC.",
         code="no-subnet",
-        details={
-            "cloud": "aws",
-            "region": region,
-            "zone": zone,
-            "scope": "zone" if zone else "region",
-        },
+        scope=FailoverScope.ZONE if zone else FailoverScope.REGION,
+        details={"cloud": "aws", "region": region, "zone": zone},
     )

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from styx.errors import ResourcesUnavailable, StyxError
+from styx.errors import FailoverScope, ResourcesUnavailable, StyxError
 from styx.providers.aws.errors import error_code, translated
 from styx.providers.aws.network import CLUSTER_TAG
 
@@ -83,7 +83,8 @@ def _type_info(ec2: Any, region: str, instance_type: str) -> dict[str, Any]:
             f"Instance type {instance_type} does not exist in {region}.",
             "Choose an instance type offered there (`styx show-gpus` lists them).",
             code="instance-type-not-found",
-            details={"cloud": "aws", "region": region, "scope": "region"},
+            scope=FailoverScope.REGION,
+            details={"cloud": "aws", "region": region},
         )
     info: dict[str, Any] = found[0]
     return info
@@ -124,7 +125,8 @@ def _default_image(ec2: Any, region: str, arch: str) -> tuple[str, str]:
         f"No Ubuntu image for {arch} was found in {region}.",
         "Set `image_id: ami-...` in the task's resources.",
         code="image-not-found",
-        details={"cloud": "aws", "region": region, "scope": "region"},
+        scope=FailoverScope.REGION,
+            details={"cloud": "aws", "region": region},
     )
 
 
@@ -141,7 +143,8 @@ def resolve_image(
                 "AWS for now.",
                 "Use an AMI id of the region, or leave image_id out for Ubuntu.",
                 code="image-not-found",
-                details={"cloud": "aws", "region": region, "scope": "cloud"},
+                scope=FailoverScope.CLOUD,
+                details={"cloud": "aws", "region": region},
             )
         with translated(region, action=f"looking up image {image_id}"):
             images = ec2.describe_images(ImageIds=[image_id])["Images"]
@@ -164,7 +167,8 @@ def block_devices(
             f"disk_tier '{disk_tier}' is not one of {', '.join(DISK_TIERS)}.",
             "Use low, medium, high, ultra or best.",
             code="invalid-disk-tier",
-            details={"cloud": "aws", "scope": "cloud"},
+            scope=FailoverScope.CLOUD,
+            details={"cloud": "aws"},
         )
     ebs: dict[str, Any] = {"VolumeSize": size, "DeleteOnTermination": True, **DISK_TIERS[tier]}
     if ebs["VolumeType"] == "io2":

@@ -13,7 +13,7 @@ import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from styx.errors import NoCapacity, StyxError
+from styx.errors import FailoverScope, NoCapacity, StyxError
 from styx.providers.aws.errors import translated
 from styx.providers.aws.instances import (
     INDEX_TAG,
@@ -151,9 +151,9 @@ def launch_in_region(
 ) -> tuple[str, list[dict[str, Any]]]:
     """Try ``zones`` in order; return the zone that had capacity and its instances. Only
     NoCapacity moves on to the next zone. When every zone lacks capacity: NoCapacity for the
-    region (``details['scope'] == 'region'``, ``details['zones']``: each zone's EC2 code and
-    message) if ``zones`` are all the region's usable zones (``whole_region``), else the last
-    zone's own NoCapacity (scope ``zone``)."""
+    region (scope ``REGION``, ``details['zones']``: each zone's EC2 code and message) if
+    ``zones`` are all the region's usable zones (``whole_region``), else the last zone's own
+    NoCapacity (scope ``ZONE``)."""
     failures: dict[str, NoCapacity] = {}
     for zone in zones:
         try:
@@ -168,10 +168,10 @@ def launch_in_region(
         + (" (spot)" if spec.use_spot else "")
         + f" ({each}).",
         "Try another region or instance type, or retry later.",
+        scope=FailoverScope.REGION,
         details={
             "cloud": "aws",
             "region": spec.region,
-            "scope": "region",
             "zones": {
                 z: {"aws_code": e.details.get("aws_code"), "message": e.message}
                 for z, e in failures.items()

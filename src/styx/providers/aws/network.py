@@ -6,7 +6,7 @@ import dataclasses
 import time
 from typing import Any
 
-from styx.errors import ResourcesUnavailable, UserInputError
+from styx.errors import FailoverScope, ResourcesUnavailable, UserInputError
 from styx.providers.aws.errors import error_code, translated
 from styx.providers.aws.settings import AWSSettings
 
@@ -32,14 +32,18 @@ class Network:
 
 def _unavailable(message: str, hint: str, region: str, code: str) -> ResourcesUnavailable:
     return ResourcesUnavailable(
-        message, hint, code=code, details={"cloud": "aws", "region": region, "scope": "region"}
+        message,
+        hint,
+        code=code,
+        scope=FailoverScope.REGION,
+        details={"cloud": "aws", "region": region},
     )
 
 
 def find_network(ec2: Any, region: str, settings: AWSSettings) -> Network:
     """The VPC (``aws.vpc_name(s)``, else inferred from ``aws.subnet_names``, else the default
     VPC) and one subnet per zone. A region where none is found raises ResourcesUnavailable
-    with scope ``region``, saying which key to set."""
+    with scope ``REGION``, saying which key to set."""
     with translated(region, action="looking up the VPC"):
         vpc_id = _find_vpc(ec2, region, settings)
         filters = [{"Name": "vpc-id", "Values": [vpc_id]}]

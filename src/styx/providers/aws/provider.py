@@ -5,9 +5,9 @@ all nodes in one zone, trying the region's zones in order (see :mod:`.launch`); 
 the instances to run and then for SSH on each. Nodes are reached on their private IPs when
 ``aws.use_internal_ips`` is set or they have no public IP.
 
-Failover is signalled with typed errors whose ``details['scope']`` says what to block:
-NoCapacity ``zone`` per zone inside a launch and ``region`` once every zone failed,
-QuotaExceeded ``region``, AuthFailed ``cloud`` (see :mod:`.errors`).
+Failover is signalled with typed errors whose ``scope`` (a :class:`~styx.errors.FailoverScope`)
+says what to block: NoCapacity ``ZONE`` per zone inside a launch and ``REGION`` once every zone
+failed, QuotaExceeded ``REGION``, AuthFailed ``CLOUD`` (see :mod:`.errors`).
 """
 
 from __future__ import annotations
