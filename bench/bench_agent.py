@@ -130,7 +130,9 @@ def main() -> None:
     )
     # As a local cluster starts it: private, owned, on loopback only.
     subprocess.run(
-        ray_start_argv(str(root), head, "127.0.0.1", sys.executable), check=True, capture_output=True
+        ray_start_argv(str(root), head, "127.0.0.1", sys.executable),
+        check=True,
+        capture_output=True,
     )
     try:
         AgentConfig(

@@ -48,6 +48,7 @@ trap cleanup EXIT
 
 echo "== lint"
 "$py" -m ruff check src tests bench
+"$py" -m ruff format --check src tests bench
 "$py" -m mypy
 "$root/.venv/bin/lint-imports"  # the design's layers: [tool.importlinter] in pyproject.toml
 

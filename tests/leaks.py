@@ -62,8 +62,11 @@ def snapshot() -> Snapshot:
 
 def new_since(before: Snapshot, also: tuple[str, ...] = ()) -> list[str]:
     """What exists now and did not in ``before``: leaked processes and folders."""
-    leaks = [f"process {pid}: {cmd}" for pid, cmd in styx_processes(also).items()
-             if pid not in before.processes]
+    leaks = [
+        f"process {pid}: {cmd}"
+        for pid, cmd in styx_processes(also).items()
+        if pid not in before.processes
+    ]
     leaks += [f"folder {f}" for f in sorted(ray_folders() - before.folders)]
     return leaks
 

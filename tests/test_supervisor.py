@@ -25,14 +25,18 @@ def test_flock_is_exclusive_across_processes(tmp_path: Path) -> None:
     lock = tmp_path / "x.lock"
     assert not is_locked(lock)
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, time
             from pathlib import Path
             from styx.supervisor import flock
             with flock(Path({str(lock)!r}), blocking=False) as fd:
                 print("held" if fd is not None else "taken", flush=True)
                 time.sleep(30)
-        """)],
+        """),
+        ],
         stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )

@@ -46,8 +46,14 @@ def free_port_base() -> int:
     for _ in range(200):
         base = random.randrange(20000, 60000 - RayPorts.span())
         ports = RayPorts.from_base(base)
-        probe = [ports.gcs, ports.node_manager, ports.object_manager, ports.dashboard,
-                 ports.min_worker, ports.max_worker]
+        probe = [
+            ports.gcs,
+            ports.node_manager,
+            ports.object_manager,
+            ports.dashboard,
+            ports.min_worker,
+            ports.max_worker,
+        ]
         if all(_free(p) for p in probe):
             return base
     raise RuntimeError("no free port block")
@@ -72,8 +78,12 @@ class RayCluster:
 
 def _start_ray(root: Path, argv: list[str], ip: str) -> None:
     """As providers start it: private, marked as the cluster's, on loopback only."""
-    subprocess.run(ray_start_argv(str(root), argv, ip, sys.executable), check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        ray_start_argv(str(root), argv, ip, sys.executable),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -82,9 +92,16 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
     ports = RayPorts.from_base(free_port_base())
     root = tmp_path_factory.mktemp("ray-head")
     temp_dir = default_temp_dir(str(root))
-    argv = ray_head_argv(HEAD_IP, num_cpus=HEAD_CPUS, num_gpus=HEAD_GPUS,
-                         memory_bytes=2 * 1024**3, object_store_bytes=80 * 1024**2,
-                         ports=ports, temp_dir=temp_dir, ray_bin=RAY_BIN)
+    argv = ray_head_argv(
+        HEAD_IP,
+        num_cpus=HEAD_CPUS,
+        num_gpus=HEAD_GPUS,
+        memory_bytes=2 * 1024**3,
+        object_store_bytes=80 * 1024**2,
+        ports=ports,
+        temp_dir=temp_dir,
+        ray_bin=RAY_BIN,
+    )
     _start_ray(root, argv, HEAD_IP)
     try:
         yield RayCluster(f"{HEAD_IP}:{ports.gcs}", temp_dir, ports.gcs, root)
@@ -102,10 +119,16 @@ def add_ray_worker(
     def add(ip: str, cpus: int) -> None:
         root = tmp_path_factory.mktemp("ray-worker")
         temp_dir = default_temp_dir(str(root))
-        argv = ray_worker_argv(ray_cluster.address, ip, num_cpus=cpus,
-                               memory_bytes=1024**3, object_store_bytes=80 * 1024**2,
-                               ports=RayPorts.from_base(free_port_base()),
-                               temp_dir=temp_dir, ray_bin=RAY_BIN)
+        argv = ray_worker_argv(
+            ray_cluster.address,
+            ip,
+            num_cpus=cpus,
+            memory_bytes=1024**3,
+            object_store_bytes=80 * 1024**2,
+            ports=RayPorts.from_base(free_port_base()),
+            temp_dir=temp_dir,
+            ray_bin=RAY_BIN,
+        )
         _start_ray(root, argv, ip)
         temp_dirs.append(temp_dir)
 
@@ -129,13 +152,28 @@ class AgentHandle:
 
 
 def start_agent(
-    root: Path, ray: RayCluster, *, nodes: list[NodeInfo] | None = None,
-    autostop: AutostopConfig | None = None, env: dict[str, str] | None = None,
+    root: Path,
+    ray: RayCluster,
+    *,
+    nodes: list[NodeInfo] | None = None,
+    autostop: AutostopConfig | None = None,
+    env: dict[str, str] | None = None,
 ) -> AgentHandle:
     config = AgentConfig(
-        cluster_name=f"t-{root.name}", styx_version="test", ray_address=ray.address,
-        nodes=nodes or [NodeInfo(ip=HEAD_IP, name="head", cpus=HEAD_CPUS, memory_gb=2,
-                                 gpus=HEAD_GPUS, accelerator="FAKEGPU")],
+        cluster_name=f"t-{root.name}",
+        styx_version="test",
+        ray_address=ray.address,
+        nodes=nodes
+        or [
+            NodeInfo(
+                ip=HEAD_IP,
+                name="head",
+                cpus=HEAD_CPUS,
+                memory_gb=2,
+                gpus=HEAD_GPUS,
+                accelerator="FAKEGPU",
+            )
+        ],
         autostop=autostop or AutostopConfig(),
         stop_command=["touch", str(root / "STOPPED")],
         down_command=["touch", str(root / "DOWNED")],
@@ -145,8 +183,12 @@ def start_agent(
     settings = ray.root / "ray-env.json"  # Ray's network settings, as on a real head node
     if settings.exists():
         shutil.copy(settings, root / "ray-env.json")
-    subprocess.run(agent_ensure_argv(str(root), sys.executable), check=True, timeout=120,
-                   env={**os.environ, **(env or {})})
+    subprocess.run(
+        agent_ensure_argv(str(root), sys.executable),
+        check=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
     client = AgentClient(root / "agent.sock")
     deadline = time.monotonic() + 60
     while not client.ping().ray_connected:  # jobs wait in PENDING until then anyway
@@ -161,8 +203,9 @@ def stop_agent(handle: AgentHandle) -> None:
 
 
 @pytest.fixture(scope="module")
-def agent(ray_cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-        AgentHandle]:
+def agent(
+    ray_cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AgentHandle]:
     handle = start_agent(tmp_path_factory.mktemp("agent"), ray_cluster)
     try:
         yield handle

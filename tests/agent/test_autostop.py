@@ -20,8 +20,12 @@ MINUTE_S = 0.5  # one "minute" of idle time lasts half a second in this module
 @pytest.fixture(scope="module")
 def handle(ray_cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory):
     # agent.json says 60 minutes: a real minute would never pass during the test.
-    h = start_agent(tmp_path_factory.mktemp("autostop"), ray_cluster,
-                    autostop=AutostopConfig(idle_minutes=60), env={MINUTE_ENV: str(MINUTE_S)})
+    h = start_agent(
+        tmp_path_factory.mktemp("autostop"),
+        ray_cluster,
+        autostop=AutostopConfig(idle_minutes=60),
+        env={MINUTE_ENV: str(MINUTE_S)},
+    )
     yield h
     stop_agent(h)
 

@@ -24,8 +24,12 @@ def test_transitions_stamp_times_and_terminal_never_changes(tmp_path: Path) -> N
         with pytest.raises(IllegalTransition):
             store.transition(rec.job_id, status)
     kinds = [(e["data"].get("from"), e["data"]["to"]) for e in store.events("transition")]
-    assert kinds == [(None, "INIT"), ("INIT", "PENDING"), ("PENDING", "RUNNING"),
-                     ("RUNNING", "FAILED")]
+    assert kinds == [
+        (None, "INIT"),
+        ("INIT", "PENDING"),
+        ("PENDING", "RUNNING"),
+        ("RUNNING", "FAILED"),
+    ]
     with pytest.raises(JobNotFound):
         store.get(42)
 

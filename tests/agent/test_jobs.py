@@ -58,9 +58,16 @@ def test_run_failure_keeps_exit_code(agent: AgentHandle) -> None:
 
 def test_env_vars(agent: AgentHandle, tmp_path: os.PathLike[str]) -> None:
     dump = 'python3 -c "import json,os; print(json.dumps(dict(os.environ)))"'
-    job_id, out = run(agent, setup=f"{dump} > {tmp_path}/setup.json", run=dump,
-                      envs={"MINE": "1", "TOKEN": "s3cret"}, secret_env_names=["TOKEN"],
-                      task_id="task-7", user="alice", cwd=str(tmp_path))
+    job_id, out = run(
+        agent,
+        setup=f"{dump} > {tmp_path}/setup.json",
+        run=dump,
+        envs={"MINE": "1", "TOKEN": "s3cret"},
+        secret_env_names=["TOKEN"],
+        task_id="task-7",
+        user="alice",
+        cwd=str(tmp_path),
+    )
     env = json.loads(out)
     setup_env = json.loads(Path(f"{tmp_path}/setup.json").read_text())
     for prefix in ("STYX_", "SKYPILOT_"):
@@ -88,18 +95,25 @@ def test_env_vars(agent: AgentHandle, tmp_path: os.PathLike[str]) -> None:
 
 
 def test_default_task_id_and_gpu_ids(agent: AgentHandle) -> None:
-    _, out = run(agent, gpus=1, accelerator="fakegpu",
-                 run="echo $CUDA_VISIBLE_DEVICES $SKYPILOT_NUM_GPUS_PER_NODE $STYX_TASK_ID")
+    _, out = run(
+        agent,
+        gpus=1,
+        accelerator="fakegpu",
+        run="echo $CUDA_VISIBLE_DEVICES $SKYPILOT_NUM_GPUS_PER_NODE $STYX_TASK_ID",
+    )
     devices, per_node, task_id = out.split()
     assert devices in {"0", "1"} and per_node == "1"
-    assert task_id.startswith("styx-") and task_id.endswith(f"_{agent.config.cluster_name}_"
-                                                             + task_id.rsplit("_", 1)[1])
+    assert task_id.startswith("styx-") and task_id.endswith(
+        f"_{agent.config.cluster_name}_" + task_id.rsplit("_", 1)[1]
+    )
 
 
 def test_users_ray_program_joins_cluster_ray(agent: AgentHandle) -> None:
-    prog = ("import ray; ray.init(); print('NODES', len(ray.nodes())); "
-            "print('ADDR', ray.get_runtime_context().gcs_address)")
-    _, out = run(agent, run=f"{sys.executable} -c \"{prog}\"", cpus=0.5)
+    prog = (
+        "import ray; ray.init(); print('NODES', len(ray.nodes())); "
+        "print('ADDR', ray.get_runtime_context().gcs_address)"
+    )
+    _, out = run(agent, run=f'{sys.executable} -c "{prog}"', cpus=0.5)
     assert "NODES 1" in out
     assert f":{agent.config.ray_address.split(':')[1]}" in out  # the cluster's GCS, not 6379
 
@@ -166,15 +180,24 @@ def test_hundred_jobs_statuses_and_overlap(agent: AgentHandle) -> None:
     ids = [agent.client.submit(s) for s in specs]
     records = [agent.client.wait(i, timeout=120) for i in ids]
     for i, rec in enumerate(records):
-        expected = (JobStatus.FAILED if i % 10 == 3 else
-                    JobStatus.FAILED_SETUP if i % 10 == 7 else JobStatus.SUCCEEDED)
+        expected = (
+            JobStatus.FAILED
+            if i % 10 == 3
+            else JobStatus.FAILED_SETUP
+            if i % 10 == 7
+            else JobStatus.SUCCEEDED
+        )
         assert rec.status is expected, (i, rec)
         if expected is JobStatus.FAILED:
             assert rec.exit_code == i % 7 + 1
     # 0.5 CPU each on 2 CPUs: the first sleeping jobs ran four at a time.
     sleepers = [r for i, r in enumerate(records[:8]) if specs[i].run == "sleep 1"]
-    overlaps = sum(1 for a in sleepers for b in sleepers if a.job_id < b.job_id
-                   and a.started_at < b.ended_at and b.started_at < a.ended_at)  # type: ignore[operator]
+    overlaps = sum(
+        1
+        for a in sleepers
+        for b in sleepers
+        if a.job_id < b.job_id and a.started_at < b.ended_at and b.started_at < a.ended_at
+    )  # type: ignore[operator]
     assert overlaps >= 3
     assert all(j.job_id in ids for j in agent.client.queue(limit=100)[:100])
     assert len(agent.client.queue(all=True)) >= 100
@@ -209,13 +232,13 @@ def test_wire_errors_are_typed_replies(agent: AgentHandle) -> None:
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(str(agent.socket))
         f = s.makefile("rwb")
-        for line, code in ((b'{"v": 99, "op": "ping"}', "agent-protocol-mismatch"),
-                           (b"not json", "invalid-request"),
-                           (b'{"v": 2, "op": "drop_tables"}', "invalid-request"),
-                           (b'{"v": 2, "op": "job", "args": {"job_id": 999999}}',
-                            "job-not-found"),
-                           (b'{"v": 2, "op": "submit", "args": {"spec": {"rn": "x"}}}',
-                            "invalid-request")):
+        for line, code in (
+            (b'{"v": 99, "op": "ping"}', "agent-protocol-mismatch"),
+            (b"not json", "invalid-request"),
+            (b'{"v": 2, "op": "drop_tables"}', "invalid-request"),
+            (b'{"v": 2, "op": "job", "args": {"job_id": 999999}}', "job-not-found"),
+            (b'{"v": 2, "op": "submit", "args": {"spec": {"rn": "x"}}}', "invalid-request"),
+        ):
             f.write(line + b"\n")
             f.flush()
             reply = json.loads(f.readline())
@@ -229,10 +252,17 @@ def test_wire_errors_are_typed_replies(agent: AgentHandle) -> None:
 def test_call_bridge(agent: AgentHandle) -> None:
     job_id = agent.client.submit(JobSpec(run="echo bridged"))
     agent.client.wait(job_id)
-    requests = [request("ping"), request("tail_logs", {"job_id": job_id, "follow": True}),
-                request("job", {"job_id": job_id})]
-    out = subprocess.run(agent_call_argv(str(agent.root), sys.executable), check=True,
-                         input=b"".join(encode(r) for r in requests), capture_output=True)
+    requests = [
+        request("ping"),
+        request("tail_logs", {"job_id": job_id, "follow": True}),
+        request("job", {"job_id": job_id}),
+    ]
+    out = subprocess.run(
+        agent_call_argv(str(agent.root), sys.executable),
+        check=True,
+        input=b"".join(encode(r) for r in requests),
+        capture_output=True,
+    )
     replies = [json.loads(line) for line in out.stdout.splitlines()]
     assert replies[0]["result"]["cluster_name"] == agent.config.cluster_name
     assert "".join(r.get("chunk", "") for r in replies[1:-2]) == "bridged\n"
@@ -242,8 +272,10 @@ def test_call_bridge(agent: AgentHandle) -> None:
 
 def test_fractional_gpus_share_and_whole_gpus_are_exclusive(agent: AgentHandle) -> None:
     c = agent.client
-    ids = [c.submit(JobSpec(gpus=0.5, cpus=0.25, run="echo $CUDA_VISIBLE_DEVICES; sleep 1"))
-           for _ in range(4)]
+    ids = [
+        c.submit(JobSpec(gpus=0.5, cpus=0.25, run="echo $CUDA_VISIBLE_DEVICES; sleep 1"))
+        for _ in range(4)
+    ]
     recs = [c.wait(i, timeout=60) for i in ids]
     assert all(r.status is JobStatus.SUCCEEDED for r in recs)
     assert max(r.started_at for r in recs) < min(r.ended_at for r in recs)  # type: ignore[type-var]

@@ -19,11 +19,16 @@ WORKER_IP = "127.0.0.2"
 
 
 @pytest.fixture(scope="module")
-def handle(ray_cluster: RayCluster, add_ray_worker: Callable[[str, int], None],
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentHandle]:
+def handle(
+    ray_cluster: RayCluster,
+    add_ray_worker: Callable[[str, int], None],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[AgentHandle]:
     add_ray_worker(WORKER_IP, 1)
-    nodes = [NodeInfo(ip=HEAD_IP, name="h1", cpus=HEAD_CPUS, memory_gb=2),
-             NodeInfo(ip=WORKER_IP, name="h2", cpus=1, memory_gb=1)]
+    nodes = [
+        NodeInfo(ip=HEAD_IP, name="h1", cpus=HEAD_CPUS, memory_gb=2),
+        NodeInfo(ip=WORKER_IP, name="h2", cpus=1, memory_gb=1),
+    ]
     h = start_agent(tmp_path_factory.mktemp("multi"), ray_cluster, nodes=nodes)
     yield h
     stop_agent(h)
@@ -31,9 +36,14 @@ def handle(ray_cluster: RayCluster, add_ray_worker: Callable[[str, int], None],
 
 def test_two_node_job_ranks_and_prefixed_logs(handle: AgentHandle) -> None:
     c = handle.client
-    job = c.submit(JobSpec(num_nodes=2, setup="echo setup $SKYPILOT_SETUP_NODE_RANK",
-                           run='echo "rank=$STYX_NODE_RANK n=$STYX_NUM_NODES '
-                               'ips=$(echo $STYX_NODE_IPS | tr " " ,)"; printf tail'))
+    job = c.submit(
+        JobSpec(
+            num_nodes=2,
+            setup="echo setup $SKYPILOT_SETUP_NODE_RANK",
+            run='echo "rank=$STYX_NODE_RANK n=$STYX_NUM_NODES '
+            'ips=$(echo $STYX_NODE_IPS | tr " " ,)"; printf tail',
+        )
+    )
     out = "".join(c.tail_logs(job))
     rec = c.job(job)
     assert rec.status is JobStatus.SUCCEEDED and rec.nodes == [HEAD_IP, WORKER_IP]
@@ -45,7 +55,8 @@ def test_two_node_job_ranks_and_prefixed_logs(handle: AgentHandle) -> None:
     assert "(rank 0, h1) tail" in lines and "(rank 1, h2) tail" in lines  # partial last lines
     # setup lines come before run lines: setup finished on every node first
     assert max(lines.index(x) for x in lines if "setup" in x) < lines.index(
-        f"(rank 0, h1) rank=0 n=2 ips={ips}")
+        f"(rank 0, h1) rank=0 n=2 ips={ips}"
+    )
     rank1 = (Path(rec.log_dir) / "rank-1.log").read_text()
     assert rank1 == f"setup 1\nrank=1 n=2 ips={ips}\ntail"
 
@@ -53,8 +64,11 @@ def test_two_node_job_ranks_and_prefixed_logs(handle: AgentHandle) -> None:
 def test_failure_on_one_node_kills_the_other(handle: AgentHandle) -> None:
     c = handle.client
     t = time.monotonic()
-    job = c.submit(JobSpec(num_nodes=2, run="if [ $STYX_NODE_RANK = 1 ]; then sleep 0.5; "
-                                            "exit 9; fi; sleep 300"))
+    job = c.submit(
+        JobSpec(
+            num_nodes=2, run="if [ $STYX_NODE_RANK = 1 ]; then sleep 0.5; exit 9; fi; sleep 300"
+        )
+    )
     rec = c.wait(job, timeout=60)
     assert rec.status is JobStatus.FAILED and rec.exit_code == 9
     assert time.monotonic() - t < 20

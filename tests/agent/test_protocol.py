@@ -27,10 +27,21 @@ from styx.errors import AgentError, JobNotFound
 
 
 def test_job_spec_round_trip_and_defaults() -> None:
-    spec = JobSpec(name="train", setup="pip install x", run="python t.py",
-                   envs={"A": "1", "KEY": "v"}, secret_env_names=["KEY"], num_nodes=2,
-                   gpus=0.5, accelerator="A100", memory_gb=4, cwd="~/w", priority=3,
-                   user="u", task_id="t1")
+    spec = JobSpec(
+        name="train",
+        setup="pip install x",
+        run="python t.py",
+        envs={"A": "1", "KEY": "v"},
+        secret_env_names=["KEY"],
+        num_nodes=2,
+        gpus=0.5,
+        accelerator="A100",
+        memory_gb=4,
+        cwd="~/w",
+        priority=3,
+        user="u",
+        task_id="t1",
+    )
     assert JobSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
     assert spec.public_envs() == {"A": "1"} and spec.secret_envs() == {"KEY": "v"}
     assert spec.demand == Demand(cpus=0.5, gpus=0.5, accelerator="A100", memory_gb=4)
@@ -39,33 +50,59 @@ def test_job_spec_round_trip_and_defaults() -> None:
 
 
 def test_job_record_round_trip() -> None:
-    rec = JobRecord(job_id=3, name=None, status=JobStatus.FAILED, submitted_at=1.0,
-                    started_at=2.0, ended_at=3.0, exit_code=2, num_nodes=2,
-                    demand=Demand(cpus=1, gpus=1), user="u", log_dir="/x/3",
-                    failure_reason="boom", priority=1, task_id="t", nodes=["a", "b"])
+    rec = JobRecord(
+        job_id=3,
+        name=None,
+        status=JobStatus.FAILED,
+        submitted_at=1.0,
+        started_at=2.0,
+        ended_at=3.0,
+        exit_code=2,
+        num_nodes=2,
+        demand=Demand(cpus=1, gpus=1),
+        user="u",
+        log_dir="/x/3",
+        failure_reason="boom",
+        priority=1,
+        task_id="t",
+        nodes=["a", "b"],
+    )
     assert JobRecord.from_dict(json.loads(json.dumps(rec.to_dict()))) == rec
 
 
 def test_agent_config_round_trip(tmp_path) -> None:
     cfg = AgentConfig(
-        cluster_name="c", styx_version="0.1", ray_address="198.18.5.1:46380",
-        nodes=[NodeInfo("198.18.5.1", "head", 8, 32, 1, "A100"), NodeInfo("198.18.5.2", "w1", 8, 32)],
-        autostop=AutostopConfig(idle_minutes=10, down=True), stop_command=["stop"],
-        down_command=["down", "--yes"], env={"X": "y"}, cloud="aws", region="us-east-1")
+        cluster_name="c",
+        styx_version="0.1",
+        ray_address="198.18.5.1:46380",
+        nodes=[
+            NodeInfo("198.18.5.1", "head", 8, 32, 1, "A100"),
+            NodeInfo("198.18.5.2", "w1", 8, 32),
+        ],
+        autostop=AutostopConfig(idle_minutes=10, down=True),
+        stop_command=["stop"],
+        down_command=["down", "--yes"],
+        env={"X": "y"},
+        cloud="aws",
+        region="us-east-1",
+    )
     assert AgentConfig.from_json(cfg.to_json()) == cfg
     cfg.write(tmp_path)
     assert AgentConfig.load(tmp_path) == cfg
     assert cfg.head.name == "head"
 
 
-@pytest.mark.parametrize("bad", [
-    {"run": "x", "typo_field": 1},
-    {"run": 3},
-    {"num_nodes": "2"},
-    {"num_nodes": 0},
-    {"envs": {"A": 1}},
-    {"cpus": True},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"run": "x", "typo_field": 1},
+        {"run": 3},
+        {"num_nodes": "2"},
+        {"num_nodes": 0},
+        {"envs": {"A": 1}},
+        {"cpus": True},
+    ],
+)
 def test_bad_specs_are_typed_errors(bad: dict) -> None:
     with pytest.raises(AgentError) as e:
         JobSpec.from_dict(bad)
@@ -112,8 +149,7 @@ def test_error_replies_become_typed_exceptions() -> None:
     assert isinstance(err, JobNotFound) and err.hint == "List jobs."
     err = error_from(error_reply("agent-protocol-mismatch", "old", "upgrade"))
     assert isinstance(err, AgentError) and err.code == "agent-protocol-mismatch"
-    assert err.to_dict() == {"code": "agent-protocol-mismatch", "message": "old",
-                             "hint": "upgrade"}
+    assert err.to_dict() == {"code": "agent-protocol-mismatch", "message": "old", "hint": "upgrade"}
 
 
 def test_one_job_status_for_the_agent_and_the_state_layer() -> None:

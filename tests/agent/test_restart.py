@@ -53,8 +53,15 @@ def test_kill9_agent_comes_back_without_losing_records(handle: AgentHandle) -> N
     for chunk in c.tail_logs(running):
         if "started" in chunk:
             break
-    pending = c.submit(JobSpec(name="queued", run="echo resumed $SECRET", cpus=1,
-                               envs={"SECRET": "kept"}, secret_env_names=["SECRET"]))
+    pending = c.submit(
+        JobSpec(
+            name="queued",
+            run="echo resumed $SECRET",
+            cpus=1,
+            envs={"SECRET": "kept"},
+            secret_env_names=["SECRET"],
+        )
+    )
     assert c.job(pending).status is JobStatus.PENDING
     marker = f"{agent_id(handle.root, handle.config.cluster_name)}:{running}"
     assert marked(marker)

@@ -5,14 +5,25 @@ from __future__ import annotations
 from styx.agent.protocol import Demand, NodeInfo
 from styx.agent.scheduler import Candidate, ResourcePool, pick
 
-NODES = [NodeInfo("198.18.5.1", "h", cpus=4, memory_gb=16, gpus=2, accelerator="A100"),
-         NodeInfo("198.18.5.2", "w", cpus=4, memory_gb=16, gpus=0)]
+NODES = [
+    NodeInfo("198.18.5.1", "h", cpus=4, memory_gb=16, gpus=2, accelerator="A100"),
+    NodeInfo("198.18.5.2", "w", cpus=4, memory_gb=16, gpus=0),
+]
 
 
-def cand(job_id: int, cpus: float = 0.5, gpus: float = 0, nodes: int = 1, prio: int = 0,
-         at: float = 0.0, acc: str | None = None, mem: float | None = None) -> Candidate:
-    return Candidate(job_id, prio, at, nodes, Demand(cpus=cpus, gpus=gpus, accelerator=acc,
-                                                      memory_gb=mem))
+def cand(
+    job_id: int,
+    cpus: float = 0.5,
+    gpus: float = 0,
+    nodes: int = 1,
+    prio: int = 0,
+    at: float = 0.0,
+    acc: str | None = None,
+    mem: float | None = None,
+) -> Candidate:
+    return Candidate(
+        job_id, prio, at, nodes, Demand(cpus=cpus, gpus=gpus, accelerator=acc, memory_gb=mem)
+    )
 
 
 def test_tiny_jobs_share_nodes() -> None:
@@ -44,8 +55,12 @@ def test_multi_node_uses_distinct_nodes_in_rank_order() -> None:
 def test_priority_then_fifo_and_backfill() -> None:
     pool = ResourcePool(NODES)
     pool.allocate(99, [0, 1], Demand(cpus=3))  # 1 CPU left per node
-    jobs = [cand(1, cpus=2, at=0), cand(2, cpus=1, at=1), cand(3, cpus=1, prio=5, at=2),
-            cand(4, cpus=1, at=3)]
+    jobs = [
+        cand(1, cpus=2, at=0),
+        cand(2, cpus=1, at=1),
+        cand(3, cpus=1, prio=5, at=2),
+        cand(4, cpus=1, at=3),
+    ]
     started = [c.job_id for c, _ in pick(jobs, pool, now=10)]
     assert started == [3, 2]  # priority first, then submit order; job 1 is backfilled past
 

@@ -54,8 +54,13 @@ def refused(dest: str, folders: NodeFolders, code: str = REFUSED) -> str:
 
 def test_home_relative_and_tilde_land_in_the_clusters_own_home(tmp_path: Path) -> None:
     f = local(tmp_path)
-    for dest, rel in (("~/data", "data"), ("data/x.txt", "data/x.txt"), ("~/a/../b/", "b"),
-                      ("./c", "c"), ("~/d//e/", "d/e")):
+    for dest, rel in (
+        ("~/data", "data"),
+        ("data/x.txt", "data/x.txt"),
+        ("~/a/../b/", "b"),
+        ("./c", "c"),
+        ("~/d//e/", "d/e"),
+    ):
         got = resolve(dest, f)
         assert got.path == f"{f.home}/{rel}" and got.delete, dest
 
@@ -79,9 +84,19 @@ def test_local_cluster_refuses_host_paths_outside_its_folders(tmp_path: Path) ->
     f = local(tmp_path)
     victim = tmp_path / "victim"
     victim.mkdir()
-    for dest in (str(victim), f"{victim}/file", "/etc/passwd", "/etc", "/usr/bin/x",
-                 str(tmp_path / "user"), str(tmp_path / "styx"), "~/../../../../victim",
-                 str(tmp_path / "styx/clusters/other/home/x"), "/var/lib/x", "/boot"):
+    for dest in (
+        str(victim),
+        f"{victim}/file",
+        "/etc/passwd",
+        "/etc",
+        "/usr/bin/x",
+        str(tmp_path / "user"),
+        str(tmp_path / "styx"),
+        "~/../../../../victim",
+        str(tmp_path / "styx/clusters/other/home/x"),
+        "/var/lib/x",
+        "/boot",
+    ):
         refused(dest, f)
 
 
@@ -94,8 +109,18 @@ def test_config_may_allow_a_host_folder_but_never_a_system_one(tmp_path: Path) -
     refused(f"{tmp_path}/elsewhere", f)
     home, styx = str(tmp_path / "user"), str(tmp_path / "styx")
     check_allowed_host_paths([str(shared), f"{home}/data"], home, styx)  # inside $HOME is fine
-    for bad in ("/", "/etc", "/usr/local", "/var/lib/docker", home, str(tmp_path), styx,
-                f"{styx}/clusters", "relative/path", "/var"):
+    for bad in (
+        "/",
+        "/etc",
+        "/usr/local",
+        "/var/lib/docker",
+        home,
+        str(tmp_path),
+        styx,
+        f"{styx}/clusters",
+        "relative/path",
+        "/var",
+    ):
         with pytest.raises(ConfigError) as info:
             check_allowed_host_paths([bad], home, styx)
         assert info.value.details["path"] == bad
@@ -120,8 +145,15 @@ def test_remote_nodes_refuse_what_would_destroy_their_runtime() -> None:
     assert resolve("~/sky_workdir/sub", before).delete  # Styx's own folder
     assert not resolve("~/data", before).delete
     assert resolve("data", before).path == "~/data"
-    handle = ClusterHandle("c", "ssh", (Node("h", "198.18.0.11", 1, 1),), "/home/u/.styx/agent",
-                           "/home/u/.styx/runtime/bin/python", "/home/u/sky_workdir", 1)
+    handle = ClusterHandle(
+        "c",
+        "ssh",
+        (Node("h", "198.18.0.11", 1, 1),),
+        "/home/u/.styx/agent",
+        "/home/u/.styx/runtime/bin/python",
+        "/home/u/sky_workdir",
+        1,
+    )
     after = remote_node_folders(handle)
     for dest in ("/home/u", "/home", "/home/u/.styx/agent", "/home/u/", "~"):
         refused(dest, after)
@@ -132,8 +164,25 @@ def test_remote_nodes_refuse_what_would_destroy_their_runtime() -> None:
 # --- the fuzzer -----------------------------------------------------------------------------
 
 _SEGMENT = st.sampled_from(
-    ["..", ".", "", "a", "b", "é", "データ", "link", "etc", "~", "~root", "home", "styx",
-     "victim", "agent", " ", "x.txt"]
+    [
+        "..",
+        ".",
+        "",
+        "a",
+        "b",
+        "é",
+        "データ",
+        "link",
+        "etc",
+        "~",
+        "~root",
+        "home",
+        "styx",
+        "victim",
+        "agent",
+        " ",
+        "x.txt",
+    ]
 )
 _DEST = st.builds(
     lambda lead, parts, tail: lead + "/".join(parts) + tail,
@@ -157,7 +206,9 @@ def _tree_digest(root: Path, skip: Path) -> dict[str, str]:
     return out
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(dest=_DEST)
 def test_fuzzed_destinations_never_write_outside_the_cluster(tmp_path: Path, dest: str) -> None:
     f = local(tmp_path)

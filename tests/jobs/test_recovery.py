@@ -85,7 +85,9 @@ def test_after_run_decisions() -> None:
     default, none = Recovery(), Recovery(RecoveryStrategy.NONE)
     budget = Recovery(max_restarts_on_errors=2, recover_on_exit_codes=frozenset({29}))
     assert after_run(R.SUCCEEDED, default, exit_code=0, restarts=0) == Decision(False, R.SUCCEEDED)
-    assert after_run(R.PREEMPTED, default, exit_code=None, restarts=0) == Decision(True, R.PREEMPTED)
+    assert after_run(R.PREEMPTED, default, exit_code=None, restarts=0) == Decision(
+        True, R.PREEMPTED
+    )
     assert after_run(R.PREEMPTED, none, exit_code=None, restarts=0).reason is R.RECOVERY_DISABLED
     # User errors: no restarts by default; then the budget; recover_on_exit_codes costs none.
     assert after_run(R.USER_CODE_FAILED, default, exit_code=1, restarts=0) == Decision(

@@ -95,8 +95,12 @@ def test_mounts_outside_the_cluster_are_refused_before_anything_is_made(
     }
     for i, (dest, src) in enumerate(cases.items()):
         task = write(tmp_path / f"t{i}.yaml", f"file_mounts:\n  {dest}: {src}\nrun: echo hi\n")
-        for args in (("launch", "-c", "fresh", "-y", task), ("launch", "--dryrun", task),
-                     ("validate", task), ("exec", cluster, task)):
+        for args in (
+            ("launch", "-c", "fresh", "-y", task),
+            ("launch", "--dryrun", task),
+            ("validate", task),
+            ("exec", cluster, task),
+        ):
             r = styx(*args)
             assert r.returncode == 2, (dest, args, r.stdout, r.stderr)
             assert "mount-destination-refused" in r.stdout + r.stderr, (dest, args, r.stderr)
@@ -142,7 +146,9 @@ def test_config_may_allow_a_host_folder_where_nothing_is_deleted(
     src.mkdir()
     (src / "new.txt").write_text("ours")
     config = styx.home / "config.yaml"
-    task = write(tmp_path / "t.yaml", f"file_mounts:\n  {shared}/sub: {src}\nrun: ls {shared}/sub\n")
+    task = write(
+        tmp_path / "t.yaml", f"file_mounts:\n  {shared}/sub: {src}\nrun: ls {shared}/sub\n"
+    )
     try:
         config.write_text(f"local:\n  allowed_host_paths: [{shared}]\n")
         r = styx("exec", cluster, task)
@@ -178,16 +184,21 @@ def test_secrets_are_never_stored_or_printed(styx: Styx, cluster: str, tmp_path:
     task = write(  # the job proves it got both values without the script naming them
         tmp_path / "s.yaml",
         f"secrets:\n  FROM_YAML: {field}\n  FROM_FLAG: null\n"
-        "run: |\n  printf %s \"$FROM_FLAG/$FROM_YAML\" | sha256sum\n",
+        'run: |\n  printf %s "$FROM_FLAG/$FROM_YAML" | sha256sum\n',
     )
     r = styx("launch", "-c", cluster, "-y", task, "--secret", f"FROM_FLAG={flag}")
     assert r.returncode == 0, r.stderr
     assert hashlib.sha256(f"{flag}/{field}".encode()).hexdigest() in r.stdout
     job = max(jobs(styx, cluster))
     outputs = [r.stdout + r.stderr]
-    for args in (("status", "--json"), ("status",), ("queue", cluster), ("queue", cluster, "--json"),
-                 ("logs", cluster, str(job), "--no-follow"), ("launch", "--dryrun", task,
-                                                               "--secret", f"FROM_FLAG={flag}")):
+    for args in (
+        ("status", "--json"),
+        ("status",),
+        ("queue", cluster),
+        ("queue", cluster, "--json"),
+        ("logs", cluster, str(job), "--no-follow"),
+        ("launch", "--dryrun", task, "--secret", f"FROM_FLAG={flag}"),
+    ):
         res = styx(*args)
         outputs.append(res.stdout + res.stderr)
     last_use = {c["name"]: c["last_use"] for c in json.loads(outputs[1])}[cluster]
@@ -257,10 +268,16 @@ def test_a_dead_ray_is_reported_fails_its_jobs_fast_and_start_repairs_it(
     assert r.returncode == 0, r.stderr
     running = max(jobs(styx, cluster))
     wait_for(lambda: jobs(styx, cluster)[running]["status"] == "RUNNING", 30, "the job to run")
-    gcs = [p for p in cluster_pids(styx, cluster) if Path(f"/proc/{p}/comm").read_text().strip() == "gcs_server"]
+    gcs = [
+        p
+        for p in cluster_pids(styx, cluster)
+        if Path(f"/proc/{p}/comm").read_text().strip() == "gcs_server"
+    ]
     assert len(gcs) == 1, gcs
     os.kill(gcs[0], signal.SIGKILL)
-    wait_for(lambda: jobs(styx, cluster)[running]["status"] == "FAILED_DRIVER", 30, "the job to fail")
+    wait_for(
+        lambda: jobs(styx, cluster)[running]["status"] == "FAILED_DRIVER", 30, "the job to fail"
+    )
     assert "Ray runtime is down" in (jobs(styx, cluster)[running]["failure_reason"] or "")
     started = time.monotonic()
     r = styx("exec", cluster, "echo x", timeout=60)
@@ -284,7 +301,10 @@ def test_big_scripts_and_envs_work_and_impossible_ones_are_refused_at_parse_time
     styx: Styx, cluster: str, tmp_path: Path
 ) -> None:
     body = "".join(f": line {i} of a long script\n" for i in range(12000))  # > 300 KiB
-    big = write(tmp_path / "big.yaml", "run: |\n" + "".join("  " + ln + "\n" for ln in body.splitlines()) + "  echo big-ok\n")
+    big = write(
+        tmp_path / "big.yaml",
+        "run: |\n" + "".join("  " + ln + "\n" for ln in body.splitlines()) + "  echo big-ok\n",
+    )
     assert os.path.getsize(big) > 300 * 1024
     r = styx("exec", cluster, big)
     assert r.returncode == 0 and "big-ok" in r.stdout, r.stderr
@@ -294,7 +314,10 @@ def test_big_scripts_and_envs_work_and_impossible_ones_are_refused_at_parse_time
     huge = "v" * 200_000  # more than Linux passes in one environment variable
     env_file = write(tmp_path / "big.env", f"BIG={huge}\n")
     yaml_env = write(tmp_path / "env.yaml", f"envs:\n  BIG: {huge}\nrun: echo never\n")
-    for args in (("exec", cluster, "--env-file", env_file, "echo never"), ("exec", cluster, yaml_env)):
+    for args in (
+        ("exec", cluster, "--env-file", env_file, "echo never"),
+        ("exec", cluster, yaml_env),
+    ):
         r = styx(*args)
         assert r.returncode == 2 and "invalid-env-value" in r.stderr and "128 KiB" in r.stderr
     nul = write(tmp_path / "nul.yaml", 'envs:\n  A: "x\\0y"\nrun: echo never\n')
@@ -323,9 +346,13 @@ def test_bad_requests_are_refused_up_front_with_their_codes(
     r = styx("launch", "-c", "fresh", "-y", src)
     assert r.returncode == 2 and "mount-source-not-found" in r.stderr
     assert "fresh" not in statuses(styx) and not (styx.home / "clusters" / "fresh").exists()
-    for args in (("logs", cluster, "99999999999999999999999"), ("logs", cluster, "0"),
-                 ("cancel", cluster, "-5"), ("launch", "-c", cluster, "-i", "-5", HELLO),
-                 ("autostop", cluster, "-i", "-1")):
+    for args in (
+        ("logs", cluster, "99999999999999999999999"),
+        ("logs", cluster, "0"),
+        ("cancel", cluster, "-5"),
+        ("launch", "-c", cluster, "-i", "-5", HELLO),
+        ("autostop", cluster, "-i", "-1"),
+    ):
         r = styx(*args)
         assert r.returncode == 2 and "invalid-usage" in r.stderr, (args, r.stderr)
     afile = tmp_path / "afile"
@@ -374,7 +401,10 @@ def test_relaunch_after_kills_leaves_nothing_after_down(tmp_path: Path) -> None:
     # kill -9 of a launch just after provisioning, then a relaunch.
     launch = subprocess.Popen(
         [sys.executable, "-m", "styx.cli.main", "launch", HELLO, "-c", "kl", "-y"],
-        env=styx.env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=styx.env(),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     wait_for(lambda: (styx.home / "clusters" / "kl" / "agent").exists(), 60, "provisioning")
     time.sleep(3)
@@ -406,7 +436,10 @@ def test_a_full_disk_fails_the_job_and_the_client_gets_a_code(tmp_path: Path) ->
     try:
         styx = Styx(mnt / "home")
         assert styx("launch", HELLO, "-c", "df1", "-y").returncode == 0
-        big = write(tmp_path / "out.yaml", "run: |\n  python3 -c \"import sys; [sys.stdout.write('x' * 1000 + '\\n') for _ in range(5000)]\"\n  echo done\n")
+        big = write(
+            tmp_path / "out.yaml",
+            "run: |\n  python3 -c \"import sys; [sys.stdout.write('x' * 1000 + '\\n') for _ in range(5000)]\"\n  echo done\n",
+        )
         r = styx("exec", "df1", big, timeout=120)
         assert r.returncode == 7 and "agent-storage-failed" in r.stderr, r.stderr
         assert "No space left" in r.stderr or "disk is full" in r.stderr, r.stderr
@@ -426,19 +459,26 @@ def test_a_full_disk_fails_the_job_and_the_client_gets_a_code(tmp_path: Path) ->
 
 
 @pytest.mark.postgres
-def test_secrets_stay_out_of_postgresql_and_managed_jobs(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_secrets_stay_out_of_postgresql_and_managed_jobs(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     import sqlalchemy as sa
 
     url = request.getfixturevalue("pg_schema_url")
     before = leaks.snapshot()
-    styx = Styx(tmp_path / "home", extra_env={
-        "STYX_DB_URL": url, "STYX_JOBS_POLL_INTERVAL": "0.5", "STYX_JOBS_IDLE_EXIT": "2",
-    })
+    styx = Styx(
+        tmp_path / "home",
+        extra_env={
+            "STYX_DB_URL": url,
+            "STYX_JOBS_POLL_INTERVAL": "0.5",
+            "STYX_JOBS_IDLE_EXIT": "2",
+        },
+    )
     flag, field = f"flag-{secrets.token_hex(8)}", f"yaml-{secrets.token_hex(8)}"
     task = write(
         tmp_path / "s.yaml",
         f"secrets:\n  FROM_YAML: {field}\n  FROM_FLAG: null\n"
-        "run: |\n  printf %s \"$FROM_FLAG/$FROM_YAML\" | sha256sum\n",
+        'run: |\n  printf %s "$FROM_FLAG/$FROM_YAML" | sha256sum\n',
     )
     digest = hashlib.sha256(f"{flag}/{field}".encode()).hexdigest()
     r = styx("launch", "-c", "pg1", "-y", task, "--secret", f"FROM_FLAG={flag}")
@@ -449,8 +489,13 @@ def test_secrets_stay_out_of_postgresql_and_managed_jobs(tmp_path: Path, request
     outputs.append(r.stdout + r.stderr)
 
     wait_for(lambda: "SUCCEEDED" in styx("jobs", "queue").stdout, 120, "the managed job")
-    for args in (("jobs", "queue"), ("jobs", "logs", "1"),
-                 ("status", "--json"), ("queue", "pg1"), ("logs", "pg1", "1", "--no-follow")):
+    for args in (
+        ("jobs", "queue"),
+        ("jobs", "logs", "1"),
+        ("status", "--json"),
+        ("queue", "pg1"),
+        ("logs", "pg1", "1", "--no-follow"),
+    ):
         res = styx(*args)
         outputs.append(res.stdout + res.stderr)
     assert digest in outputs[-4], outputs[-4]  # the managed job's own output, saved and shown

@@ -114,7 +114,9 @@ def _listeners(bed: Testbed, i: int) -> list[tuple[str, str]]:
     """(local address, process name) of every listening TCP socket inside host i."""
     out = subprocess.run(
         ["ip", "netns", "exec", bed.host(i).netns, "ss", "-ltnpH"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     found = []
     for line in out.splitlines():

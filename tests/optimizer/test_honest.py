@@ -46,9 +46,15 @@ def test_the_cheapest_h100_box_is_on_vast_when_nothing_rules_it_out(catalog_env:
 @pytest.mark.parametrize(
     ("yaml", "why"),
     [
-        ("num_nodes: 2\nresources: {accelerators: H100:8}", "has no multi-node clusters (num_nodes: 2)"),
+        (
+            "num_nodes: 2\nresources: {accelerators: H100:8}",
+            "has no multi-node clusters (num_nodes: 2)",
+        ),
         ("resources: {accelerators: H100:8, disk_tier: high}", "cannot provision disk_tier: high"),
-        ("resources: {accelerators: H100:8, network_tier: best}", "cannot provision network_tier: best"),
+        (
+            "resources: {accelerators: H100:8, network_tier: best}",
+            "cannot provision network_tier: best",
+        ),
         ("resources: {accelerators: H100:8, ports: 8080}", "has no open ports (ports)"),
         (
             "resources: {accelerators: H100:8}\nfile_mounts: {/data: s3://bucket/x}",
@@ -86,9 +92,11 @@ def test_spot_rules_out_infra_without_spot(catalog_env: Path) -> None:
     assert optimize_task(spot, choices=[choice("gcp"), choice("azure")]).chosen.infra == "azure"
     plan = optimize_task(spot, choices=[choice("gcp"), without("azure", Capability.SPOT)])
     assert plan.chosen.infra == "gcp" and plan.chosen.use_spot
-    assert [n for n in plan.notes if n.startswith("azure:")] == [
-        n for n in plan.notes if "has no spot instances (use_spot: true)" in n
-    ] != []
+    assert (
+        [n for n in plan.notes if n.startswith("azure:")]
+        == [n for n in plan.notes if "has no spot instances (use_spot: true)" in n]
+        != []
+    )
 
 
 def test_a_capability_a_fake_infra_declares_is_honoured(catalog_env: Path) -> None:
@@ -161,7 +169,9 @@ def test_a_catalog_that_cannot_be_had_is_left_out_with_a_note(
 
 
 @pytest.mark.parametrize("future", [False, True], ids=["today", "every-provider-built"])
-def test_no_example_ever_plans_onto_infra_that_cannot_run_it(catalog_env: Path, future: bool) -> None:
+def test_no_example_ever_plans_onto_infra_that_cannot_run_it(
+    catalog_env: Path, future: bool
+) -> None:
     """Every example task, with every known infra enabled and its real declaration (and this
     machine as an 8-CPU local node): a plan either chooses launchable infra with every
     capability the task needs, or says no. ``every-provider-built`` makes the catalog-only
@@ -173,7 +183,9 @@ def test_no_example_ever_plans_onto_infra_that_cannot_run_it(catalog_env: Path, 
     root = Path(__file__).resolve().parents[2] / "examples"
     everything = [choice(i.name, launchable=future or i.launchable) for i in registry.infos()]
     machine = (InfraOffer("local", "local", (NodeCapacity(8, 32),)),)
-    everything = [dataclasses.replace(c, offers=machine) if c.name == "local" else c for c in everything]
+    everything = [
+        dataclasses.replace(c, offers=machine) if c.name == "local" else c for c in everything
+    ]
     chosen: set[str] = set()
     for path in sorted(root.glob("*.yaml")):
         for t in load_dag(path.read_text(), str(path)).tasks:

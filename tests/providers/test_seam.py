@@ -29,7 +29,9 @@ NIMBUS = registry.InfraInfo(
     capabilities=Capabilities.of(Capability.MULTI_NODE, Capability.PORTS),
     check=lambda probe: InfraStatus("nimbus", True, "probed" if probe else "key in ~/.nimbus"),
     provider=f"{__name__}:NimbusProvider",
-    offers=lambda task: [InfraOffer("nimbus", "nimbus", (NodeCapacity(64, 512, {"MI300X": 8}),) * 4, 3.5)],
+    offers=lambda task: [
+        InfraOffer("nimbus", "nimbus", (NodeCapacity(64, 512, {"MI300X": 8}),) * 4, 3.5)
+    ],
 )
 # ------------------------------------------------------------------------------------------------
 

@@ -54,8 +54,12 @@ def test_all_envs_together_are_bounded() -> None:
 
 
 def test_nul_bytes_are_refused_where_they_cannot_go() -> None:
-    for text, path in (('envs:\n  A: "x\\0y"\n', "envs.A"), ('secrets:\n  S: "x\\0y"\n', "secrets.S"),
-                       ('run: "a\\0b"\n', "run"), ('setup: "a\\0b"\n', "setup")):
+    for text, path in (
+        ('envs:\n  A: "x\\0y"\n', "envs.A"),
+        ('secrets:\n  S: "x\\0y"\n', "secrets.S"),
+        ('run: "a\\0b"\n', "run"),
+        ('setup: "a\\0b"\n', "setup"),
+    ):
         with pytest.raises(SpecError) as info:
             Task.from_yaml_str(text)
         assert info.value.location is not None and info.value.location.path == path, text

@@ -234,4 +234,3 @@ def stop(temp_dir: str, grace_s: float = 1.0) -> int:
         if ours and stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and len(folder.parts) > 2:
             shutil.rmtree(folder, ignore_errors=True)
     return total
-

@@ -155,7 +155,9 @@ class Agent:
                     break
                 failures = 0 if await gcs_answers(self.config.ray_address) else failures + 1
                 if failures >= RAY_PROBE_FAILURES:
-                    self.runtime_down(f"nothing answers on Ray's GCS port {self.config.ray_address}")
+                    self.runtime_down(
+                        f"nothing answers on Ray's GCS port {self.config.ray_address}"
+                    )
                     return  # the agent stays up to say so; `styx start` replaces it
             try:
                 connecting.result()

@@ -182,7 +182,9 @@ def check(infra: tuple[str, ...], probe: bool) -> int:
     )
     usable = [s.name for s in results if s.enabled and s.name in launchable]
     planned = [s.name for s in results if s.enabled and s.name not in launchable]
-    click.echo(f"\nLaunches may use: {', '.join(usable)}. They use this until the next `styx check`.")
+    click.echo(
+        f"\nLaunches may use: {', '.join(usable)}. They use this until the next `styx check`."
+    )
     if planned:
         click.echo(
             f"Enabled, but Styx cannot launch there yet: {', '.join(planned)} "

@@ -25,9 +25,7 @@ def jobs() -> None:
 @click.option("--no-controller", is_flag=True, help="Only queue; do not start the controller.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @override_options
-def launch(
-    yaml_file: str, name: str | None, no_controller: bool, yes: bool, **kw: Any
-) -> int:
+def launch(yaml_file: str, name: str | None, no_controller: bool, yes: bool, **kw: Any) -> int:
     """Queue a task, a pipeline or a DAG (YAML) as managed jobs."""
     from styx.jobs import daemon
     from styx.jobs.submit import submit

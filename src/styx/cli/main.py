@@ -44,7 +44,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "check": ("styx.cli.cmd_catalog", "check", "Show which infra is enabled, and why not."),
     "catalog": ("styx.cli.cmd_catalog", "catalog", "Fetch or build instance/price catalogs."),
-    "jobs": ("styx.cli.cmd_jobs", "jobs", "Managed jobs and DAG runs: launch, queue, logs, cancel."),
+    "jobs": (
+        "styx.cli.cmd_jobs",
+        "jobs",
+        "Managed jobs and DAG runs: launch, queue, logs, cancel.",
+    ),
 }
 
 

@@ -323,9 +323,7 @@ class Controller:
             ended = probe.ended or TerminationReason.PREEMPTED  # (_watch returns ended ones)
             if ended is not TerminationReason.PREEMPTED:  # the cluster answers: keep the output
                 await self.backend.save_logs(name, placement, attempt_log(job.id, attempt))
-            decision = after_run(
-                ended, recovery, exit_code=probe.exit_code, restarts=restarts
-            )
+            decision = after_run(ended, recovery, exit_code=probe.exit_code, restarts=restarts)
             why = _describe(ended, probe.exit_code)
             if not decision.retry:
                 await self.backend.down(name)

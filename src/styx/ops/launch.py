@@ -235,6 +235,7 @@ def _after_submit(
         # itself only where the provider has no autostop. Either may have finished first.
         from styx.errors import ClusterNotFound
         from styx.ops import cluster_ops
+
         if not _has_autostop(handle.provider):
             with contextlib.suppress(ClusterNotFound):
                 cluster_ops.teardown(name, pipe)

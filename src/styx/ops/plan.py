@@ -28,7 +28,6 @@ def print_plan(task: Task, cluster_name: str) -> None:
     console.print(text.rstrip(), markup=False)
 
 
-
 def _node_folders(infra: str | None, cluster_name: str) -> NodeFolders:
     """Where a sync may write on the nodes of ``cluster_name``: its own when it exists, else
     those ``infra`` would make, else (an infra Styx cannot launch on) any remote node's."""

@@ -91,7 +91,9 @@ def make_context(
     from styx.catalog.loader import get_catalog
 
     catalogs = tuple(get_catalog(n) for n in dict.fromkeys(clouds or ()))
-    return Context(catalogs, tuple(offers), blocked or Blocklist(), objective, hours, tuple(choices))
+    return Context(
+        catalogs, tuple(offers), blocked or Blocklist(), objective, hours, tuple(choices)
+    )
 
 
 def feasible_candidates(
@@ -240,15 +242,17 @@ def ranked_candidates(
         )
         left_out = honest.exclusions(task, ctx.choices, ctx.loaded, found, None)
         if left_out:
-            err.message = err.message.rstrip(".") + ". Left out: " + " ".join(
-                e.sentence() for e in left_out
+            err.message = (
+                err.message.rstrip(".") + ". Left out: " + " ".join(e.sentence() for e in left_out)
             )
             err.details["left_out"] = [e.sentence() for e in left_out]
         raise err
     return pick(task, candidates, ctx), count
 
 
-def left_out_notes(task: Task, ctx: Context, misses: dict[str, Need], chosen: Candidate) -> tuple[str, ...]:
+def left_out_notes(
+    task: Task, ctx: Context, misses: dict[str, Need], chosen: Candidate
+) -> tuple[str, ...]:
     """One line per cheaper place the plan could not choose (see :mod:`honest`)."""
     if not ctx.choices:
         return ()

@@ -83,8 +83,6 @@ def format_path(path: YamlPath) -> str:
     return "".join(out)
 
 
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class Source:
     """Where values come from: a file name, its position map, and the error to raise.
@@ -336,7 +334,6 @@ class Value:
             else:
                 out[key] = value.string(nonempty=False)
         return out
-
 
     # -- fields of a JSON object (no Value is built unless a field is wrong) -------------------
 

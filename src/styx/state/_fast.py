@@ -32,9 +32,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 _SELECT_CLUSTERS = "SELECT " + ", ".join(f'"{c}"' for c in CLUSTER_COLUMNS) + " FROM clusters"
-_SELECT_JOB_ROWS = (
-    "SELECT " + ", ".join(MANAGED_JOB_ROW_COLUMNS) + " FROM managed_jobs ORDER BY id"
-)
+_SELECT_JOB_ROWS = "SELECT " + ", ".join(MANAGED_JOB_ROW_COLUMNS) + " FROM managed_jobs ORDER BY id"
 
 
 class FastReader:

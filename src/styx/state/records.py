@@ -359,9 +359,7 @@ class ManagedJobRow:
 
 
 # The managed_jobs columns a queue row reads, in ManagedJobRow's order.
-MANAGED_JOB_ROW_COLUMNS: tuple[str, ...] = tuple(
-    f.name for f in dataclasses.fields(ManagedJobRow)
-)
+MANAGED_JOB_ROW_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ManagedJobRow))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

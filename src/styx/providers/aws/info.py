@@ -51,7 +51,12 @@ INFO = InfraInfo(
     name="aws",
     title="AWS",
     capabilities=Capabilities.of(
-        C.MULTI_NODE, C.SPOT, C.STOP, C.PORTS, C.CUSTOM_IMAGES, C.ZONES,
+        C.MULTI_NODE,
+        C.SPOT,
+        C.STOP,
+        C.PORTS,
+        C.CUSTOM_IMAGES,
+        C.ZONES,
         disk_tiers=("low", "medium", "high", "ultra"),
     ),
     check=check,

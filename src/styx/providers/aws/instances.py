@@ -126,7 +126,7 @@ def _default_image(ec2: Any, region: str, arch: str) -> tuple[str, str]:
         "Set `image_id: ami-...` in the task's resources.",
         code="image-not-found",
         scope=FailoverScope.REGION,
-            details={"cloud": "aws", "region": region},
+        details={"cloud": "aws", "region": region},
     )
 
 

@@ -22,7 +22,9 @@ def check(probe: bool = False) -> InfraStatus:
     import yaml
 
     raw = os.environ.get("KUBECONFIG")
-    paths = [Path(p) for p in raw.split(os.pathsep) if p] if raw else [Path.home() / ".kube" / "config"]
+    paths = (
+        [Path(p) for p in raw.split(os.pathsep) if p] if raw else [Path.home() / ".kube" / "config"]
+    )
     for path in paths:
         try:
             data = yaml.safe_load(path.read_text()) or {}
