@@ -121,7 +121,7 @@ def needs(task: Task, r: Resources) -> tuple[Need, ...]:
     if r.zone is not None:
         out.append(Need(Capability.ZONES, f"zone {r.zone}"))
     if r.autostop is not None and r.autostop.enabled:
-        out.append(Need(Capability.AUTOSTOP, "autostop"))
+        out.append(Need(Capability.AUTOSTOP, "-i/--idle-minutes or resources.autostop"))
     buckets = [d for d, m in task.file_mounts.items() if not m.is_local]
     if buckets:
         out.append(Need(Capability.BUCKET_MOUNTS, f"file_mounts {buckets[0]}"))

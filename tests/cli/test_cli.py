@@ -201,3 +201,61 @@ def test_invalid_config_is_reported(tmp_path: Path) -> None:
 def test_status_empty(tmp_path: Path) -> None:
     r = styx("status", home=tmp_path)
     assert r.returncode == 0 and "No clusters" in r.stdout
+
+
+@pytest.mark.parametrize(
+    "example, code, words",
+    [
+        ("examples/file_mounts.yaml", 4, "bucket storage mounts"),
+        ("examples/git_workdir.yaml", 4, "git workdirs"),
+        ("examples/service.yaml", 4, "services"),
+        ("examples/envs_secrets.yaml", 2, "RUN_ID"),
+    ],
+)
+def test_a_dry_run_refuses_what_a_launch_refuses(
+    tmp_path: Path, example: str, code: int, words: str
+) -> None:
+    """Exit 0 from --dryrun means the launch would start: every check a launch runs before
+    provisioning runs first, with the launch's code, and no plan header precedes the error."""
+    dry = styx("launch", example, "--dryrun", home=tmp_path)
+    real = styx("launch", example, "-c", "dry", "-y", home=tmp_path)
+    assert dry.returncode == real.returncode == code, dry.stderr
+    assert words in dry.stderr and words in real.stderr
+    assert "Plan" not in dry.stdout
+    no_traceback(dry)
+
+
+def test_a_dry_run_with_the_missing_values_given_plans(tmp_path: Path) -> None:
+    r = styx(
+        "launch", "examples/envs_secrets.yaml", "--dryrun", "--env", "RUN_ID=1",
+        "--secret", "HF_TOKEN=x", home=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Plan (dry run) for cluster styx-")
+
+
+def test_a_bare_launch_of_the_same_task_names_the_same_cluster(tmp_path: Path) -> None:
+    """Rerunning the quickstart reuses its cluster: the default name comes from the task."""
+    names = set()
+    for _ in range(2):
+        r = styx("launch", "examples/hello.yaml", "--dryrun", home=tmp_path)
+        assert r.returncode == 0, r.stderr
+        names.add(r.stdout.splitlines()[0].rsplit(" ", 1)[1])
+    renamed = tmp_path / "t.yaml"
+    renamed.write_text((REPO / "examples" / "hello.yaml").read_text().replace("hello", "other"))
+    other = styx("launch", str(renamed), "--dryrun", home=tmp_path)
+    assert other.returncode == 0, other.stderr
+    assert len(names) == 1 and other.stdout.splitlines()[0].rsplit(" ", 1)[1] not in names
+
+
+def test_idle_minutes_rule_out_infra_that_cannot_stop_itself(tmp_path: Path) -> None:
+    """`-i` is part of the plan: an SSH pool has no autostop, so the launch is refused before
+    any host is touched (it used to provision first, then refuse)."""
+    (tmp_path / "ssh_node_pools.yaml").write_text("lab:\n  hosts: [198.18.9.1]\n")
+    task = tmp_path / "t.yaml"
+    task.write_text("resources: {infra: ssh/lab}\nrun: echo hi\n")
+    assert styx("launch", str(task), "--dryrun", home=tmp_path).returncode == 0
+    r = styx("launch", str(task), "--dryrun", "-i", "5", home=tmp_path)
+    assert r.returncode == 6, r.stderr
+    assert "ssh/lab: it has no autostop (-i/--idle-minutes or resources.autostop)" in r.stderr
+    no_traceback(r)

@@ -134,6 +134,21 @@ def test_down_leaves_no_process(styx: Styx, tmp_path: Path) -> None:
     assert [(j.job_id, j.status.value) for j in history] == [(1, "SUCCEEDED")]
 
 
+def test_rerunning_the_quickstart_reuses_its_cluster(styx: Styx) -> None:
+    """The README's first command, twice: the second launch reuses the first's cluster."""
+    first = styx("launch", "examples/hello.yaml", "-y")
+    assert first.returncode == 0, first.stderr
+    before = {c["name"] for c in json.loads(styx("status", "--json", check=True).stdout)}
+    second = styx("launch", "examples/hello.yaml", "-y")
+    assert second.returncode == 0, second.stderr
+    assert "Reusing cluster 'styx-" in second.stdout + second.stderr
+    assert "hello from 0" in second.stdout
+    after = {c["name"] for c in json.loads(styx("status", "--json", check=True).stdout)}
+    assert after == before
+    (name,) = [n for n in after if n.startswith("styx-")]
+    assert styx("down", name, "-y").returncode == 0
+
+
 def test_autostop_stops_then_down_removes(styx: Styx) -> None:
     r = styx("launch", "examples/hello.yaml", "-c", "t3", "-y", "-i", "0")
     assert r.returncode == 0, r.stderr

@@ -27,6 +27,7 @@ __all__ = [
 if TYPE_CHECKING:
     from styx.agent.client import AgentClient
     from styx.providers.base import ClusterHandle, Provider
+    from styx.spec.task import Task
     from styx.state.db import Database
     from styx.state.records import ClusterRecord
 
@@ -66,10 +67,22 @@ def redact_argv(argv: list[str]) -> list[str]:
     return out
 
 
-def default_cluster_name() -> str:
-    """A fresh name like ``styx-3f2a-alice``, as SkyPilot makes ``sky-3f2a-alice``."""
+def default_cluster_name(task: Task | None = None, *, fresh: bool = False) -> str:
+    """The cluster a launch without ``-c`` uses, like SkyPilot's ``sky-3f2a-alice``.
+
+    For a task, the middle part comes from the user and the task (its name, else what it
+    runs), so that launching the same task again reuses the cluster it made instead of piling
+    up a new one each time; ``fresh`` (or no task) gives a random one."""
     user = "".join(c for c in user_name().lower() if c.isalnum())[:16] or "user"
-    return f"styx-{secrets.token_hex(2)}-{user}"
+    if task is None or fresh:
+        return f"styx-{secrets.token_hex(2)}-{user}"
+    import hashlib
+    import json
+
+    shape = {"run": task.run, "setup": task.setup, "resources": task.resources.to_dict()}
+    what = task.name or json.dumps(shape, sort_keys=True, default=str)
+    digest = hashlib.sha256(f"{user}\0{what}".encode()).hexdigest()[:4]
+    return f"styx-{digest}-{user}"
 
 
 def check_cluster_name(name: str) -> str:

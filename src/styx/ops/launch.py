@@ -126,6 +126,20 @@ def _autostop_config(task: Task, idle_minutes: int | None, down: bool) -> Any:
     return AutostopConfig()
 
 
+def with_cli_autostop(task: Task, idle_minutes: int | None, down: bool) -> Task:
+    """``task`` with ``-i/--idle-minutes`` (and ``--down``) as its ``resources.autostop``, so
+    that the plan only chooses infra whose nodes can stop themselves: a launch never makes a
+    cluster only to refuse its autostop."""
+    if idle_minutes is None:
+        return task
+    import dataclasses
+
+    from styx.spec.policies import Autostop
+
+    wanted = Autostop(enabled=True, idle_minutes=idle_minutes, down=down)
+    return dataclasses.replace(task, resources=dataclasses.replace(task.resources, autostop=wanted))
+
+
 def launch(
     task: Task,
     cluster_name: str | None = None,
@@ -148,13 +162,12 @@ def launch(
     from styx.state.records import ClusterStatus
 
     common.user_config()  # a broken config.yaml is reported before anything starts
-    name = (
-        common.check_cluster_name(cluster_name) if cluster_name else common.default_cluster_name()
-    )
+    task = with_cli_autostop(task, idle_minutes, down)
     check_launchable(task)
     stages.check_local_paths(task)  # before anything is provisioned
     pipe = Pipeline(quiet=quiet)
     db = common.database()
+    name = common.check_cluster_name(cluster_name) if cluster_name else _auto_name(db, pipe, task)
     with cluster_lock(db, name, purpose="launch", timeout=60.0):
         autostop = _autostop_config(task, idle_minutes, down)
         record = get_cluster(db, name)
@@ -242,6 +255,32 @@ def _after_submit(
     return LaunchResult(name, job_id, code)
 
 
+def _auto_name(db: Database, pipe: Pipeline, task: Task) -> str:
+    """The cluster of a launch without ``-c``: the one an earlier launch of this task made
+    (reused when it can hold the task), else a new one."""
+    from styx.errors import ResourcesUnavailable
+    from styx.state.clusters import get_cluster
+    from styx.state.records import ClusterStatus
+
+    name = common.default_cluster_name(task)
+    record = get_cluster(db, name)
+    if record is None:
+        return name
+    if record.status is ClusterStatus.UP:
+        try:
+            request = stages.provision_request(task, task.resources.candidates()[0], name)
+            stages.check_fits_existing(common.handle_of(record), request)
+        except ResourcesUnavailable:
+            fresh = common.default_cluster_name(task, fresh=True)
+            pipe.note(f"[dim]Cluster '{name}' cannot hold this task now; using '{fresh}'.[/]")
+            return fresh
+    pipe.note(
+        f"[dim]Reusing cluster '{name}' from an earlier launch of this task "
+        "(-c NAME picks another).[/]"
+    )
+    return name
+
+
 def _has_autostop(infra: str) -> bool:
     """Whether the head's agent of an ``infra`` cluster can stop or tear it down by itself."""
     from styx.infra import Capability
@@ -280,7 +319,8 @@ def launch_cli(
     if dryrun:
         from styx.ops.plan import print_plan
 
-        name = common.check_cluster_name(cluster) if cluster else common.default_cluster_name()
+        task = with_cli_autostop(task, idle_minutes, down)
+        name = common.check_cluster_name(cluster) if cluster else common.default_cluster_name(task)
         print_plan(task, name)
         return 0
     result = launch(

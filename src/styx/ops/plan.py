@@ -14,14 +14,19 @@ if TYPE_CHECKING:
 
 def print_plan(task: Task, cluster_name: str) -> None:
     """The considered resources (the choice and the runners-up) and the task as parsed, with
-    secrets redacted. An infeasible request raises the optimizer's error, as launch would."""
+    secrets redacted. Every check a launch runs before provisioning runs first, and raises
+    as the launch would: exit 0 means the launch would start."""
+    from styx.ops import common
     from styx.optimizer import optimize_task, render_plan
     from styx.providers.checks import infra_choices
+    from styx.spec.support import check_launchable
 
-    console = Console(highlight=False)
-    console.print(f"[bold]Plan[/] (dry run) for cluster [bold]{cluster_name}[/]")
+    common.user_config()  # a broken config.yaml fails a launch first
+    check_launchable(task)  # unsupported fields, env and secret values still missing
     plan = optimize_task(task, choices=infra_choices(task))
     check_destinations(task, plan.chosen.infra, cluster_name)
+    console = Console(highlight=False)
+    console.print(f"[bold]Plan[/] (dry run) for cluster [bold]{cluster_name}[/]")
     console.print(render_plan(plan))
     console.print("[bold]Task[/] (as parsed; secrets redacted):")
     text = yaml.safe_dump(task.to_display_dict(), sort_keys=False, default_flow_style=False)

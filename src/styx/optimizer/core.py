@@ -239,8 +239,15 @@ def ranked_candidates(
             blocks,
             task.num_nodes,
             task.name,
+            found,
         )
-        left_out = honest.exclusions(task, ctx.choices, ctx.loaded, found, None)
+        # The error already says what each eligible infra lacks; add the places it could not
+        # consider at all (no provider, not enabled, no catalog), and where they are cheaper.
+        left_out = [
+            e
+            for e in honest.exclusions(task, ctx.choices, ctx.loaded, found, None)
+            if e.infra not in found
+        ]
         if left_out:
             err.message = (
                 err.message.rstrip(".") + ". Left out: " + " ".join(e.sentence() for e in left_out)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from styx.catalog.index import CloudCatalog
 from styx.catalog.loader import close_names, common_accelerators
 from styx.errors import ResourcesUnavailable, SpecError
+from styx.infra import Need
 from styx.optimizer import feasible
 from styx.optimizer.types import Block, InfraOffer
 from styx.spec.quantities import Infra, num
@@ -151,8 +152,11 @@ def infeasible(
     blocks_by_infra: dict[str, tuple[Block, ...]],
     num_nodes: int,
     task_name: str | None = None,
+    misses: Mapping[str, Need] | None = None,
 ) -> ResourcesUnavailable:
-    """A ResourcesUnavailable that lists, per candidate and infra, the constraint that failed."""
+    """A ResourcesUnavailable that lists, per candidate and infra, the constraint that failed
+    (``misses``: the capability an infra lacks for the task, which rules it out first)."""
+    misses = misses or {}
     enabled = [c.cloud for c in catalogs] + [o.label for o in offers]
     reasons: list[str] = []
     for r in specs[:6]:
@@ -164,9 +168,15 @@ def infeasible(
         for catalog in catalogs:
             if r.cloud is not None and r.cloud != catalog.cloud:
                 continue
+            if catalog.cloud in misses:
+                own.append(f"{catalog.cloud} {misses[catalog.cloud].sentence()}")
+                continue
             blocks = blocks_by_infra.get(catalog.cloud, ())
             own.append(_shape_reason(catalog, r) or _place_reason(catalog, r, blocks))
         for offer in offers:
+            if offer.kind in misses and r.cloud in (None, offer.kind):
+                own.append(f"{offer.label}: it {misses[offer.kind].sentence()}")
+                continue
             why = feasible.offer_reason(offer, r, num_nodes)
             if why is None and r.cloud in (None, offer.kind):
                 why = "it is blocked"
