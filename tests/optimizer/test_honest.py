@@ -199,3 +199,25 @@ def test_no_example_ever_plans_onto_infra_that_cannot_run_it(
             missing = registry.info(c.infra).capabilities.first_missing(needs(t, c.spec))
             assert missing is None, (path.name, c.describe(), missing)
     assert chosen == ({"local", "gcp", "azure", "vast"} if future else {"local"}), chosen
+
+
+def test_a_name_no_catalog_has_is_skipped_and_the_rest_planned(catalog_env: Path) -> None:
+    """SkyPilot plans the alternatives it can place: so does Styx, naming what it skipped."""
+    plan = optimize_task(task("resources: {accelerators: {H100:8, NOPE9000:8}}"), choices=every())
+    assert plan.chosen.accelerator == "H100"
+    assert any(n.startswith("Skipped NOPE9000:8: 'NOPE9000' is not") for n in plan.notes)
+    from styx.errors import SpecError
+
+    with pytest.raises(SpecError) as err:
+        optimize_task(task("resources: {accelerators: {NOPE9000:8, NOPE9001:8}}"), choices=every())
+    assert err.value.code == "unknown-accelerator"
+
+
+def test_a_tpu_only_gcp_sells_is_known_though_gcp_cannot_be_launched_on(catalog_env: Path) -> None:
+    today = [choice(n, launchable=registry.info(n).launchable) for n in CATALOG_CLOUDS]
+    tpu = task("resources: {infra: gcp/us-central2, accelerators: tpu-v4-8}")
+    with pytest.raises(ResourcesUnavailable) as err:
+        optimize_task(tpu, choices=today)
+    assert "tpu-v4-8" in err.value.message and "cannot launch on GCP yet" in err.value.message
+    plan = optimize_task(tpu, choices=every())  # with a GCP provider, it plans
+    assert plan.chosen.infra == "gcp" and plan.chosen.accelerator == "tpu-v4-8"

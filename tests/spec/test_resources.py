@@ -255,9 +255,9 @@ def test_to_dict_omits_defaults() -> None:
         ({"infra": "aws", "region": "x"}, "conflicting-fields", "region"),
         ({"any_of": [{}], "ordered": [{}]}, "conflicting-fields", "ordered"),
         (
-            {"accelerators": ["A100", "V100"], "any_of": [{"infra": "aws"}]},
+            {"accelerators": ["A100", "V100"], "ordered": [{"infra": "aws"}]},
             "conflicting-fields",
-            "any_of",
+            "ordered",
         ),
         ({"any_of": [{"any_of": []}]}, "unknown-key", "any_of[0].any_of"),
         (
@@ -318,3 +318,14 @@ def test_a_memory_number_in_exponent_form_is_a_clear_error_not_a_crash() -> None
         with pytest.raises(SpecError) as err:
             Task.from_dict(data)
         assert err.value.code == "invalid-value" and "not a memory size" in err.value.message
+
+
+def test_any_of_with_an_accelerator_set_is_every_pair() -> None:
+    """As SkyPilot reads it: each any_of candidate with each accelerator of the set."""
+    from styx.spec.task import Task
+
+    r = Task.from_yaml_str(
+        "resources:\n  accelerators: {H100:8, H200:8}\n  any_of: [{use_spot: true}, {use_spot: false}]\n"
+    ).resources
+    pairs = {(str(c.accelerator), bool(c.use_spot)) for c in r.candidates()}
+    assert pairs == {("H100:8", True), ("H200:8", True), ("H100:8", False), ("H200:8", False)}

@@ -48,6 +48,7 @@ class Context:
     hours: Hours
     choices: tuple[InfraChoice, ...] = ()
     loaded: honest.Catalogs = field(default_factory=honest.Catalogs)
+    skipped: list[str] = field(default_factory=list)  # candidates left out, one line each
 
     def task_hours(self, task: Task, c: Candidate) -> float:
         """The runtime estimate of ``task`` on ``c``, in hours."""
@@ -107,10 +108,19 @@ def feasible_candidates(
     """
     specs = task.resources.candidates()
     catalogs, offers = ctx.catalogs_for(task), ctx.offers_for()
-    explain.check_accelerator_names(specs, catalogs, offers)
+    unknown = explain.check_accelerator_names(
+        specs, catalogs, offers, lambda: honest.catalogs_at_hand(ctx.choices, ctx.loaded)
+    )
+    skip = {index for index, _ in unknown}
+    for index, err in unknown:  # plan the rest, as SkyPilot does, and say what was skipped
+        note = f"Skipped {explain.describe(specs[index])}: {err.message}"
+        if note not in ctx.skipped:
+            ctx.skipped.append(note)
     out: list[Candidate] = []
     count = 0
     for index, r in enumerate(specs):
+        if index in skip:
+            continue
         for catalog in catalogs:
             need = honest.capability_miss(ctx.capabilities(catalog.cloud), task, r)
             if need is not None:
@@ -289,7 +299,7 @@ def optimize_task(
     misses: dict[str, Need] = {}
     ranked, considered = ranked_candidates(task, 0, ctx, misses)
     plan = task_plan(task, 0, ranked, considered, ctx)
-    notes = _price_notes(plan) + left_out_notes(task, ctx, misses, plan.chosen)
+    notes = tuple(ctx.skipped) + _price_notes(plan) + left_out_notes(task, ctx, misses, plan.chosen)
     return Plan(
         (plan,),
         objective,

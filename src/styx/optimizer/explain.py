@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from styx.catalog.index import CloudCatalog
 from styx.catalog.loader import close_names, common_accelerators
@@ -32,9 +32,15 @@ def describe(r: Resources) -> str:
 
 
 def check_accelerator_names(
-    specs: Sequence[Resources], catalogs: Sequence[CloudCatalog], offers: Sequence[InfraOffer]
-) -> None:
-    """Raise SpecError ``unknown-accelerator`` for a name no catalog or machine knows."""
+    specs: Sequence[Resources],
+    catalogs: Sequence[CloudCatalog],
+    offers: Sequence[InfraOffer],
+    more: Callable[[], Sequence[CloudCatalog]] | None = None,
+) -> list[tuple[int, SpecError]]:
+    """The resources candidates whose accelerator no catalog or machine knows, by index, each
+    with its SpecError ``unknown-accelerator``; raises that error when every candidate is
+    such. ``more`` gives further catalogs (infra a plan may not choose, but whose names are
+    real) and is called only when a name is unknown to the others."""
     known: set[str] = set()
     for catalog in catalogs:
         known.update(catalog.accelerator_names.values())
@@ -42,25 +48,44 @@ def check_accelerator_names(
         for node in offer.nodes:
             known.update(node.accelerators)
     lower = {k.lower() for k in known}
-    for r in specs:
+    unknown: list[tuple[int, SpecError]] = []
+    looked_further = False
+    for index, r in enumerate(specs):
         accelerator = r.accelerator
         if accelerator is None or accelerator.name.lower() in lower:
             continue
-        common = common_accelerators()  # read only for names no enabled catalog knows
+        if more is not None and not looked_further:
+            looked_further = True
+            extra = list(more())
+            for catalog in extra:
+                known.update(catalog.accelerator_names.values())
+            lower = {k.lower() for k in known}
+            catalogs = [*catalogs, *extra]
+            if accelerator.name.lower() in lower:
+                continue
+        common = common_accelerators()  # read only for names no catalog here knows
         if accelerator.name.lower() in common:
             continue
         if not common and not catalogs:
-            return  # offline with no catalog at all: no list to judge names against
+            return []  # offline with no catalog at all: no list to judge names against
         names = close_names(accelerator.name, known | {v[0] for v in common.values()})
-        raise SpecError(
-            f"'{accelerator.name}' is not an accelerator that any catalog knows"
-            + (f"; close names: {', '.join(names)}." if names else "."),
-            f"Did you mean '{names[0]}'? `styx show-gpus` lists the accelerators."
-            if names
-            else "Run `styx show-gpus` to list the accelerators.",
-            code="unknown-accelerator",
-            details={"accelerator": accelerator.name, "close_names": names},
+        unknown.append(
+            (
+                index,
+                SpecError(
+                    f"'{accelerator.name}' is not an accelerator that any catalog knows"
+                    + (f"; close names: {', '.join(names)}." if names else "."),
+                    f"Did you mean '{names[0]}'? `styx show-gpus` lists the accelerators."
+                    if names
+                    else "Run `styx show-gpus` to list the accelerators.",
+                    code="unknown-accelerator",
+                    details={"accelerator": accelerator.name, "close_names": names},
+                ),
+            )
         )
+    if unknown and len(unknown) == len(specs):
+        raise unknown[0][1]
+    return unknown
 
 
 def _counts(values: set[float]) -> str:

@@ -49,6 +49,13 @@ class Catalogs:
         return found
 
 
+def catalogs_at_hand(choices: Sequence[InfraChoice], catalogs: Catalogs) -> list[CloudCatalog]:
+    """The catalogs of every choice that are on this machine (none fetched): accelerator
+    names are real even where a plan may not launch."""
+    found = (catalogs.get(c.catalog, fetch=False) for c in choices if c.catalog)
+    return [c for c in found if c is not None]
+
+
 def allows(specs: Sequence[Resources], name: str) -> bool:
     """Whether any resources candidate may run on infra ``name`` (none pins another)."""
     return any(r.cloud in (None, name) for r in specs)

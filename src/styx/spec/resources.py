@@ -282,11 +282,13 @@ def _alternatives(
     items = chosen.items()
     if not items:
         chosen.bad_value(f"'{chosen.name}' lists no candidates.", "Add a candidate or remove it.")
-    if len(base.accelerators) > 1:
+    if len(base.accelerators) > 1 and ordered is not None:
+        # any_of with an accelerator set is every candidate with every accelerator, as
+        # SkyPilot reads it; an order over both at once would be ambiguous.
         chosen.fail(
             "conflicting-fields",
             f"'{chosen.name}' cannot be combined with several accelerators outside it.",
-            "Move each accelerator into its own candidate.",
+            "Move each accelerator into its own candidate, in the order you prefer.",
         )
     for item in items:
         if not isinstance(item.raw, dict):
