@@ -259,3 +259,15 @@ def test_idle_minutes_rule_out_infra_that_cannot_stop_itself(tmp_path: Path) -> 
     assert r.returncode == 6, r.stderr
     assert "ssh/lab: it has no autostop (-i/--idle-minutes or resources.autostop)" in r.stderr
     no_traceback(r)
+
+
+def test_task_config_that_the_chosen_infra_does_not_apply_is_named(tmp_path: Path) -> None:
+    task = tmp_path / "t.yaml"
+    task.write_text("config:\n  docker: {run_options: [--ipc=host]}\nrun: echo hi\n")
+    (tmp_path / "config.yaml").write_text("future_feature: {enabled: true}\n")
+    r = styx("launch", str(task), "--dryrun", home=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (
+        "Task config 'docker.run_options' has no effect on this machine; it is ignored." in r.stdout
+    )
+    assert "Config key 'future_feature'" in r.stdout

@@ -130,3 +130,23 @@ def test_merged_applies_task_overrides_deeply() -> None:
     assert merged.get("kubernetes") == {"provision_timeout": 600, "namespace": "a"}
     assert merged.get("db") == "sqlite:///x"
     assert base.get("kubernetes.provision_timeout") == 10
+
+
+def test_keys_styx_does_not_know_are_ignored_with_a_warning_typos_still_fail(
+    tmp_path: Path,
+) -> None:
+    """SkyPilot adds config keys often: an unknown key is skipped and named; a near-miss of a
+    known key is still the error it was, with its did-you-mean."""
+    from styx.errors import ConfigError
+    from styx.spec.config import load_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text("future_feature: {enabled: true}\njobs:\n  brand_new_knob: 3\n")
+    config = load_config(path)
+    assert config.ignored == ("future_feature", "jobs.brand_new_knob")
+    assert [w.split("'")[1] for w in config.warnings()] == ["future_feature", "jobs.brand_new_knob"]
+    assert config.get("future_feature") is None
+    path.write_text("aws:\n  vpc_nam: x\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "Did you mean 'vpc_name'" in err.value.hint

@@ -67,6 +67,21 @@ def redact_argv(argv: list[str]) -> list[str]:
     return out
 
 
+def launch_warnings(task: Task, infra: str) -> list[str]:
+    """What a launch of ``task`` on ``infra`` will not do although asked: keys of the user's
+    config Styx does not know, and keys of the task's ``config:`` that ``infra`` does not
+    apply. One line each."""
+    from styx.providers.registry import info, unapplied_task_config
+    from styx.spec.frozen import thaw
+
+    config = user_config()
+    out = config.warnings() if config is not None else []
+    title = info(infra).title
+    for key in unapplied_task_config(infra, thaw(task.config) if task.config else {}):
+        out.append(f"Task config '{key}' has no effect on {title}; it is ignored.")
+    return out
+
+
 def default_cluster_name(task: Task | None = None, *, fresh: bool = False) -> str:
     """The cluster a launch without ``-c`` uses, like SkyPilot's ``sky-3f2a-alice``.
 

@@ -182,6 +182,10 @@ def launch(
             handle, provider = stages.provision_with_failover(
                 db, pipe, task, name, avoid_regions=avoid_regions
             )
+        from rich.markup import escape
+
+        for warning in common.launch_warnings(task, provider.name):
+            pipe.note(f"[yellow]{escape(warning)}[/]")
         if (
             not _has_autostop(provider.name)
             and down

@@ -28,6 +28,8 @@ def print_plan(task: Task, cluster_name: str) -> None:
     console = Console(highlight=False)
     console.print(f"[bold]Plan[/] (dry run) for cluster [bold]{cluster_name}[/]")
     console.print(render_plan(plan))
+    for warning in common.launch_warnings(task, plan.chosen.infra):
+        console.print(warning, style="yellow", markup=False, soft_wrap=True)
     console.print("[bold]Task[/] (as parsed; secrets redacted):")
     text = yaml.safe_dump(task.to_display_dict(), sort_keys=False, default_flow_style=False)
     console.print(text.rstrip(), markup=False)

@@ -60,6 +60,9 @@ class InfraInfo:
     catalog: str | None = None
     offers: Offers | None = None
     aliases: tuple[str, ...] = ()
+    #: The keys of a task's ``config:`` this infra applies (dotted prefixes, such as
+    #: ``kubernetes.pod_config``); a launch warns about the others, naming each.
+    task_config: tuple[str, ...] = ()
 
     @property
     def launchable(self) -> bool:
@@ -143,6 +146,18 @@ def get_provider(name: str) -> Provider:
     module, _, cls = entry.provider.partition(":")
     provider: Provider = getattr(importlib.import_module(module), cls)()
     return provider
+
+
+def unapplied_task_config(infra: str, config: object) -> list[str]:
+    """The dotted keys of a task's ``config:`` (two levels deep) that ``infra`` does not
+    apply, in the order written."""
+    honoured = info(infra).task_config
+    keys: list[str] = []
+    if isinstance(config, dict):
+        for top, value in config.items():
+            subs = [f"{top}.{k}" for k in value] if isinstance(value, dict) and value else [top]
+            keys.extend(subs)
+    return [k for k in keys if not any(k == h or k.startswith(h + ".") for h in honoured)]
 
 
 def launchable() -> list[str]:

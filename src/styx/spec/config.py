@@ -30,6 +30,7 @@ from styx.spec.schema import (
     OneOf,
     Schema,
     Str,
+    unknown_keys_kept,
 )
 from styx.spec.yamlio import load_documents, read_text
 
@@ -269,13 +270,26 @@ class Config:
 
     data: FrozenDict[str, Any] = EMPTY
     file: str | None = None
+    #: Keys Styx does not know (newer SkyPilot keys, most likely), skipped with a warning.
+    ignored: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Any, *, file: str | None = None) -> Config:
         """Validate config data (None is an empty config); raise ConfigError if invalid."""
         if data is None:
             return cls(EMPTY, file)
-        return cls(freeze(CONFIG.check(root(data, file=file, config=True))), file)
+        with unknown_keys_kept() as ignored:
+            checked = CONFIG.check(root(data, file=file, config=True))
+        return cls(freeze(checked), file, tuple(ignored))
+
+    def warnings(self) -> list[str]:
+        """One line per key of the file that Styx skipped."""
+        where = f" in {self.file}" if self.file else ""
+        return [
+            f"Config key '{key}'{where} is not one Styx knows (a newer SkyPilot key?); "
+            "it is ignored."
+            for key in self.ignored
+        ]
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value at a dotted key, or ``default`` where any part is missing."""
@@ -294,7 +308,8 @@ class Config:
     def merged(self, overrides: Mapping[str, Any]) -> Config:
         """This config with ``overrides`` (a task's ``config:``) deep-merged on top."""
 
-        return Config(freeze(_deep_merge(thaw(self.data), thaw(overrides))), self.file)
+        merged = freeze(_deep_merge(thaw(self.data), thaw(overrides)))
+        return Config(merged, self.file, self.ignored)
 
 
 def _deep_merge(base: Any, top: Any) -> Any:
@@ -334,4 +349,6 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     if document is None or document.data is None:
         return Config(EMPTY, name)
     value = root(document.data, file=name, positions=document.positions, config=True)
-    return Config(freeze(CONFIG.check(value)), name)
+    with unknown_keys_kept() as ignored:
+        checked = CONFIG.check(value)
+    return Config(freeze(checked), name, tuple(ignored))

@@ -11,12 +11,33 @@ in large numbers, and ``import styx.spec.task`` must stay cheap.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from styx.errors import StyxError
-from styx.spec.check import Value
+from styx.spec.check import Value, suggest
+
+#: Where :class:`Fields` puts the keys it does not know while a config file is read leniently
+#: (see :func:`unknown_keys_kept`); None: unknown keys are errors.
+_UNKNOWN: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "styx_unknown_config_keys", default=None
+)
+
+
+@contextlib.contextmanager
+def unknown_keys_kept() -> Iterator[list[str]]:
+    """While active, a config key that no schema knows and that is not a near-miss of a known
+    one (a typo still fails, with its did-you-mean) is skipped and its dotted path collected:
+    SkyPilot adds config keys faster than any reader can follow."""
+    found: list[str] = []
+    token = _UNKNOWN.set(found)
+    try:
+        yield found
+    finally:
+        _UNKNOWN.reset(token)
 
 
 def _kind(raw: Any) -> str:
@@ -199,6 +220,10 @@ class Fields(Schema):
         for key, item in entries.items():
             schema = self.fields.get(key, self.extra)
             if schema is None:
+                sink = _UNKNOWN.get()
+                if sink is not None and value.src.config and suggest(key, self.fields) is None:
+                    sink.append(item.name)
+                    continue
                 value.fields(self.fields)  # raises unknown-key with a suggestion
                 raise AssertionError("unreachable")
             if item.raw is None and not schema.accepts("null"):
