@@ -282,3 +282,50 @@ def test_too_few_hosts_answer_names_the_silent_ones(
     assert bed.host(3).ip in r.stderr and "Traceback" not in r.stderr
     assert status_of(styx, "short") is None  # no half-made cluster holds the other hosts
     assert styx("down", "cut", "-y", timeout=300).returncode == 0
+
+
+def test_a_two_node_task_starts_its_own_ray_cluster_beside_styxs(
+    styx: Styx, tmp_path: Path
+) -> None:
+    """SkyPilot's distributed Ray examples start a Ray cluster of their own on 6379 from `run:`
+    and use it with a plain `ray.init()`. Styx's Ray keeps its own ports and folder, and sets
+    no RAY_ADDRESS, so the task's cluster is the one it gets, with both nodes."""
+    task = write_task(
+        tmp_path / "ownray.yaml",
+        """
+name: ownray
+num_nodes: 2
+resources:
+  infra: ssh/lab
+run: |
+  ray=~/.styx/runtime/bin/ray; py=~/.styx/runtime/bin/python
+  tmp=/tmp/own-ray-$SKYPILOT_TASK_ID
+  head=$(echo "$SKYPILOT_NODE_IPS" | head -n1)
+  opts="--temp-dir $tmp --num-cpus 1 --disable-usage-stats"
+  if [ "$SKYPILOT_NODE_RANK" = 0 ]; then
+    $ray start --head --port 6379 --node-ip-address "$head" --include-dashboard false $opts >/dev/null
+    $py -c "
+  import time, ray
+  ray.init()
+  deadline = time.time() + 90
+  while len([n for n in ray.nodes() if n['Alive']]) < 2 and time.time() < deadline:
+      time.sleep(1)
+  print('OWN-RAY', ray.get_runtime_context().gcs_address, len(ray.nodes()))
+  "
+    touch $tmp.done 2>/dev/null
+  else
+    for i in $(seq 60); do
+      $ray start --address "$head:6379" $opts >/dev/null 2>&1 && break; sleep 1
+    done
+    sleep 15
+  fi
+  pkill -f "$tmp" || true
+""",
+    )
+    r = styx("launch", task, "-c", "ownray", "-y", timeout=600)
+    try:
+        assert r.returncode == 0, r.stdout + r.stderr
+        line = next(x for x in r.stdout.splitlines() if "OWN-RAY" in x)
+        assert line.endswith(" 2") and ":6379 " in line, line
+    finally:
+        assert styx("down", "ownray", "-y", timeout=300).returncode == 0

@@ -265,7 +265,10 @@ def job_envs(
         else:
             per.update({"NODE_RANK": str(rank), "NODE_IPS": ips, "NUM_GPUS_PER_NODE": gpus})
         env = dict(config.env)
-        env["RAY_ADDRESS"] = config.ray_address  # so `ray.init()` in the job joins this cluster
+        # No RAY_ADDRESS: Styx's Ray is its own (private temp folder, ports of its own), and a
+        # task that starts a Ray cluster of its own on 6379, as SkyPilot's distributed Ray
+        # examples do, must find that one with a plain `ray.init()`.
+        env.pop("RAY_ADDRESS", None)
         env["STYX_JOB_ID"] = str(job_id)
         if not demand.gpus and config.nodes[ranks[rank]].gpus:
             env["CUDA_VISIBLE_DEVICES"] = ""  # as SkyPilot: a job that asked for no GPU sees none
