@@ -54,9 +54,15 @@ class TestHost:
 
 
 def default_keep() -> list[str]:
-    """Folders under /root or /tmp that hosts need read-only: the running Python's install."""
+    """Folders under /root or /tmp that hosts need read-only: the running Python's install,
+    and the checkout (an editable install's source), so that the suite passes from a
+    checkout anywhere, /tmp and /root included."""
+    import styx
+
+    checkout = str(Path(styx.__file__).resolve().parents[2])
     keep: list[str] = []
-    for path in (sys.base_prefix, sys.prefix, *os.environ.get("STYX_TESTBED_KEEP", "").split()):
+    extra = os.environ.get("STYX_TESTBED_KEEP", "").split()
+    for path in (sys.base_prefix, sys.prefix, checkout, *extra):
         real = os.path.realpath(path)
         if real.startswith(("/root/", "/tmp/")) and real not in keep:
             keep.append(real)
