@@ -38,11 +38,13 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name == "jobs":  # managed jobs: styx.jobs.launch, queue, cancel, logs, wait
+        return importlib.import_module("styx.jobs")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'styx' has no attribute {name!r}")
-    import importlib
-
     return getattr(importlib.import_module(module), name)
 
 
@@ -51,5 +53,6 @@ __all__ = [
     "Resources",
     "Task",
     "__version__",
+    "jobs",
     *sorted(set(_LAZY) - {"Dag", "Resources", "Task"}),
 ]

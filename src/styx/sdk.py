@@ -2,9 +2,14 @@
 
 ``import styx`` exposes these lazily (``styx.launch``, ``styx.exec``, ``styx.status`` ...)::
 
-    task = styx.Task(run="echo hi", resources=styx.Resources.from_dict({"cpus": "1+"}))
+    task = styx.Task(run="echo hi", resources={"cpus": "1+"})
     result = styx.launch(task, "dev")           # LaunchResult(cluster_name, job_id)
     styx.wait("dev", result.job_id)             # the job's JobRecord once it ends
+
+A task given to ``launch`` or ``exec`` is checked as a YAML task is
+(:func:`styx.spec.coerce.checked_task`): a mapping for ``resources`` (or ``envs``, ...) is
+parsed, and a wrong type is a SpecError naming the field. Managed jobs are ``styx.jobs``
+(:mod:`styx.jobs`): ``styx.jobs.launch``, ``queue``, ``cancel``, ``logs``, ``wait``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from styx.ops.launch import LaunchResult
 from styx.ops.launch import exec_ as _exec
 from styx.ops.launch import launch as _launch
 from styx.ops.pipeline import Pipeline
+from styx.spec.coerce import checked_task
 
 if TYPE_CHECKING:
     from styx.agent.protocol import JobRecord
@@ -37,9 +43,10 @@ def launch(
 ) -> LaunchResult:
     """Launch ``task`` on a cluster (created if missing, reused if up) and submit it.
 
-    ``avoid_regions`` (``"aws/us-east-1"``, ...) are used only when nothing else fits."""
+    SpecError when ``task`` is not a valid task (checked as YAML is). ``avoid_regions``
+    (``"aws/us-east-1"``, ...) are used only when nothing else fits."""
     return _launch(
-        task,
+        checked_task(task),
         cluster_name,
         detach=detach,
         down=down,
@@ -52,7 +59,7 @@ def launch(
 
 def exec(task: Task, cluster_name: str, *, detach: bool = True) -> LaunchResult:
     """Run ``task`` on an up cluster, skipping setup."""
-    return _exec(task, cluster_name, detach=detach)
+    return _exec(checked_task(task), cluster_name, detach=detach)
 
 
 def status(

@@ -56,3 +56,52 @@ def test_local_job_is_launched_watched_and_torn_down(home_db: Database) -> None:
     assert record.recovery_count == 1
     assert backend.clusters() == set()
     assert os.environ["STYX_HOME"]
+
+
+def test_a_secret_given_at_submit_reaches_the_job_and_stays_out_of_its_views(
+    home_db: Database,
+) -> None:
+    import hashlib
+
+    from styx.jobs import api
+    from styx.spec.overrides import Overrides, apply_to_dag
+
+    db = home_db
+    yaml = (
+        "name: sec\nresources: {infra: local}\nsecrets: {TOKEN: null}\n"
+        'run: printf %s "$TOKEN" | sha256sum\n'
+    )
+    value = "tok-" + os.urandom(6).hex()
+    dag = apply_to_dag(Dag.from_yaml_str(yaml), Overrides(secret=(f"TOKEN={value}",)))
+    [job] = api.launch(dag, start_controller=False).job_ids
+    controller = Controller(db, ClusterBackend(), poll_interval=0.5, sweep_interval=0.2)
+    asyncio.run(
+        run_until(controller, lambda: repo.require_managed_job(db, job).status.is_terminal, 240)
+    )
+    assert repo.require_managed_job(db, job).status == S.SUCCEEDED
+    text = "".join(api.logs(job, follow=False))
+    assert hashlib.sha256(value.encode()).hexdigest() in text, text
+    assert value not in text
+    assert text.startswith(f"Managed job {job} (sec) on cluster {cluster_name(job)}: SUCCEEDED")
+
+
+def test_a_launch_error_keeps_its_code_message_and_hint(
+    home_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from styx.errors import NoCapacity
+    from styx.jobs.backend import LaunchFailed
+    from styx.ops import launch as ops_launch
+    from styx.state.records import TerminationReason
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise NoCapacity("No capacity for 8x A100 in any zone.", "Retry later.")
+
+    monkeypatch.setattr(ops_launch, "launch", fail)
+    with pytest.raises(LaunchFailed) as info:
+        asyncio.run(ClusterBackend().launch("styx-mj-1", {"run": "x"}))
+    assert info.value.reason is TerminationReason.NO_RESOURCES
+    assert info.value.error == {
+        "code": "no-capacity",
+        "message": "No capacity for 8x A100 in any zone.",
+        "hint": "Retry later.",
+    }

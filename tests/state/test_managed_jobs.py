@@ -166,17 +166,29 @@ def test_termination_reason_is_stored_with_the_final_status(db: Database) -> Non
 
 def test_the_queue_rows_are_the_same_on_both_read_paths(db: Database) -> None:
     from styx.state.job_queue import _select_queue, managed_job_queue
+    from styx.state.records import DagRunRow
+    from styx.state.records import TerminationReason as R
 
     lone = add_managed_job(db, NewManagedJob(name="lone", spec={"run": "x"}))
     set_managed_job_status(db, lone.id, S.STARTING)
     run, [a, b] = add_dag_run(
-        db, "pipe", {}, jobs=[NewManagedJob(name="pipe", spec={}, task_name=n) for n in "ab"]
+        db,
+        "pipe",
+        {"tasks": ["a", "b"], "edges": [[0, 1]]},
+        jobs=[
+            NewManagedJob(name="pipe", spec={}, task_name=n, task_index=i)
+            for i, n in enumerate("ab")
+        ],
     )
+    set_managed_job_status(db, lone.id, S.FAILED_NO_RESOURCE, termination=R.NO_RESOURCES)
     rows, runs = managed_job_queue(db)  # the sqlite3 path on SQLite
-    assert [(r.id, r.name, r.task_name, r.dag_run_id, r.status) for r in rows] == [
-        (lone.id, "lone", None, None, S.STARTING),
-        (a.id, "pipe", "a", run.id, S.PENDING),
-        (b.id, "pipe", "b", run.id, S.PENDING),
+    assert [
+        (r.id, r.name, r.task_name, r.dag_run_id, r.status, r.task_index, r.termination_reason)
+        for r in rows
+    ] == [
+        (lone.id, "lone", None, None, S.FAILED_NO_RESOURCE, 0, R.NO_RESOURCES),
+        (a.id, "pipe", "a", run.id, S.PENDING, 0, None),
+        (b.id, "pipe", "b", run.id, S.PENDING, 1, None),
     ]
-    assert runs == {run.id: ("pipe", "PENDING")}
+    assert runs == {run.id: DagRunRow("pipe", "PENDING", ((0, 1),))}
     assert db.read(_select_queue) == (rows, runs)  # the SQLAlchemy path

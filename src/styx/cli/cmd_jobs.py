@@ -1,12 +1,11 @@
 """``styx jobs``: managed jobs and DAG runs (launch, queue, logs, cancel).
 
-Commands only write requests to and read rows from the state database; the controller
-daemon (started on demand) does the work.
+Faces only: the commands call :mod:`styx.jobs.api` (as the SDK's ``styx.jobs`` does) and
+print what it returns. The controller daemon (started on demand) does the work.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import click
@@ -22,55 +21,64 @@ def jobs() -> None:
 @jobs.command()
 @click.argument("yaml_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("-n", "--name", default=None, help="Name of the job (or DAG run).")
-@click.option("--no-controller", is_flag=True, help="Only queue; do not start the controller.")
+@click.option(
+    "--no-controller",
+    is_flag=True,
+    help="Only queue: do not start the controller, nor let `jobs queue`/`jobs logs` start it, "
+    "until a `jobs launch` without this flag.",
+)
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @override_options
 def launch(yaml_file: str, name: str | None, no_controller: bool, yes: bool, **kw: Any) -> int:
-    """Queue a task, a pipeline or a DAG (YAML) as managed jobs."""
-    from styx.jobs import daemon
-    from styx.jobs.submit import submit
-    from styx.ops import common
-    from styx.ops.stages import check_local_paths
+    """Check a task, a pipeline or a DAG (YAML) and queue it as managed jobs.
+
+    Each task is checked as `styx launch` checks it, and placed once by the optimizer, before
+    anything is queued: a task that could never run is refused now."""
+    from styx.jobs import api
     from styx.spec.dag import Dag
     from styx.spec.overrides import apply_to_dag
-    from styx.spec.support import check_launchable
 
     dag = apply_to_dag(Dag.from_yaml(yaml_file), _overrides(kw))
-    check_launchable(dag)  # refused now, not by the controller later
-    for task in dag.tasks:
-        check_local_paths(task)
-    run_id, ids = submit(common.database(), dag, name=name)
-    if run_id is None:
+    submitted = api.launch(dag, name=name, start_controller=not no_controller)
+    ids = submitted.job_ids
+    if submitted.dag_run_id is None:
         click.echo(f"Managed job {ids[0]} queued.")
     else:
-        click.echo(f"DAG run {run_id} queued: jobs {', '.join(map(str, ids))}.")
-    if not no_controller:
-        daemon.ensure_running()
+        click.echo(f"DAG run {submitted.dag_run_id} queued: jobs {', '.join(map(str, ids))}.")
+    if submitted.controller is api.ControllerState.HELD:
+        click.echo(
+            "The controller was not started (--no-controller); the next `styx jobs launch` "
+            "without it starts it.",
+            err=True,
+        )
+    else:
+        click.echo(f"Follow it with: styx jobs logs {ids[-1]}", err=True)
     return 0
 
 
 @jobs.command()
 def queue() -> int:
-    """Show managed jobs; a DAG run's tasks are shown as a tree under it."""
-    from styx.jobs.queue import render
-    from styx.ops import common
-    from styx.state.job_queue import managed_job_queue
+    """Show managed jobs; a DAG run's tasks are drawn as a tree under it, with what each
+    waits for. REASON says why a job ended (`styx jobs logs ID` shows the full error)."""
+    from styx.jobs import api, view
 
-    rows, runs = managed_job_queue(common.database())
-    click.echo(render(rows, runs))
-    _revive_controller(any(r.status in _ACTIVE for r in rows))
+    q = api.queue()
+    click.echo(view.render(q.jobs, q.runs))
+    _report_controller(q.controller)
     return 0
 
 
-_ACTIVE = ("PENDING", "STARTING", "RUNNING", "RECOVERING", "CANCELLING")
+def _report_controller(state: Any) -> None:
+    from styx.jobs.api import ControllerState
 
-
-def _revive_controller(active: bool) -> None:
-    """Start the daemon when jobs are active and no controller runs (both processes died)."""
-    from styx.jobs import daemon
-
-    if active and daemon.ensure_running():
+    if state is ControllerState.STARTED:
         click.echo("The jobs controller was not running; started it again.", err=True)
+    elif state is ControllerState.HELD:
+        click.echo(
+            "The jobs controller is not running: jobs were queued with --no-controller. "
+            "A `styx jobs launch` without it starts the controller.",
+            err=True,
+        )
 
 
 @jobs.command()
@@ -81,77 +89,35 @@ def logs(job_id: int, no_follow: bool) -> int:
 
     Each attempt's output follows the RUNNING line that started it: saved by the controller
     for attempts that are over (lost with the machines when they were preempted), read live
-    from the cluster for the one running now."""
-    from styx.ops import common
-    from styx.state import managed_jobs as repo
-
-    db = common.database()
-    printed = 0  # events printed so far
-    attempts = 0  # RUNNING events printed so far
-    _revive_controller(not repo.require_managed_job(db, job_id).status.is_terminal)
-    while True:
-        events = repo.list_managed_job_events(db, job_id) or []
-        job = repo.require_managed_job(db, job_id)
-        tailed = False
-        while printed < len(events) and not tailed:
-            e = events[printed]
-            printed += 1
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
-            click.echo(f"{stamp}  {e.to_status.value:<19} {e.reason or ''}")
-            if e.to_status.value != "RUNNING":
-                continue
-            attempts += 1
-            live = printed == len(events) and job.status.value == "RUNNING"
-            if live and job.cluster_name and (job.resources or {}).get("cluster_job_id"):
-                job_on_cluster = int((job.resources or {})["cluster_job_id"])
-                _tail(job.cluster_name, job_on_cluster, not no_follow)
-                tailed = True  # read the events again: some may have come while tailing
-            else:
-                _show_saved(job_id, attempts - 1)
-        if tailed:
-            continue
-        if no_follow or job.status.is_terminal:
-            return 0 if job.status.value == "SUCCEEDED" or no_follow else 1
-        time.sleep(1)
-
-
-def _show_saved(job_id: int, attempt: int) -> None:
-    from styx.jobs.controller import attempt_log
-
-    path = attempt_log(job_id, attempt)
-    if path.is_file():
-        with path.open() as f:
-            for line in f:
-                click.echo(line, nl=False)
-    else:
-        click.echo("(no output kept for this attempt: its machines were lost)")
-
-
-def _tail(cluster: str, cluster_job_id: int, follow: bool) -> None:
-    from styx import sdk
-    from styx.errors import StyxError
+    from the cluster for the one running now. A job that ended without succeeding ends with
+    why (the error's code, message and hint). Ctrl-C stops following; the job keeps running."""
+    from styx.jobs import api
 
     try:
-        for chunk in sdk.tail_logs(cluster, cluster_job_id, follow=follow):
+        for chunk in api.logs(job_id, follow=not no_follow):
             click.echo(chunk, nl=False)
-    except StyxError as e:  # cluster gone (preempted): keep showing events
-        click.echo(f"(output cut off: {e.message})")
+    except KeyboardInterrupt:
+        click.echo(
+            f"\nStopped following managed job {job_id}; it keeps running. "
+            f"Follow again with: styx jobs logs {job_id}; stop it with: styx jobs cancel {job_id}",
+            err=True,
+        )
+        return 130
+    status = api.job(job_id).status
+    return 0 if status.value == "SUCCEEDED" or (no_follow and not status.is_terminal) else 1
 
 
 @jobs.command()
 @click.argument("job_ids", type=click.IntRange(1, 2**63 - 1), nargs=-1)
 @click.option("-a", "--all", "all_jobs", is_flag=True, help="Cancel every active job.")
-def cancel(job_ids: tuple[int, ...], all_jobs: bool) -> int:
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+def cancel(job_ids: tuple[int, ...], all_jobs: bool, yes: bool) -> int:
     """Cancel managed jobs (their clusters are torn down)."""
-    from styx.jobs.controller import ACTIVE
-    from styx.jobs.submit import request_cancel
-    from styx.ops import common
-    from styx.state import managed_jobs as repo
+    from styx.jobs import api
 
-    db = common.database()
-    ids = list(job_ids)
-    if all_jobs:
-        ids = [j.id for j in repo.list_managed_jobs(db, statuses=ACTIVE)]
-    moved = request_cancel(db, ids)
+    moved = api.cancel(list(job_ids), all_jobs=all_jobs)
     click.echo(f"Cancelling: {', '.join(map(str, moved)) or 'nothing'}.")
+    left = sorted(set(job_ids) - set(moved))
+    if left:
+        click.echo(f"Not active, so not cancelled: {', '.join(map(str, left))}.", err=True)
     return 0

@@ -51,13 +51,19 @@ class TransientCheckError(Exception):
 class LaunchFailed(Exception):
     """A launch did not get the job running, and ``reason`` says why: ``NO_RESOURCES`` (no
     resources anywhere allowed), ``SETUP_FAILED`` (the job's setup failed) or ``INFRA_ERROR``
-    (it broke for a reason worth another try: a host died, a transfer failed)."""
+    (it broke for a reason worth another try: a host died, a transfer failed). ``error`` is
+    the user-facing error behind it (``code``, ``message``, ``hint``) when there is one."""
 
     def __init__(
-        self, message: str, reason: TerminationReason = TerminationReason.NO_RESOURCES
+        self,
+        message: str,
+        reason: TerminationReason = TerminationReason.NO_RESOURCES,
+        *,
+        error: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.reason = reason
+        self.error = dict(error) if error else None
 
 
 class Backend(Protocol):
@@ -99,6 +105,7 @@ class SimScript:
     exit_codes: list[int] = dataclasses.field(default_factory=list)
     preemptions: int = 0
     setup_fails: bool = False
+    no_resources: bool = False  # every launch finds no resources (a typed error, with a hint)
 
 
 @dataclasses.dataclass(slots=True)
@@ -147,6 +154,13 @@ class InMemoryBackend:
         script = self._script(spec)
         if script.setup_fails:
             raise LaunchFailed("setup exited with 1", R.SETUP_FAILED)
+        if script.no_resources:
+            error = {
+                "code": "no-capacity",
+                "message": "(simulated) no region has capacity for the task.",
+                "hint": "Retry later, or relax the resources.",
+            }
+            raise LaunchFailed(f"{error['code']}: {error['message']}", R.NO_RESOURCES, error=error)
         choices = [r for r in self.regions if r not in avoid_regions] or self.regions
         key = str(spec.get("name"))
         attempt = self._attempts.get(key, 0)
@@ -233,9 +247,9 @@ class ClusterBackend:
         try:
             result = launch(task, cluster, detach=True, quiet=True, avoid_regions=avoid)
         except (ResourcesUnavailable, SpecError) as e:
-            raise LaunchFailed(f"{e.code}: {e.message}", R.NO_RESOURCES) from e
+            raise LaunchFailed(f"{e.code}: {e.message}", R.NO_RESOURCES, error=_error(e)) from e
         except StyxError as e:  # a host died mid-launch, a transfer broke, ...: try again
-            raise LaunchFailed(f"{e.code}: {e.message}", R.INFRA_ERROR) from e
+            raise LaunchFailed(f"{e.code}: {e.message}", R.INFRA_ERROR, error=_error(e)) from e
         region = None
         for record in queries.status([cluster]):
             launched = Resources.from_dict(dict(record.launched_resources or {}))
@@ -307,6 +321,11 @@ class ClusterBackend:
         from styx.ops import queries
 
         return {r.name for r in queries.status() if r.name.startswith("styx-mj-")}
+
+
+def _error(err: Any) -> dict[str, str]:
+    """What ``styx jobs logs`` shows of a StyxError that ended a launch."""
+    return {"code": err.code, "message": err.message, "hint": err.hint or ""}
 
 
 def check_errors() -> tuple[type[Exception], ...]:

@@ -313,11 +313,16 @@ class Controller:
                         log.warning("job %s: launch failed (%s); retrying", job.id, e)
                         await asyncio.sleep(self._backoff(launch_failures))
                         continue
+                    if e.error:  # kept for `styx jobs logs`: code, message and hint
+                        info["error"] = e.error
+                        await self._db(repo.update_managed_job, job.id, resources=info)
                     return await self._end(job.id, decision.reason, status, f"launch failed: {e}")
                 launch_failures = 0
                 info.update(region=placement.region, cluster_job_id=placement.cluster_job_id)
+                info.pop("error", None)
                 await self._db(repo.update_managed_job, job.id, cluster_name=name, resources=info)
-                await self._set(job.id, S.RUNNING, status, "job running")
+                where = f"on cluster {name}, as its job {placement.cluster_job_id}"
+                await self._set(job.id, S.RUNNING, status, f"running {where}")
                 status = S.RUNNING
             probe = await self._watch(name, placement)
             ended = probe.ended or TerminationReason.PREEMPTED  # (_watch returns ended ones)

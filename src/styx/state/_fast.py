@@ -23,6 +23,7 @@ from styx.state.records import (
     CLUSTER_JSON_COLUMNS,
     MANAGED_JOB_ROW_COLUMNS,
     ClusterRecord,
+    DagRunRow,
     ManagedJobRow,
 )
 
@@ -110,11 +111,11 @@ class FastReader:
         rows = self._query(_SELECT_CLUSTERS + " WHERE name = ?", (name,))
         return _cluster(rows[0]) if rows else None
 
-    def managed_job_queue(self) -> tuple[list[ManagedJobRow], dict[int, tuple[str, str]]]:
-        """Every managed job's queue row by id, and each DAG run's (name, status)."""
+    def managed_job_queue(self) -> tuple[list[ManagedJobRow], dict[int, DagRunRow]]:
+        """Every managed job's queue row by id, and each DAG run's row."""
         rows = [ManagedJobRow.from_row(r) for r in self._query(_SELECT_JOB_ROWS, ())]
-        runs = self._query("SELECT id, name, status FROM dag_runs", ())
-        return rows, {r[0]: (r[1], r[2]) for r in runs}
+        runs = self._query("SELECT id, name, status, spec FROM dag_runs", ())
+        return rows, {r[0]: DagRunRow.from_row(r[1], r[2], r[3]) for r in runs}
 
 
 def _cluster(row: tuple[Any, ...]) -> ClusterRecord:

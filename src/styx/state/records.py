@@ -351,11 +351,36 @@ class ManagedJobRow:
     started_at: float | None
     ended_at: float | None
     recovery_count: int
+    task_index: int = 0
+    termination_reason: TerminationReason | None = None  # why it ended, once it has
 
     @classmethod
     def from_row(cls, r: Sequence[Any]) -> ManagedJobRow:
         """Build from the values of :data:`MANAGED_JOB_ROW_COLUMNS`, in that order."""
-        return cls(r[0], r[1], r[2], r[3], ManagedJobStatus(r[4]), r[5], r[6], r[7], r[8])
+        ended = TerminationReason(r[10]) if r[10] is not None else None
+        return cls(
+            r[0], r[1], r[2], r[3], ManagedJobStatus(r[4]), r[5], r[6], r[7], r[8], r[9], ended
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DagRunRow:
+    """A DAG run as ``styx jobs queue`` shows it: its name, its status (the DagRunStatus
+    value) and its edges, ``(upstream, downstream)`` task-index pairs."""
+
+    name: str
+    status: str
+    edges: tuple[tuple[int, int], ...] = ()
+
+    @classmethod
+    def from_row(cls, name: str, status: str, spec: Any) -> DagRunRow:
+        """Build from a run's name, status and stored spec (JSON text or already decoded)."""
+        if isinstance(spec, str | bytes):
+            import json
+
+            spec = json.loads(spec)
+        edges = (spec or {}).get("edges") or []
+        return cls(name, status, tuple((int(a), int(b)) for a, b in edges))
 
 
 # The managed_jobs columns a queue row reads, in ManagedJobRow's order.
