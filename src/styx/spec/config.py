@@ -270,8 +270,9 @@ class Config:
 
     data: FrozenDict[str, Any] = EMPTY
     file: str | None = None
-    #: Keys Styx does not know (newer SkyPilot keys, most likely), skipped with a warning.
-    ignored: tuple[str, ...] = ()
+    #: Keys Styx does not know (newer SkyPilot keys, most likely), skipped with a warning;
+    #: not part of the config's value (equal configs may come from files with other extras).
+    ignored: tuple[str, ...] = dataclasses.field(default=(), compare=False)
 
     @classmethod
     def from_dict(cls, data: Any, *, file: str | None = None) -> Config:
