@@ -184,9 +184,10 @@ def queue(clusters: tuple[str, ...], all_jobs: bool, as_json: bool) -> int:
     help="Print the job's status only; exit 0 if it succeeded.",
 )
 def logs(cluster: str, job_id: int | None, follow: bool, status_only: bool) -> int:
-    """Show a job's logs (the latest job when no id is given). Ctrl-C leaves the job running."""
-    import sys
+    """Show a job's logs (the latest job when no id is given). Ctrl-C leaves the job running.
 
+    The output is the job's bytes as written. Exits with the job's exit code once it has
+    ended (followed or not), 0 while it still runs."""
     from styx.ops import jobs_ops
 
     handle, job = jobs_ops.find_job(cluster, job_id)
@@ -194,10 +195,9 @@ def logs(cluster: str, job_id: int | None, follow: bool, status_only: bool) -> i
         click.echo(f"Job {job.job_id}: {job.status.value}")
         return 0 if job.status.value == "SUCCEEDED" else 1
     if not follow:
-        for chunk in jobs_ops.log_chunks(handle, job.job_id):
-            sys.stdout.write(chunk)
-        sys.stdout.flush()
-        return 0
+        for data in jobs_ops.log_chunks(handle, job.job_id):
+            jobs_ops.write_output(data)
+        return jobs_ops.exit_code_of(job) if job.status.is_terminal else 0
     return jobs_ops.follow_job(handle, job.job_id, report=False)
 
 
