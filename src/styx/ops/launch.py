@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from styx.errors import NotSupportedError, StyxError
@@ -200,8 +200,11 @@ def launch(
     return _after_submit(pipe, handle, job_id, detach=detach, down=down)
 
 
-def exec_(task: Task, cluster_name: str, *, detach: bool = True) -> LaunchResult:
-    """Sync the workdir and submit ``task`` to an UP cluster, skipping setup."""
+def exec_(
+    task: Task, cluster_name: str, *, detach: bool = True, quiet: bool = True
+) -> LaunchResult:
+    """Sync the workdir and submit ``task`` to an UP cluster, skipping setup. Unless
+    ``quiet``, the job id is printed as launch prints it (and the job's end, when followed)."""
     from styx.spec.support import check_launchable
 
     check_launchable(task)
@@ -216,7 +219,8 @@ def exec_(task: Task, cluster_name: str, *, detach: bool = True) -> LaunchResult
     stages.sync_workdir(pipe, task, handle, provider)
     stages.sync_file_mounts(pipe, task, handle, provider)
     job_id = submit(task, handle, with_setup=False)
-    return _after_submit(pipe, handle, job_id, detach=detach, down=False)
+    # The stages stay silent (exec is meant to be fast and quiet); the job id is news.
+    return _after_submit(Pipeline(quiet=quiet), handle, job_id, detach=detach, down=False)
 
 
 def _after_submit(
@@ -271,22 +275,42 @@ def launch_cli(
     down: bool,
     idle_minutes: int | None,
     fast: bool,
-    yes: bool,
+    confirm: Callable[[str], None] | None,
     task_name: str | None,
     overrides: Overrides,
 ) -> int:
-    """``styx launch``: returns the process exit code."""
+    """``styx launch``: returns the process exit code.
+
+    Once the task has loaded, and when the cluster is not UP (a new cluster, or one to bring
+    back), ``confirm`` is called with a question ending in "Proceed?"; it raises to stop."""
     task = load_task(entrypoint, overrides, task_name)
+    name = common.check_cluster_name(cluster) if cluster else common.default_cluster_name()
     if dryrun:
         from styx.ops.plan import print_plan
 
-        name = common.check_cluster_name(cluster) if cluster else common.default_cluster_name()
         print_plan(task, name)
         return 0
+    if confirm is not None:
+        question = _launch_question(name)
+        if question is not None:
+            confirm(question)
     result = launch(
-        task, cluster, detach=detach, down=down, idle_minutes=idle_minutes, fast=fast, quiet=False
+        task, name, detach=detach, down=down, idle_minutes=idle_minutes, fast=fast, quiet=False
     )
     return result.exit_code or 0
+
+
+def _launch_question(name: str) -> str | None:
+    """What a launch on ``name`` asks before it spends money; None for an UP cluster."""
+    from styx.state.clusters import get_cluster
+    from styx.state.records import ClusterStatus
+
+    record = get_cluster(common.database(), name)
+    if record is None:
+        return f"Launching a new cluster '{name}'. Proceed?"
+    if record.status is ClusterStatus.UP:
+        return None
+    return f"Launching cluster '{name}' again (it is {record.status.value}). Proceed?"
 
 
 def exec_cli(
@@ -294,4 +318,4 @@ def exec_cli(
 ) -> int:
     """``styx exec``: returns the job's exit code (0 with --detach)."""
     task = load_task(entrypoint, overrides, task_name, allow_command=True)
-    return exec_(task, cluster, detach=detach).exit_code or 0
+    return exec_(task, cluster, detach=detach, quiet=False).exit_code or 0
