@@ -201,3 +201,12 @@ def test_invalid_config_is_reported(tmp_path: Path) -> None:
 def test_status_empty(tmp_path: Path) -> None:
     r = styx("status", home=tmp_path)
     assert r.returncode == 0 and "No clusters" in r.stdout
+
+
+def test_status_of_an_unknown_cluster_says_it_does_not_exist(tmp_path: Path) -> None:
+    r = styx("status", "nope", home=tmp_path)
+    assert r.returncode == 3 and "cluster-not-found" in r.stderr
+    assert "Cluster 'nope' does not exist." in r.stderr and "No clusters" not in r.stdout
+    r = styx("status", "nope", "gone", "--json", home=tmp_path)
+    assert r.returncode == 3 and "Clusters 'nope', 'gone' do not exist." in r.stderr
+    no_traceback(r)
