@@ -210,3 +210,10 @@ def test_status_of_an_unknown_cluster_says_it_does_not_exist(tmp_path: Path) -> 
     r = styx("status", "nope", "gone", "--json", home=tmp_path)
     assert r.returncode == 3 and "Clusters 'nope', 'gone' do not exist." in r.stderr
     no_traceback(r)
+
+
+@pytest.mark.parametrize("name", ["a\nb", "ünï", "a-"])
+def test_cluster_names_follow_one_rule(tmp_path: Path, name: str) -> None:
+    r = styx("launch", "examples/hello.yaml", "-c", name, "--dryrun", home=tmp_path)
+    assert r.returncode == 2 and "invalid-cluster-name" in r.stderr, r.stderr
+    no_traceback(r)
