@@ -181,3 +181,8 @@ def test_cancel_all_without_a_terminal_needs_yes(tmp_path: Path) -> None:
 def test_unknown_cluster_fails_before_any_question(tmp_path: Path) -> None:
     code, shown = styx_on_tty(tmp_path, "down", "nope", answer=None)
     assert code == 3 and "Proceed?" not in shown and "cluster-not-found" in shown
+
+
+def test_launch_checks_the_task_before_asking(tmp_path: Path) -> None:
+    code, shown = styx_on_tty(tmp_path, "launch", "examples/service.yaml", "-c", "svc", answer=None)
+    assert code == 4 and "not-supported" in shown and "Proceed?" not in shown

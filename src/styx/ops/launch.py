@@ -136,11 +136,15 @@ def launch(
     fast: bool = False,
     quiet: bool = True,
     avoid_regions: Sequence[str] = (),
+    confirm: Callable[[str], None] | None = None,
 ) -> LaunchResult:
     """Launch ``task`` on ``cluster_name`` (created if missing, reused if UP) and submit it.
 
     With ``detach=False`` the job's output streams to stdout and ``exit_code`` is the job's.
-    ``avoid_regions`` (``"infra/region"``) are chosen only when nothing else fits.
+    ``avoid_regions`` (``"infra/region"``) are chosen only when nothing else fits. Once the
+    task and its local paths are checked, and when the cluster is not UP (a new cluster, or
+    one to bring back), ``confirm`` is called with a question ending in "Proceed?"; it raises
+    to stop before anything is made.
     """
     from styx.spec.support import check_launchable
     from styx.state.clusters import get_cluster
@@ -153,6 +157,10 @@ def launch(
     )
     check_launchable(task)
     stages.check_local_paths(task)  # before anything is provisioned
+    if confirm is not None:
+        question = _launch_question(name)
+        if question is not None:
+            confirm(question)
     pipe = Pipeline(quiet=quiet)
     db = common.database()
     with cluster_lock(db, name, purpose="launch", timeout=60.0):
@@ -279,10 +287,7 @@ def launch_cli(
     task_name: str | None,
     overrides: Overrides,
 ) -> int:
-    """``styx launch``: returns the process exit code.
-
-    Once the task has loaded, and when the cluster is not UP (a new cluster, or one to bring
-    back), ``confirm`` is called with a question ending in "Proceed?"; it raises to stop."""
+    """``styx launch``: returns the process exit code. ``confirm`` as for :func:`launch`."""
     task = load_task(entrypoint, overrides, task_name)
     name = common.check_cluster_name(cluster) if cluster else common.default_cluster_name()
     if dryrun:
@@ -290,12 +295,15 @@ def launch_cli(
 
         print_plan(task, name)
         return 0
-    if confirm is not None:
-        question = _launch_question(name)
-        if question is not None:
-            confirm(question)
     result = launch(
-        task, name, detach=detach, down=down, idle_minutes=idle_minutes, fast=fast, quiet=False
+        task,
+        name,
+        detach=detach,
+        down=down,
+        idle_minutes=idle_minutes,
+        fast=fast,
+        quiet=False,
+        confirm=confirm,
     )
     return result.exit_code or 0
 
