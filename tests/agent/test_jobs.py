@@ -245,16 +245,16 @@ def test_wire_errors_are_typed_replies(agent: AgentHandle) -> None:
         for line, code in (
             (b'{"v": 99, "op": "ping"}', "agent-protocol-mismatch"),
             (b"not json", "invalid-request"),
-            (b'{"v": 2, "op": "drop_tables"}', "invalid-request"),
-            (b'{"v": 2, "op": "job", "args": {"job_id": 999999}}', "job-not-found"),
-            (b'{"v": 2, "op": "submit", "args": {"spec": {"rn": "x"}}}', "invalid-request"),
+            (b'{"v": 3, "op": "drop_tables"}', "invalid-request"),
+            (b'{"v": 3, "op": "job", "args": {"job_id": 999999}}', "job-not-found"),
+            (b'{"v": 3, "op": "submit", "args": {"spec": {"rn": "x"}}}', "invalid-request"),
         ):
             f.write(line + b"\n")
             f.flush()
             reply = json.loads(f.readline())
             assert reply["ok"] is False and reply["error"]["code"] == code, reply
             assert reply["error"]["message"] and reply["error"]["hint"]
-        f.write(b'{"v": 2, "op": "ping"}\n')  # the connection is still good
+        f.write(b'{"v": 3, "op": "ping"}\n')  # the connection is still good
         f.flush()
         assert json.loads(f.readline())["ok"] is True
 
