@@ -32,8 +32,10 @@ Lower layers translate foreign exceptions at their boundary with ``raise ... fro
     +-- StateError                    state-error         exit 8
     +-- Interrupted                   interrupted         exit 130
 
-The exit codes are documented in docs/exit-codes.md; a job's own exit code is returned by
-``launch``/``exec`` when they wait for the job, as SkyPilot does.
+Every code (the class codes here and the finer ones raising sites give) is registered once,
+with its exit code and meaning, in :mod:`styx.codes`, from which docs/exit-codes.md is made.
+A job's own exit code is returned by ``launch``/``exec`` when they wait for the job, as
+SkyPilot does.
 
 A :class:`ResourcesUnavailable` carries a typed :class:`FailoverScope` (``scope``): what a
 failover should rule out after it, one zone, a whole region or the whole cloud.

@@ -22,6 +22,17 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         raise
 
 
+def pip_install(*packages: str) -> str:
+    """The command that installs ``packages`` into the Python that runs Styx, for hints: a
+    bare ``pip`` may belong to another interpreter (or none), and install where Styx never
+    looks."""
+    import shlex
+    import sys
+
+    words = [sys.executable or "python3", "-m", "pip", "install", *packages]
+    return " ".join(shlex.quote(w) for w in words)
+
+
 _CHECKED: set[Path] = set()
 
 

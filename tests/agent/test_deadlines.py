@@ -72,7 +72,7 @@ def test_heartbeats_keep_a_quiet_job_followed(fake_agent, monkeypatch: pytest.Mo
         for _ in range(6):  # 1.2 s of silence from the job, more than the client's deadline
             conn.sendall(encode(heartbeat_reply()))
             time.sleep(0.2)
-        conn.sendall(encode(chunk_reply("finally\n")))
+        conn.sendall(encode(chunk_reply(b"finally\n")))
         conn.sendall(encode(ok_reply({"status": "SUCCEEDED", "exit_code": 0})))
         conn.close()
 
@@ -82,7 +82,7 @@ def test_heartbeats_keep_a_quiet_job_followed(fake_agent, monkeypatch: pytest.Mo
 
 def test_the_agent_sends_heartbeats_while_a_log_is_quiet(agent) -> None:  # type: ignore[no-untyped-def]
     """The real agent: a job that prints nothing for longer than a heartbeat period."""
-    from styx.agent.protocol import HEARTBEAT_S, JobSpec, request
+    from styx.agent.protocol import HEARTBEAT_S, JobSpec, chunk_bytes, is_chunk, request
 
     job = agent.client.submit(JobSpec(run=f"sleep {HEARTBEAT_S + 1.5}; echo late"))
     lines = []
@@ -95,5 +95,5 @@ def test_the_agent_sends_heartbeats_while_a_log_is_quiet(agent) -> None:  # type
             if "ok" in lines[-1]:
                 break
     assert any(m.get("alive") for m in lines)
-    assert "late" in "".join(m.get("chunk", "") for m in lines)
+    assert b"late" in b"".join(chunk_bytes(m) for m in lines if is_chunk(m))
     assert lines[-1]["ok"] is True

@@ -15,7 +15,7 @@ import pytest
 from styx.agent.bootstrap import agent_call_argv
 from styx.agent.paths import agent_id
 from styx.agent.proctree import marked
-from styx.agent.protocol import JobSpec, JobStatus, encode, request
+from styx.agent.protocol import JobSpec, JobStatus, chunk_bytes, encode, is_chunk, request
 from styx.errors import AgentError, JobNotFound
 
 from .conftest import HEAD_IP, AgentHandle
@@ -40,6 +40,16 @@ def test_submit_queue_logs_wait(agent: AgentHandle) -> None:
     assert agent.client.job(job_id) == rec
     assert "".join(agent.client.tail_logs(job_id, follow=False)) == out
     assert "".join(agent.client.tail_logs(job_id, follow=False, lines=1)) == "world\n"
+
+
+def test_logs_carry_the_jobs_bytes_as_written(agent: AgentHandle) -> None:
+    """Output that is not UTF-8 arrives byte for byte, followed or not (no U+FFFD)."""
+    job_id = agent.client.submit(JobSpec(run=r"printf 'a\377\376b\n\303'; printf '\251\n'"))
+    followed = b"".join(agent.client.tail_log_bytes(job_id, follow=True))
+    assert followed == b"a\xff\xfeb\n\xc3\xa9\n"
+    assert b"".join(agent.client.tail_log_bytes(job_id, follow=False)) == followed
+    # the text view decodes across chunk ends and replaces only what is not UTF-8
+    assert "".join(agent.client.tail_logs(job_id, follow=False)) == "a\ufffd\ufffdb\né\n"
 
 
 def test_setup_failure_is_failed_setup(agent: AgentHandle) -> None:
@@ -235,16 +245,16 @@ def test_wire_errors_are_typed_replies(agent: AgentHandle) -> None:
         for line, code in (
             (b'{"v": 99, "op": "ping"}', "agent-protocol-mismatch"),
             (b"not json", "invalid-request"),
-            (b'{"v": 2, "op": "drop_tables"}', "invalid-request"),
-            (b'{"v": 2, "op": "job", "args": {"job_id": 999999}}', "job-not-found"),
-            (b'{"v": 2, "op": "submit", "args": {"spec": {"rn": "x"}}}', "invalid-request"),
+            (b'{"v": 3, "op": "drop_tables"}', "invalid-request"),
+            (b'{"v": 3, "op": "job", "args": {"job_id": 999999}}', "job-not-found"),
+            (b'{"v": 3, "op": "submit", "args": {"spec": {"rn": "x"}}}', "invalid-request"),
         ):
             f.write(line + b"\n")
             f.flush()
             reply = json.loads(f.readline())
             assert reply["ok"] is False and reply["error"]["code"] == code, reply
             assert reply["error"]["message"] and reply["error"]["hint"]
-        f.write(b'{"v": 2, "op": "ping"}\n')  # the connection is still good
+        f.write(b'{"v": 3, "op": "ping"}\n')  # the connection is still good
         f.flush()
         assert json.loads(f.readline())["ok"] is True
 
@@ -265,7 +275,7 @@ def test_call_bridge(agent: AgentHandle) -> None:
     )
     replies = [json.loads(line) for line in out.stdout.splitlines()]
     assert replies[0]["result"]["cluster_name"] == agent.config.cluster_name
-    assert "".join(r.get("chunk", "") for r in replies[1:-2]) == "bridged\n"
+    assert b"".join(chunk_bytes(r) for r in replies[1:-2] if is_chunk(r)) == b"bridged\n"
     assert replies[-2]["result"]["status"] == "SUCCEEDED"
     assert replies[-1]["result"]["job"]["job_id"] == job_id
 

@@ -154,7 +154,7 @@ def test_error_replies_become_typed_exceptions() -> None:
 
 def test_one_job_status_for_the_agent_and_the_state_layer() -> None:
     # The agent's protocol and the client's records share one enum, at the bottom of the house,
-    # and the wire values are the ones protocol 2 has always sent.
+    # and the wire values are the ones protocol 2 sent; protocol 3 changed only log chunks (bytes).
     from styx import lifecycle
     from styx.state.records import ClusterJobStatus
 
@@ -163,7 +163,7 @@ def test_one_job_status_for_the_agent_and_the_state_layer() -> None:
         "INIT", "PENDING", "SETTING_UP", "RUNNING", "SUCCEEDED", "FAILED", "FAILED_SETUP",
         "FAILED_DRIVER", "CANCELLED",
     ]  # fmt: skip
-    assert PROTOCOL_VERSION == 2
+    assert PROTOCOL_VERSION == 3
 
 
 @pytest.mark.parametrize(
@@ -197,3 +197,15 @@ def test_the_protocol_needs_no_pyyaml() -> None:
         "assert JobSpec.from_dict({'run': 'x'}).run == 'x'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": ":".join(sys.path)})
+
+
+def test_log_chunks_carry_any_bytes() -> None:
+    from styx.agent.protocol import chunk_bytes, chunk_reply, is_chunk
+
+    data = bytes(range(256)) * 3
+    reply = json.loads(encode(chunk_reply(data)))
+    assert is_chunk(reply) and chunk_bytes(reply) == data
+    assert not is_chunk({"v": 3, "ok": True, "result": {"data": "x"}})
+    with pytest.raises(AgentError) as info:
+        chunk_bytes({"v": 3, "data": "not base64!"})
+    assert info.value.code == "invalid-reply"

@@ -271,3 +271,19 @@ def test_task_config_that_the_chosen_infra_does_not_apply_is_named(tmp_path: Pat
         "Task config 'docker.run_options' has no effect on this machine; it is ignored." in r.stdout
     )
     assert "Config key 'future_feature'" in r.stdout
+
+
+def test_status_of_an_unknown_cluster_says_it_does_not_exist(tmp_path: Path) -> None:
+    r = styx("status", "nope", home=tmp_path)
+    assert r.returncode == 3 and "cluster-not-found" in r.stderr
+    assert "Cluster 'nope' does not exist." in r.stderr and "No clusters" not in r.stdout
+    r = styx("status", "nope", "gone", "--json", home=tmp_path)
+    assert r.returncode == 3 and "Clusters 'nope', 'gone' do not exist." in r.stderr
+    no_traceback(r)
+
+
+@pytest.mark.parametrize("name", ["a\nb", "ünï", "a-"])
+def test_cluster_names_follow_one_rule(tmp_path: Path, name: str) -> None:
+    r = styx("launch", "examples/hello.yaml", "-c", name, "--dryrun", home=tmp_path)
+    assert r.returncode == 2 and "invalid-cluster-name" in r.stderr, r.stderr
+    no_traceback(r)

@@ -38,8 +38,8 @@ def launch_yaml(text: str, *secrets: str) -> api.Submitted:
 @pytest.mark.parametrize(
     ("yaml", "error", "code"),
     [
-        ("run: x\nresources: {accelerators: A100:8}\n", ResourcesUnavailable, "job-infeasible"),
-        ("run: x\nresources: {cpus: 100000}\n", ResourcesUnavailable, "job-infeasible"),
+        ("run: x\nresources: {accelerators: A100:8}\n", ResourcesUnavailable, "managed-job-infeasible"),
+        ("run: x\nresources: {cpus: 100000}\n", ResourcesUnavailable, "managed-job-infeasible"),
         ("run: x\nsecrets: {TOKEN: null}\n", SpecError, "missing-value"),
         ("run: x\nenvs: {MODEL: null}\n", SpecError, "missing-value"),
         ("run: x\nworkdir: /no/such/folder\n", SpecError, "workdir-not-found"),
@@ -71,7 +71,7 @@ def test_the_infeasible_task_of_a_dag_is_named_and_no_task_is_queued(db: Databas
     with pytest.raises(ResourcesUnavailable) as info:
         launch_yaml(dag)
     err = info.value
-    assert err.code == "job-infeasible" and err.message.startswith("Task 'big' ([1]): ")
+    assert err.code == "managed-job-infeasible" and err.message.startswith("Task 'big' ([1]): ")
     assert err.details["task"] == 1 and err.details["cause"] == "resources-unavailable"
     assert err.hint and queued(db) == []
 

@@ -136,7 +136,7 @@ def test_launch_refuses_what_could_never_run_with_its_code(
 ) -> None:
     (tmp_path / "big.yaml").write_text("run: x\nresources: {accelerators: A100:8}\n")
     out = styx(env, "jobs", "launch", "-y", str(tmp_path / "big.yaml"))
-    assert out.returncode == 6 and "Error [job-infeasible]" in out.stderr, out
+    assert out.returncode == 6 and "Error [managed-job-infeasible]" in out.stderr, out
     assert "Hint: " in out.stderr and "queued" not in out.stdout
     (tmp_path / "s.yaml").write_text("name: s\nrun: x\nsecrets: {TOKEN: null}\n")
     out = styx(env, "jobs", "launch", "--no-controller", str(tmp_path / "s.yaml"))

@@ -43,6 +43,41 @@ def test_failing_run_is_failed_with_its_exit_code(styx: Styx, cluster: str, tmp_
     assert "before" in r.stdout
     last = max(jobs(styx, cluster).values(), key=lambda j: j["job_id"])
     assert last["status"] == "FAILED" and last["exit_code"] == 7
+    assert f"Job {last['job_id']} on '{cluster}'" in r.stderr  # exec names its job, as launch
+    # logs carries the job's exit code, followed or not
+    assert styx("logs", cluster, str(last["job_id"])).returncode == 7
+    r = styx("logs", cluster, str(last["job_id"]), "--no-follow")
+    assert r.returncode == 7 and "before" in r.stdout
+    r = styx("exec", cluster, "-d", "echo detached")
+    assert r.returncode == 0 and f"Job {last['job_id'] + 1} submitted to '{cluster}'" in r.stderr
+
+
+def test_logs_pass_the_jobs_bytes_through(styx: Styx, cluster: str) -> None:
+    import subprocess
+    import sys
+
+    # 1 MB of bytes that are not UTF-8, then a line of text: all of it arrives unchanged.
+    run = "head -c 1000000 /dev/zero | tr '\\0' '\\377'; printf 'end\\n'"
+    r = styx("exec", cluster, "-d", run)  # -d: this runner decodes its output as text
+    assert r.returncode == 0, r.stderr
+    job_id = max(jobs(styx, cluster))
+    wait_for(lambda: jobs(styx, cluster)[job_id]["status"] == "SUCCEEDED", 60, "the job")
+    for follow in ("--follow", "--no-follow"):
+        out = subprocess.run(
+            [sys.executable, "-m", "styx.cli.main", "logs", cluster, str(job_id), follow],
+            env=styx.env(),
+            cwd=REPO,
+            capture_output=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == b"\xff" * 1_000_000 + b"end\n"
+
+
+def test_start_on_an_up_cluster_says_so(styx: Styx, cluster: str) -> None:
+    r = styx("start", cluster, "-y")
+    assert r.returncode == 0, r.stderr
+    assert f"cluster '{cluster}' is already up" in r.stderr and "✓" not in r.stderr
 
 
 def test_failing_setup_is_failed_setup(styx: Styx, tmp_path: Path) -> None:

@@ -127,3 +127,40 @@ def test_dag_plan_renders_per_task(catalog_env: Path) -> None:
     plan = optimize_dag(dag, clouds=CLOUDS, offers=[LOCAL])
     text = plan_text(plan)
     assert "Task a:" in text and "Task b:" in text and "solved by dp" in text
+
+
+SMALL = InfraOffer("local", "local", (NodeCapacity(2, 7.63),))
+
+
+@pytest.mark.parametrize(
+    ("text", "offer", "expected"),
+    [
+        (
+            "resources: {cpus: 4, infra: local}",
+            SMALL,
+            "local: this machine has 2 vCPUs and 7.6 GB, but the task asks for 4 vCPUs",
+        ),
+        (
+            "resources: {cpus: 1, memory: 16+, infra: local}",
+            SMALL,
+            "this machine has 2 vCPUs and 7.6 GB, but the task asks for 1 vCPU and 16 GB",
+        ),
+        (
+            "resources: {accelerators: A100:1, infra: local}",
+            LOCAL,
+            "this machine has 8 vCPUs, 32 GB and RTX4090:1, but the task asks for A100:1",
+        ),
+        (
+            "num_nodes: 2\nresources: {cpus: 32, infra: ssh/mixed}",
+            InfraOffer("ssh", "mixed", (NodeCapacity(64, 256), NodeCapacity(16, 64))),
+            "1 of its 2 nodes fit one node of the task, 2 needed (its largest node has 64 vCPUs "
+            "and 256 GB, but the task asks for 32 vCPUs per node)",
+        ),
+    ],
+)
+def test_infeasible_on_own_capacity_gives_the_numbers(
+    catalog_env: Path, text: str, offer: InfraOffer, expected: str
+) -> None:
+    with pytest.raises(ResourcesUnavailable) as err:
+        optimize_task(task(text), clouds=[], offers=[offer])
+    assert expected in err.value.message, err.value.message

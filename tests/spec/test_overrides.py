@@ -141,6 +141,47 @@ def test_env_file_errors(tmp_path: Path) -> None:
     assert info.value.location is not None and info.value.location.line == 2
 
 
+def test_env_file_reads_as_python_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Multi-line quoted values, ``${VAR}`` from earlier lines and the shell, and escapes in
+    double quotes, as SkyPilot (python-dotenv) reads them."""
+    monkeypatch.setenv("STYX_TEST_HOME_DIR", "/home/u")
+    path = tmp_path / ".env"
+    path.write_text(
+        'CERT="-----BEGIN-----\nabc\n-----END-----"\n'
+        "BASE=/data\n"
+        "DATA=${BASE}/set\n"
+        "CACHE=${STYX_TEST_HOME_DIR}/cache\n"
+        'SEP="a\\tb"\n'
+        "AFTER=1\n"
+    )
+    values = read_env_file(str(path))
+    assert values == {
+        "CERT": "-----BEGIN-----\nabc\n-----END-----",
+        "BASE": "/data",
+        "DATA": "/data/set",
+        "CACHE": "/home/u/cache",
+        "SEP": "a\tb",
+        "AFTER": "1",
+    }
+
+
+def test_env_file_key_without_value_and_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_text('A="x\ny"\nLONELY\n')
+    with pytest.raises(SpecError) as info:
+        read_env_file(str(path))
+    assert info.value.code == "invalid-override" and "LONELY" in info.value.message
+    assert info.value.location is not None and info.value.location.line == 3
+    with pytest.raises(SpecError) as info:
+        read_env_file(str(tmp_path))  # a folder
+    assert info.value.code == "invalid-override" and "cannot be read" in info.value.message
+    binary = tmp_path / "bin.env"
+    binary.write_bytes(b"A=\xff\xfe\n")
+    with pytest.raises(SpecError) as info:
+        read_env_file(str(binary))
+    assert "cannot be read" in info.value.message
+
+
 def test_apply_to_dag() -> None:
     dag = Dag.from_yaml_str("name: p\n---\nname: a\nenvs: {X: 1}\n---\nname: b\nrun: echo\n")
     new = apply_to_dag(dag, Overrides(env=("X=2",)), environ={})

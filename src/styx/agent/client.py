@@ -7,6 +7,7 @@ Errors come back as :class:`styx.errors.AgentError` (with the agent's ``code``, 
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import json
 import os
@@ -21,7 +22,9 @@ from styx.agent.protocol import (
     AutostopConfig,
     JobRecord,
     JobSpec,
+    chunk_bytes,
     encode,
+    is_chunk,
     is_heartbeat,
     request,
 )
@@ -198,16 +201,30 @@ class AgentClient:
     def tail_logs(
         self, job_id: int, follow: bool = True, lines: int | None = None
     ) -> Iterator[str]:
-        """The job's combined log as text chunks: to the job's end (``follow``) or to the
-        current end of the file. ``lines`` starts from the last N lines."""
+        """The job's combined log as text chunks (bytes that are not UTF-8 become U+FFFD):
+        to the job's end (``follow``) or to the current end of the file. ``lines`` starts
+        from the last N lines. :meth:`tail_log_bytes` gives the bytes as written."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        for data in self.tail_log_bytes(job_id, follow, lines):
+            text = decoder.decode(data)
+            if text:
+                yield text
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+
+    def tail_log_bytes(
+        self, job_id: int, follow: bool = True, lines: int | None = None
+    ) -> Iterator[bytes]:
+        """The job's combined log as the bytes the job wrote, in chunks; as :meth:`tail_logs`."""
         # Followed, the agent sends a heartbeat at least every few seconds: silence is death.
         conn = _Conn(self.socket_path, STREAM_IDLE_S if follow else self.timeout)
         try:
             conn.send(request("tail_logs", {"job_id": job_id, "follow": follow, "lines": lines}))
             while True:
                 reply = conn.read()
-                if "chunk" in reply:
-                    yield str(reply["chunk"])
+                if is_chunk(reply):
+                    yield chunk_bytes(reply)
                     continue
                 _result(reply)
                 return

@@ -245,7 +245,7 @@ def call(root: Path) -> int:
     """Bridge stdin/stdout to the agent's socket: each request line read from stdin is sent and
     its reply lines (chunks, then the final reply) are written to stdout."""
     from styx.agent.client import _Conn
-    from styx.agent.protocol import encode, error_reply, is_heartbeat
+    from styx.agent.protocol import encode, error_reply, is_chunk, is_heartbeat
 
     paths = AgentPaths(root)
     out = sys.stdout.buffer
@@ -269,7 +269,7 @@ def call(root: Path) -> int:
                 out.write(reply)
                 out.flush()
                 msg = json.loads(reply)
-                if "chunk" not in msg and not is_heartbeat(msg):
+                if not is_chunk(msg) and not is_heartbeat(msg):
                     break
     finally:
         if conn is not None:

@@ -9,7 +9,6 @@ the followers of the job's log at once, so the first output reaches ``styx exec`
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
@@ -150,10 +149,10 @@ async def follow(
     is_done: Callable[[], bool],
     follow_: bool,
     start: int = 0,
-) -> AsyncIterator[str]:
-    """Text of ``path`` from ``start``: up to the current end, or (``follow_``) until
-    ``is_done()`` and everything written before it has been read."""
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+) -> AsyncIterator[bytes]:
+    """Bytes of ``path`` from ``start``, as written (no decoding: a job's output need not be
+    text): up to the current end, or (``follow_``) until ``is_done()`` and everything written
+    before it has been read."""
     offset = start
     fh = None
     try:
@@ -165,14 +164,9 @@ async def follow(
             data = fh.read(_READ) if fh is not None else b""
             if data:
                 offset += len(data)
-                text = decoder.decode(data)
-                if text:
-                    yield text
+                yield data
                 continue
             if not follow_ or done:
-                tail = decoder.decode(b"", final=True)
-                if tail:
-                    yield tail
                 return
             await signal.wait(timeout=1.0)
     finally:

@@ -7,8 +7,9 @@ a stream socket (a local unix socket, or one forwarded through SSH):
 * request: ``{"v": PROTOCOL_VERSION, "op": "<op>", "args": {...}}``
 * reply: ``{"v": ..., "ok": true, "result": ...}`` or ``{"v": ..., "ok": false, "error":
   {"code", "message", "hint"}}``
-* streamed replies (``tail_logs``) send ``{"v": ..., "chunk": "<text>"}`` lines first and end
-  with an ordinary reply.
+* streamed replies (``tail_logs``) send ``{"v": ..., "data": "<base64>"}`` lines first and end
+  with an ordinary reply. A log chunk is the job's output bytes as written, base64-encoded:
+  JSON carries only text, and a job's output need not be UTF-8.
 * while a request is under way (a followed log, ``wait``, ``cancel``) the agent sends
   ``{"v": ..., "alive": true}`` at least every :data:`HEARTBEAT_S` seconds; a client that
   hears nothing for :data:`STREAM_IDLE_S` seconds gives up (``agent-unreachable``), so no call
@@ -24,6 +25,8 @@ shared job status (:mod:`styx.lifecycle`).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import functools
 import json
@@ -38,7 +41,7 @@ from styx.lifecycle import JobStatus as JobStatus  # re-exported: the protocol's
 from styx.paths import atomic_write
 from styx.spec.check import Source, Value
 
-PROTOCOL_VERSION = 2  # 2: heartbeats on long requests
+PROTOCOL_VERSION = 3  # 2: heartbeats on long requests; 3: log chunks are bytes (base64)
 
 #: How often the agent says it is alive during a long request.
 HEARTBEAT_S = 5.0
@@ -434,8 +437,25 @@ def error_reply(code: str, message: str, hint: str) -> dict[str, Any]:
     }
 
 
-def chunk_reply(text: str) -> dict[str, Any]:
-    return {"v": PROTOCOL_VERSION, "chunk": text}
+def chunk_reply(data: bytes) -> dict[str, Any]:
+    """One streamed piece of a job's log: its bytes, whatever their encoding."""
+    return {"v": PROTOCOL_VERSION, "data": base64.b64encode(data).decode("ascii")}
+
+
+def is_chunk(reply: Mapping[str, Any]) -> bool:
+    return "data" in reply and "ok" not in reply
+
+
+def chunk_bytes(reply: Mapping[str, Any]) -> bytes:
+    """The bytes of a :func:`chunk_reply`; AgentError ``invalid-reply`` when not base64."""
+    try:
+        return base64.b64decode(str(reply["data"]), validate=True)
+    except (ValueError, binascii.Error) as e:
+        raise AgentError(
+            f"The agent sent a log chunk that is not base64: {e}.",
+            "Run `styx start CLUSTER` to restart the agent at this Styx's version.",
+            code="invalid-reply",
+        ) from e
 
 
 def heartbeat_reply() -> dict[str, Any]:

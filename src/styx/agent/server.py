@@ -187,14 +187,14 @@ class Server:
     async def _tail(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> None:
         a = _only(args, "job_id", "follow", "lines")
         job_id = a.integer_at("job_id")
-        chunks: asyncio.Queue[str | None] = asyncio.Queue(maxsize=64)
+        chunks: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=64)
 
         async def produce() -> None:
             try:
-                async for text in self.agent.tail(
+                async for data in self.agent.tail(
                     job_id, a.boolean_at("follow", False), a.opt_integer_at("lines")
                 ):
-                    await chunks.put(text)
+                    await chunks.put(data)
             finally:
                 await chunks.put(None)
 
@@ -202,14 +202,14 @@ class Server:
         try:
             while True:
                 try:
-                    text = await asyncio.wait_for(chunks.get(), HEARTBEAT_S)
+                    data = await asyncio.wait_for(chunks.get(), HEARTBEAT_S)
                 except TimeoutError:
                     writer.write(encode(heartbeat_reply()))  # a quiet job, a live agent
                     await writer.drain()
                     continue
-                if text is None:
+                if data is None:
                     break
-                writer.write(encode(chunk_reply(text)))
+                writer.write(encode(chunk_reply(data)))
                 await writer.drain()
             await producer  # ended: raises the log's own error (an unknown job), if any
         finally:

@@ -475,7 +475,7 @@ class Agent:
             await self.signal(job_id).wait(timeout=left if left is not None else 5.0)
         return self.store.get(job_id)
 
-    async def tail(self, job_id: int, follow: bool, lines: int | None) -> AsyncIterator[str]:
+    async def tail(self, job_id: int, follow: bool, lines: int | None) -> AsyncIterator[bytes]:
         rec = self.store.get(job_id)
         path = Path(rec.log_dir) / logs.RUN_LOG
         start = logs.tail_start(path, lines)

@@ -108,6 +108,7 @@ def launch(
     **kw: Any,
 ) -> int:
     """Launch a task: provision a cluster (or reuse it), set it up, and run the task."""
+    from styx.cli.confirm import confirm
     from styx.ops import launch as ops_launch
 
     return ops_launch.launch_cli(
@@ -118,7 +119,7 @@ def launch(
         down=down,
         idle_minutes=idle_minutes,
         fast=fast,
-        yes=yes,
+        confirm=lambda question: confirm(question, yes=yes, destructive=False),
         task_name=task_name,
         overrides=_overrides(kw),
     )
@@ -184,9 +185,10 @@ def queue(clusters: tuple[str, ...], all_jobs: bool, as_json: bool) -> int:
     help="Print the job's status only; exit 0 if it succeeded.",
 )
 def logs(cluster: str, job_id: int | None, follow: bool, status_only: bool) -> int:
-    """Show a job's logs (the latest job when no id is given). Ctrl-C leaves the job running."""
-    import sys
+    """Show a job's logs (the latest job when no id is given). Ctrl-C leaves the job running.
 
+    The output is the job's bytes as written. Exits with the job's exit code once it has
+    ended (followed or not), 0 while it still runs."""
     from styx.ops import jobs_ops
 
     handle, job = jobs_ops.find_job(cluster, job_id)
@@ -194,10 +196,9 @@ def logs(cluster: str, job_id: int | None, follow: bool, status_only: bool) -> i
         click.echo(f"Job {job.job_id}: {job.status.value}")
         return 0 if job.status.value == "SUCCEEDED" else 1
     if not follow:
-        for chunk in jobs_ops.log_chunks(handle, job.job_id):
-            sys.stdout.write(chunk)
-        sys.stdout.flush()
-        return 0
+        for data in jobs_ops.log_chunks(handle, job.job_id):
+            jobs_ops.write_output(data)
+        return jobs_ops.exit_code_of(job) if job.status.is_terminal else 0
     return jobs_ops.follow_job(handle, job.job_id, report=False)
 
 
@@ -212,6 +213,14 @@ def cancel(cluster: str, job_ids: tuple[int, ...], all_jobs: bool, yes: bool) ->
 
     from styx.ops import jobs_ops
 
+    if all_jobs and not job_ids:
+        from styx.cli.confirm import confirm
+        from styx.ops import common
+
+        # An unknown or stopped cluster fails before the question, as it would after it.
+        if common.require_cluster(common.database(), cluster).status.value != "UP":
+            common.require_up(common.database(), cluster)
+        confirm(f"Cancelling all jobs on cluster '{cluster}'. Proceed?", yes=yes, destructive=True)
     started = time.monotonic()
     cancelled = jobs_ops.cancel(cluster, list(job_ids), all_jobs=all_jobs)
     if cancelled:
@@ -228,9 +237,15 @@ def _lifecycle(action: str, help_text: str) -> click.Command:
     @click.option("-a", "--all", "all_clusters", is_flag=True, help="Every cluster.")
     @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
     def command(clusters: tuple[str, ...], all_clusters: bool, yes: bool) -> int:
+        from styx.cli.confirm import confirm
         from styx.cli.render import print_error_brief
         from styx.ops import cluster_ops
         from styx.ops.pipeline import Pipeline
+
+        def ask(names: list[str]) -> None:
+            verb = {"stop": "Stopping", "start": "Starting", "down": "Tearing down"}[action]
+            question = f"{verb} cluster(s) {', '.join(names)}. Proceed?"
+            confirm(question, yes=yes, destructive=action != "start")
 
         failures = cluster_ops.lifecycle(
             action,
@@ -238,6 +253,7 @@ def _lifecycle(action: str, help_text: str) -> click.Command:
             all_clusters=all_clusters,
             pipe=Pipeline(),
             on_error=print_error_brief,  # as each fails, between the stage lines
+            confirm=ask,
         )
         return 1 if failures else 0
 

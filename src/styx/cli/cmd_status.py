@@ -24,6 +24,9 @@ def status(clusters: tuple[str, ...], refresh: bool, as_json: bool) -> int:
         records = [refresh_one(db, r) for r in records]
     if not clusters:
         _note_orphans({r.name for r in records})
+    missing = [n for n in dict.fromkeys(clusters) if n not in {r.name for r in records}]
+    if missing and not records:
+        raise _not_found(missing)
     if as_json:
         rows = [
             {
@@ -39,6 +42,8 @@ def status(clusters: tuple[str, ...], refresh: bool, as_json: bool) -> int:
             for r in records
         ]
         click.echo(json.dumps(rows, indent=2))
+        if missing:
+            raise _not_found(missing)
         return 0
     from styx.cli.tables import cluster_table
 
@@ -51,7 +56,21 @@ def status(clusters: tuple[str, ...], refresh: bool, as_json: bool) -> int:
                 why = degraded_reason(db, r.name) or "unknown"
                 click.echo(click.style(f"Cluster '{r.name}' is DEGRADED: {why}.", fg="red"))
                 click.echo(f"  Run `styx down {r.name}` to free its hosts, or relaunch it.")
+    if missing:
+        raise _not_found(missing)
     return 0
+
+
+def _not_found(names: list[str]) -> Exception:
+    """ClusterNotFound naming every cluster asked for that does not exist."""
+    from styx.errors import ClusterNotFound
+
+    listed = ", ".join(f"'{n}'" for n in names)
+    return ClusterNotFound(
+        f"Cluster {listed} does not exist."
+        if len(names) == 1
+        else f"Clusters {listed} do not exist."
+    )
 
 
 def _note_orphans(known: set[str]) -> None:

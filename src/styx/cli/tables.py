@@ -6,6 +6,7 @@ rich spends ~0.5 ms per row laying them out, which would dominate `styx queue`.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -31,9 +32,12 @@ _STATUS_STYLE = {
 def render(headers: Sequence[str], rows: Sequence[Sequence[str]], *, max_width: int = 40) -> None:
     """Print aligned columns (2 spaces apart) with a bold header; STATUS cells are coloured.
 
-    Cells wider than ``max_width`` are cut with an ellipsis.
+    On a terminal, cells wider than ``max_width`` are cut with an ellipsis; piped (to a file,
+    ``grep``, a script), every value is printed whole. Control characters in a cell are shown
+    escaped, so that a value cannot break the table's lines.
     """
-    cut = [[c if len(c) <= max_width else c[: max_width - 1] + "…" for c in row] for row in rows]
+    limit = max_width if _stdout_is_terminal() else None
+    cut = [[_cell(c, limit) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cut]) for i, h in enumerate(headers)]
     status_col = headers.index("STATUS") if "STATUS" in headers else -1
     header = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()
@@ -47,6 +51,21 @@ def render(headers: Sequence[str], rows: Sequence[Sequence[str]], *, max_width: 
             cells.append(text)
         lines.append("  ".join(cells).rstrip())
     click.echo("\n".join(lines))  # click keeps the colours only on a terminal
+
+
+def _cell(value: str, limit: int | None) -> str:
+    if not value.isprintable():
+        value = "".join(c if c.isprintable() else repr(c)[1:-1] for c in value)
+    if limit is None or len(value) <= limit:
+        return value
+    return value[: limit - 1] + "…"
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 _STYLE_ARGS: dict[str, dict[str, Any]] = {

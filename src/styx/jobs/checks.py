@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from styx.spec.task import Task
 
 #: The code of a task that no enabled infra can run (the optimizer's reason is in the message).
-INFEASIBLE = "job-infeasible"
+INFEASIBLE = "managed-job-infeasible"
 #: The name checks use for the cluster a job will get (its id is not known before queueing).
 _PROBE_CLUSTER = "styx-mj-0"
 
@@ -28,7 +28,7 @@ def check_submittable(dag: Dag) -> None:
 
     SpecError (``missing-value``, ``workdir-not-found``, ``mount-source-not-found``,
     ``mount-destination-refused`` ...), NotSupportedError, or ResourcesUnavailable
-    ``job-infeasible`` when the optimizer finds no enabled place that fits a task. Each task
+    ``managed-job-infeasible`` when the optimizer finds no enabled place that fits a task. Each task
     is placed on its own, as the controller launches it; tasks with equal resources are
     placed once.
     """
@@ -57,7 +57,7 @@ def _label(task: Task, index: int) -> str:
 
 
 def _place(task: Task) -> str:
-    """The infra the optimizer would put ``task`` on now; ``job-infeasible`` when none."""
+    """The infra the optimizer would put ``task`` on now; ``managed-job-infeasible`` when none."""
     from styx.ops.stages import choose_placement
 
     try:

@@ -41,24 +41,30 @@ def lifecycle(
     all_clusters: bool,
     pipe: Pipeline,
     on_error: OnError | None = None,
+    confirm: Callable[[list[str]], None] | None = None,
 ) -> list[tuple[str, StyxError]]:
     """``stop``, ``start`` or ``down`` each named cluster (or every one), each under its lock.
 
     ``down`` also stops the runtime of a local cluster the state database does not know (it
     was lost). A cluster that fails does not stop the others: its error is passed to
     ``on_error`` as it happens, and every failure is returned (empty: all done). An unknown
-    name fails the whole call first (ClusterNotFound), before anything is changed.
+    name fails the whole call first (ClusterNotFound), before anything is changed. Then
+    ``confirm`` (when given) is called with the names about to change, before any change; it
+    raises to change nothing. It is not called when there is nothing to change.
     """
     db = common.database()
     failures: list[tuple[str, StyxError]] = []
+    orphans: list[str] = []
     if action == "down":
         names, orphans = _split_orphans(db, names, all_clusters)
-        for name in orphans:
-            teardown_orphan(name, pipe)
-        if orphans and not names and not all_clusters:
-            return failures
+    only_orphans = bool(orphans) and not names and not all_clusters
+    records = [] if only_orphans else _targets(db, names, all_clusters)
+    if confirm is not None and (orphans or records):
+        confirm([*orphans, *(r.name for r in records)])
+    for name in orphans:
+        teardown_orphan(name, pipe)
     act = {"stop": stop, "start": start, "down": teardown}[action]
-    for record in _targets(db, names, all_clusters):
+    for record in records:
         try:
             act(record.name, pipe)
         except StyxError as err:
@@ -122,12 +128,30 @@ def start(name: str, pipe: Pipeline) -> None:
     with cluster_lock(db, name, purpose="start", timeout=60.0):
         record = common.require_cluster(db, name)
         provider = common.provider_of(record)
+        if record.status is ClusterStatus.UP and _runtime_answers(record, provider):
+            pipe.skip("start", f"cluster '{name}' is already up")
+            return
         with pipe.stage("start", f"cluster '{name}'"):
             handle = provider.start(common.handle_of(record))
             auto = record.autostop or {}
             autostop = AutostopConfig(auto.get("idle_minutes"), bool(auto.get("down")))
             runtime.start(handle, provider, autostop=autostop)
             set_cluster_status(db, name, ClusterStatus.UP, message="started by user")
+
+
+def _runtime_answers(record: ClusterRecord, provider: Provider) -> bool:
+    """Whether the UP cluster's agent answers with its Ray runtime up: nothing to start. A
+    silent agent or a dead Ray is what ``start`` repairs."""
+    from styx.cluster import runtime
+
+    handle = common.handle_of(record)
+    if not handle.nodes:
+        return False
+    try:
+        info = runtime.ping(provider.agent_socket(handle))
+    except StyxError:
+        return False
+    return info is not None and info.ray_down is None
 
 
 def teardown(name: str, pipe: Pipeline) -> None:

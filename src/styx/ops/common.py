@@ -7,7 +7,7 @@ import secrets
 from typing import TYPE_CHECKING
 
 from styx.config import config_db_url, database, user_config
-from styx.errors import ClusterNotUp, UsageError
+from styx.errors import ClusterNotUp
 
 __all__ = [
     "agent_client",
@@ -30,9 +30,6 @@ if TYPE_CHECKING:
     from styx.spec.task import Task
     from styx.state.db import Database
     from styx.state.records import ClusterRecord
-
-#: SkyPilot's cluster-name rule: start with a letter, then letters, digits, '-', '_' or '.'.
-_NAME_MAX = 63
 
 
 def user_name() -> str:
@@ -101,19 +98,11 @@ def default_cluster_name(task: Task | None = None, *, fresh: bool = False) -> st
 
 
 def check_cluster_name(name: str) -> str:
-    """Reject names that would not work as a folder, a tag or a hostname."""
-    ok = (
-        0 < len(name) <= _NAME_MAX
-        and name[0].isalpha()
-        and all(c.isalnum() or c in "-_." for c in name)
-    )
-    if not ok:
-        raise UsageError(
-            f"'{name}' is not a valid cluster name.",
-            "Use up to 63 letters, digits, '-', '_' or '.', starting with a letter.",
-            code="invalid-cluster-name",
-        )
-    return name
+    """Reject names that would not work as a folder, a tag or a hostname (the one name rule,
+    :mod:`styx.spec.names`); UsageError ``invalid-cluster-name``."""
+    from styx.spec.names import check_cluster_name as check
+
+    return check(name)
 
 
 def require_cluster(db: Database, name: str) -> ClusterRecord:

@@ -37,9 +37,8 @@ def follow_job(handle: ClusterHandle, job_id: int, *, report: bool = True) -> in
     name = handle.cluster_name
     try:
         with common.agent_client(handle) as client:
-            for chunk in client.tail_logs(job_id, follow=True):
-                sys.stdout.write(chunk)
-                sys.stdout.flush()
+            for data in client.tail_log_bytes(job_id, follow=True):
+                write_output(data)
             job = client.job(job_id)
             info = client.ping() if job.status.value.startswith("FAILED") else None
     except KeyboardInterrupt:
@@ -157,10 +156,22 @@ def find_job(cluster: str, job_id: int | None) -> tuple[ClusterHandle, JobRecord
         return handle, client.job(job_id)
 
 
-def log_chunks(handle: ClusterHandle, job_id: int) -> Iterator[str]:
-    """The job's combined output so far, as text chunks (not following it)."""
+def log_chunks(handle: ClusterHandle, job_id: int) -> Iterator[bytes]:
+    """The job's combined output so far, as the bytes it wrote (not following it)."""
     with common.agent_client(handle) as client:
-        yield from client.tail_logs(job_id, follow=False)
+        yield from client.tail_log_bytes(job_id, follow=False)
+
+
+def write_output(data: bytes) -> None:
+    """Write a job's output bytes to stdout as they are (no decoding), and flush."""
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # a text-only stdout (a test's capture): decode, as best it can
+        sys.stdout.write(data.decode("utf-8", errors="replace"))
+        sys.stdout.flush()
+        return
+    sys.stdout.flush()  # what was written as text goes first
+    buffer.write(data)
+    buffer.flush()
 
 
 def cancel(cluster: str, job_ids: list[int], *, all_jobs: bool) -> list[int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from styx.errors import NotSupportedError, StyxError
@@ -150,11 +150,15 @@ def launch(
     fast: bool = False,
     quiet: bool = True,
     avoid_regions: Sequence[str] = (),
+    confirm: Callable[[str], None] | None = None,
 ) -> LaunchResult:
     """Launch ``task`` on ``cluster_name`` (created if missing, reused if UP) and submit it.
 
     With ``detach=False`` the job's output streams to stdout and ``exit_code`` is the job's.
-    ``avoid_regions`` (``"infra/region"``) are chosen only when nothing else fits.
+    ``avoid_regions`` (``"infra/region"``) are chosen only when nothing else fits. Once the
+    task and its local paths are checked, and when the cluster is not UP (a new cluster, or
+    one to bring back), ``confirm`` is called with a question ending in "Proceed?"; it raises
+    to stop before anything is made.
     """
     from styx.spec.support import check_launchable
     from styx.state.clusters import get_cluster
@@ -168,6 +172,10 @@ def launch(
     pipe = Pipeline(quiet=quiet)
     db = common.database()
     name = common.check_cluster_name(cluster_name) if cluster_name else _auto_name(db, pipe, task)
+    if confirm is not None:
+        question = _launch_question(name)
+        if question is not None:
+            confirm(question)
     with cluster_lock(db, name, purpose="launch", timeout=60.0):
         autostop = _autostop_config(task, idle_minutes, down)
         record = get_cluster(db, name)
@@ -217,8 +225,11 @@ def launch(
     return _after_submit(pipe, handle, job_id, detach=detach, down=down)
 
 
-def exec_(task: Task, cluster_name: str, *, detach: bool = True) -> LaunchResult:
-    """Sync the workdir and submit ``task`` to an UP cluster, skipping setup."""
+def exec_(
+    task: Task, cluster_name: str, *, detach: bool = True, quiet: bool = True
+) -> LaunchResult:
+    """Sync the workdir and submit ``task`` to an UP cluster, skipping setup. Unless
+    ``quiet``, the job id is printed as launch prints it (and the job's end, when followed)."""
     from styx.spec.support import check_launchable
 
     check_launchable(task)
@@ -233,7 +244,8 @@ def exec_(task: Task, cluster_name: str, *, detach: bool = True) -> LaunchResult
     stages.sync_workdir(pipe, task, handle, provider)
     stages.sync_file_mounts(pipe, task, handle, provider)
     job_id = submit(task, handle, with_setup=False)
-    return _after_submit(pipe, handle, job_id, detach=detach, down=False)
+    # The stages stay silent (exec is meant to be fast and quiet); the job id is news.
+    return _after_submit(Pipeline(quiet=quiet), handle, job_id, detach=detach, down=False)
 
 
 def _after_submit(
@@ -314,11 +326,11 @@ def launch_cli(
     down: bool,
     idle_minutes: int | None,
     fast: bool,
-    yes: bool,
+    confirm: Callable[[str], None] | None,
     task_name: str | None,
     overrides: Overrides,
 ) -> int:
-    """``styx launch``: returns the process exit code."""
+    """``styx launch``: returns the process exit code. ``confirm`` as for :func:`launch`."""
     task = load_task(entrypoint, overrides, task_name)
     if dryrun:
         from styx.ops.plan import print_plan
@@ -328,9 +340,29 @@ def launch_cli(
         print_plan(task, name)
         return 0
     result = launch(
-        task, cluster, detach=detach, down=down, idle_minutes=idle_minutes, fast=fast, quiet=False
+        task,
+        cluster,
+        detach=detach,
+        down=down,
+        idle_minutes=idle_minutes,
+        fast=fast,
+        quiet=False,
+        confirm=confirm,
     )
     return result.exit_code or 0
+
+
+def _launch_question(name: str) -> str | None:
+    """What a launch on ``name`` asks before it spends money; None for an UP cluster."""
+    from styx.state.clusters import get_cluster
+    from styx.state.records import ClusterStatus
+
+    record = get_cluster(common.database(), name)
+    if record is None:
+        return f"Launching a new cluster '{name}'. Proceed?"
+    if record.status is ClusterStatus.UP:
+        return None
+    return f"Launching cluster '{name}' again (it is {record.status.value}). Proceed?"
 
 
 def exec_cli(
@@ -338,4 +370,4 @@ def exec_cli(
 ) -> int:
     """``styx exec``: returns the job's exit code (0 with --detach)."""
     task = load_task(entrypoint, overrides, task_name, allow_command=True)
-    return exec_(task, cluster, detach=detach).exit_code or 0
+    return exec_(task, cluster, detach=detach, quiet=False).exit_code or 0

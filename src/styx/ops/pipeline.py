@@ -13,6 +13,22 @@ from typing import Any
 STAGES = ("optimize", "provision", "runtime", "sync workdir", "sync file mounts", "setup", "exec")
 
 
+#: The width of a rich console that writes to a pipe or a file: no line or table is cut.
+PIPED_WIDTH = 10_000
+
+
+def console(*, stderr: bool = False) -> Any:
+    """A rich console for Styx's output. On a terminal it has the terminal's width; piped (a
+    file, ``grep``, a script), it is :data:`PIPED_WIDTH` wide, where rich would assume 80
+    columns and cut table cells (``lambda/a…``)."""
+    from rich.console import Console
+
+    out = Console(stderr=stderr, highlight=False)
+    if not out.is_terminal:
+        out = Console(stderr=stderr, highlight=False, width=PIPED_WIDTH)
+    return out
+
+
 class Pipeline:
     """Runs stages in order, reporting each; ``quiet`` prints nothing."""
 
@@ -24,9 +40,7 @@ class Pipeline:
     @property
     def console(self) -> Any:
         if self._console is None:
-            from rich.console import Console
-
-            self._console = Console(stderr=True, highlight=False)
+            self._console = console(stderr=True)
         return self._console
 
     @contextmanager

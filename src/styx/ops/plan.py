@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import yaml
-from rich.console import Console
 
 if TYPE_CHECKING:
     from styx.cluster.dests import NodeFolders
@@ -25,7 +24,9 @@ def print_plan(task: Task, cluster_name: str) -> None:
     check_launchable(task)  # unsupported fields, env and secret values still missing
     plan = optimize_task(task, choices=infra_choices(task))
     check_destinations(task, plan.chosen.infra, cluster_name)
-    console = Console(highlight=False)
+    from styx.ops.pipeline import console as make_console
+
+    console = make_console()  # piped: wide, so no cell of the plan is cut
     console.print(f"[bold]Plan[/] (dry run) for cluster [bold]{cluster_name}[/]")
     console.print(render_plan(plan))
     for warning in common.launch_warnings(task, plan.chosen.infra):

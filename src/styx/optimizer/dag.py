@@ -136,9 +136,11 @@ def optimize_dag(
     total_seconds = sum(p.hours * 3600.0 for p in plans) + egress_seconds
     notes = core._price_notes(*plans)
     if method == "heuristic":
+        from styx.paths import pip_install
+
         notes += (
             "No MILP solver is installed and the DAG is large, so the placement is the best "
-            "found, not proven optimal; `pip install highspy` makes it exact.",
+            f"found, not proven optimal; `{pip_install('highspy')}` makes it exact.",
         )
     return Plan(
         tuple(plans),

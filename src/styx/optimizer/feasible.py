@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from styx.catalog.index import CloudCatalog, Shape
 from styx.optimizer.types import Block, Candidate, InfraOffer, NodeCapacity
 from styx.spec.frozen import FrozenDict
-from styx.spec.quantities import CpuSpec, MemorySpec
+from styx.spec.quantities import CpuSpec, MemorySpec, num
 from styx.spec.resources import Resources
 
 DEFAULT_CPUS = CpuSpec(8, at_least=True)
@@ -222,10 +222,52 @@ def offer_reason(offer: InfraOffer, r: Resources, num_nodes: int) -> str | None:
         return "it has no instance types"
     fitting = sum(1 for node in offer.nodes if node_fits(node, r))
     if fitting < num_nodes:
-        return f"{fitting} of its {len(offer.nodes)} nodes fit one node of the task, {num_nodes} needed"
+        return _capacity_reason(offer, r, num_nodes, fitting)
     if r.max_hourly_cost is not None and offer.hourly_price > r.max_hourly_cost:
         return f"its price ${offer.hourly_price:g}/h is above max_hourly_cost"
     return None
+
+
+def _words(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _has(node: NodeCapacity) -> str:
+    """What one machine has, in words: ``2 vCPUs and 7.6 GB``."""
+    parts = [f"{num(node.cpus)} vCPU{'s' if node.cpus != 1 else ''}"]
+    parts.append(f"{num(round(node.memory_gb, 1))} GB")
+    parts.extend(f"{name}:{num(count)}" for name, count in sorted(node.accelerators.items()))
+    return _words(parts)
+
+
+def _asks(r: Resources) -> str:
+    """What one node of the task asks for on capacity the caller has (all minimums)."""
+    parts = []
+    if r.cpus is not None:
+        parts.append(f"{num(r.cpus.count)} vCPU{'s' if r.cpus.count != 1 else ''}")
+    if r.memory is not None:
+        if r.memory.per_cpu is not None:
+            parts.append(f"{num(r.memory.per_cpu)} GB per vCPU")
+        else:
+            parts.append(f"{num(r.memory.gb or 0)} GB")
+    if r.accelerator is not None:
+        parts.append(f"{r.accelerator.name}:{num(r.accelerator.count)}")
+    return _words(parts) if parts else "no particular size"
+
+
+def _capacity_reason(offer: InfraOffer, r: Resources, num_nodes: int, fitting: int) -> str:
+    """Why too few of the offer's machines hold a node of the task, with the numbers: what
+    the machines have and what the task asks for."""
+    if len(offer.nodes) == 1 and fitting == 0:
+        subject = "this machine" if offer.kind == "local" else "its one node"
+        return f"{subject} has {_has(offer.nodes[0])}, but the task asks for {_asks(r)}"
+    head = f"{fitting} of its {len(offer.nodes)} nodes fit one node of the task, {num_nodes} needed"
+    if fitting == len(offer.nodes) or not offer.nodes:
+        return head  # every machine fits: there are too few of them
+    largest = max(offer.nodes, key=lambda n: (n.cpus, n.memory_gb, sum(n.accelerators.values())))
+    return (
+        f"{head} (its largest node has {_has(largest)}, but the task asks for {_asks(r)} per node)"
+    )
 
 
 def offer_candidate(

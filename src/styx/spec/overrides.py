@@ -93,11 +93,21 @@ def _pair(flag: str, item: str, environ: Mapping[str, str]) -> tuple[str, str]:
 
 
 def read_env_file(path: str) -> dict[str, str]:
-    """Parse a dotenv file: ``KEY=value`` lines, ``export`` prefixes, ``#`` comments, and
-    single- or double-quoted values."""
+    """Read a dotenv file as SkyPilot does, with python-dotenv: ``KEY=value`` lines, ``export``
+    prefixes, ``#`` comments, quoted values (multi-line, with escapes such as ``\\t`` and
+    ``\\n`` in double quotes) and ``${VAR}`` expanded from earlier lines and the environment.
+
+    Unlike python-dotenv, which skips what it cannot parse with a warning, a line that is not
+    an assignment (or a key with no ``=``) is an ``invalid-override`` error naming its line.
+    """
+    import io
+
+    from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
+
     try:
         with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
+            text = handle.read()
     except FileNotFoundError:
         raise _flag_error(
             "--env-file",
@@ -109,39 +119,41 @@ def read_env_file(path: str) -> dict[str, str]:
         raise _flag_error(
             "--env-file",
             f"The env file '{path}' cannot be read ({exc}).",
-            "Give a UTF-8 text file.",
+            "Give a readable UTF-8 text file.",
         ) from None
-    out: dict[str, str] = {}
-    for number, line in enumerate(lines, start=1):
-        text = line.strip()
-        if not text or text.startswith("#"):
-            continue
-        text = text.removeprefix("export ").strip()
-        key, sep, value = text.partition("=")
-        if not sep or not _ENV_NAME.fullmatch(key.strip()):
+    lines: dict[str, int] = {}
+    for binding in parse_stream(io.StringIO(text)):
+        where = Location(file=path, line=binding.original.line, path="--env-file")
+        if binding.error or (binding.key is not None and not _ENV_NAME.fullmatch(binding.key)):
             raise SpecError(
-                f"Line {number} of the env file is not KEY=value.",
-                "Write one KEY=value per line; lines starting with # are comments.",
-                location=Location(file=path, line=number, path="--env-file"),
+                f"Line {binding.original.line} of the env file is not KEY=value.",
+                "Write KEY=value (a name of letters, digits and underscores); "
+                "lines starting with # are comments.",
+                location=where,
                 code="invalid-override",
             )
-        out[key.strip()] = _unquote(value.strip())
-        problem = limits.env_problem(key.strip(), out[key.strip()])
+        if binding.key is not None and binding.value is None:
+            raise SpecError(
+                f"Line {binding.original.line} of the env file names {binding.key} "
+                "without a value.",
+                f"Write {binding.key}=value (or {binding.key}= for an empty value).",
+                location=where,
+                code="invalid-override",
+            )
+        if binding.key is not None:
+            lines[binding.key] = binding.original.line
+    out: dict[str, str] = {}
+    for key, value in dotenv_values(stream=io.StringIO(text), interpolate=True).items():
+        out[key] = value or ""
+        problem = limits.env_problem(key, out[key])
         if problem:
             raise SpecError(
                 problem,
                 limits.ENV_HINT,
-                location=Location(file=path, line=number, path="--env-file"),
+                location=Location(file=path, line=lines.get(key), path="--env-file"),
                 code="invalid-env-value",
             )
     return out
-
-
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        inner = value[1:-1]
-        return inner.replace("\\n", "\n").replace('\\"', '"') if value[0] == '"' else inner
-    return value.split(" #", 1)[0].rstrip()
 
 
 def _resource_changes(o: Overrides) -> dict[str, Any]:

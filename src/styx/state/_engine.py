@@ -29,9 +29,12 @@ def create(url: str, where: str, busy_timeout_s: float) -> Engine:
     except NoSuchModuleError as exc:
         raise StateError(f"The database URL {where!r} names an unknown driver.", _URL_HINT) from exc
     except ImportError as exc:
+        from styx.paths import pip_install
+
         raise StateError(
             f"The driver for {where!r} is not installed ({exc.name or exc}).",
-            "Install it, or use postgresql:// with psycopg 3 (`pip install 'styx[postgres]'`).",
+            "Install it, or use postgresql:// with psycopg 3 "
+            f"(`{pip_install('psycopg[binary]')}`).",
         ) from exc
     raise StateError(
         f"The database URL {where!r} names {backend!r}; Styx supports SQLite and PostgreSQL.",

@@ -20,7 +20,9 @@ def check(probe: bool = False) -> InfraStatus:
     try:
         import boto3  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:
-        return InfraStatus("aws", False, "boto3 is not installed (pip install boto3)")
+        from styx.paths import pip_install
+
+        return InfraStatus("aws", False, f"boto3 is not installed (`{pip_install('boto3')}`)")
     saved = os.environ.get("AWS_EC2_METADATA_DISABLED")
     if not probe:
         os.environ["AWS_EC2_METADATA_DISABLED"] = "true"  # no call to 169.254.169.254
