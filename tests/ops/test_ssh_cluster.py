@@ -299,9 +299,8 @@ resources:
   infra: ssh/lab
 run: |
   ray=~/.styx/runtime/bin/ray; py=~/.styx/runtime/bin/python
-  tmp=/tmp/own-ray-$SKYPILOT_TASK_ID
   head=$(echo "$SKYPILOT_NODE_IPS" | head -n1)
-  opts="--temp-dir $tmp --num-cpus 1 --disable-usage-stats"
+  opts="--num-cpus 1 --disable-usage-stats"  # Ray's own default folder, /tmp/ray
   if [ "$SKYPILOT_NODE_RANK" = 0 ]; then
     $ray start --head --port 6379 --node-ip-address "$head" --include-dashboard false $opts >/dev/null
     $py -c "
@@ -312,14 +311,14 @@ run: |
       time.sleep(1)
   print('OWN-RAY', ray.get_runtime_context().gcs_address, len(ray.nodes()))
   "
-    touch $tmp.done 2>/dev/null
+    sleep 2
   else
     for i in $(seq 60); do
       $ray start --address "$head:6379" $opts >/dev/null 2>&1 && break; sleep 1
     done
-    sleep 15
+    sleep 20
   fi
-  pkill -f "$tmp" || true
+  pkill -f /tmp/ray/session || true  # only the task's Ray: Styx's lives in a folder of its own
 """,
     )
     r = styx("launch", task, "-c", "ownray", "-y", timeout=600)
