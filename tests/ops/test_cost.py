@@ -80,35 +80,45 @@ def down(db: Database, clock: Clock, name: str, at: float) -> None:
 
 def test_stopped_time_is_not_billed() -> None:
     changes = [
-        (0.0, None, "INIT"),
-        (1.0, "INIT", "UP"),
-        (5.0, "UP", "STOPPED"),
-        (9.0, "STOPPED", "INIT"),
-        (10.0, "INIT", "UP"),
-        (12.0, "UP", None),
+        ("c", 0.0, None, "INIT"),
+        ("c", 1.0, "INIT", "UP"),
+        ("c", 5.0, "UP", "STOPPED"),
+        ("c", 9.0, "STOPPED", "INIT"),
+        ("c", 10.0, "INIT", "UP"),
+        ("c", 12.0, "UP", None),
     ]
     assert billed_intervals(changes, 0.0, now=100.0) == ((0.0, 5.0), (9.0, 12.0))
 
 
 def test_each_incarnation_of_a_name_is_billed_on_its_own() -> None:
-    changes = [(0.0, None, "INIT"), (2.0, "INIT", None), (5.0, None, "UP"), (6.0, "UP", "DEGRADED")]
+    changes = [
+        ("c", 0.0, None, "INIT"),
+        ("c", 2.0, "INIT", None),
+        ("c", 5.0, None, "UP"),
+        ("c", 6.0, "UP", "DEGRADED"),
+    ]
     assert billed_intervals(changes, 0.0, now=9.0) == ((0.0, 2.0),)
     assert billed_intervals(changes, 5.0, now=9.0) == ((5.0, 9.0),)  # live: up to now
 
 
 def test_a_creation_at_the_time_of_the_previous_deletion_is_found() -> None:
-    changes = [(0.0, None, "UP"), (4.0, "UP", None), (4.0, None, "INIT"), (5.0, "INIT", "UP")]
+    changes = [
+        ("c", 0.0, None, "UP"),
+        ("c", 4.0, "UP", None),
+        ("c", 4.0, None, "INIT"),
+        ("c", 5.0, "INIT", "UP"),
+    ]
     assert billed_intervals(changes, 4.0, now=6.0) == ((4.0, 6.0),)
     assert billed_intervals(changes, 0.0, now=6.0) == ((0.0, 4.0),)
 
 
 def test_a_lost_deletion_ends_at_the_next_creation() -> None:
-    changes = [(0.0, None, "UP"), (4.0, None, "INIT"), (6.0, "INIT", None)]
+    changes = [("c", 0.0, None, "UP"), ("c", 4.0, None, "INIT"), ("c", 6.0, "INIT", None)]
     assert billed_intervals(changes, 0.0, now=9.0) == ((0.0, 4.0),)
 
 
 def test_adopted_stopped_cluster_is_not_billed_until_started() -> None:
-    changes = [(0.0, None, "STOPPED"), (3.0, "STOPPED", "UP")]
+    changes = [("c", 0.0, None, "STOPPED"), ("c", 3.0, "STOPPED", "UP")]
     assert billed_intervals(changes, 0.0, now=4.5) == ((3.0, 4.5),)
     assert billed_intervals([], 0.0, now=4.5) == ()
 
@@ -254,3 +264,13 @@ def test_json_has_every_number(db: Database, clock: Clock) -> None:
     assert c["cost"] == pytest.approx(2.0) and c["hourly_price"] == 2.0
     assert c["intervals"] == [[T0, T0 + H]]
     assert data["total"] == {"clusters": 1, "hours": pytest.approx(1.0), "cost": 2.0, "unpriced": 0}
+
+
+def test_many_incarnations_of_one_name_are_each_found() -> None:
+    changes = []
+    for k in range(6):  # created at 10k, up at 10k+1, deleted at 10k+3 (the next creation: 10k+10)
+        t = 10.0 * k
+        changes += [("c", t, None, "INIT"), ("c", t + 1, "INIT", "UP"), ("c", t + 3, "UP", None)]
+    for k in range(6):
+        assert billed_intervals(changes, 10.0 * k, now=99.0) == ((10.0 * k, 10.0 * k + 3),)
+    assert billed_intervals(changes, 5.0, now=99.0) == ()  # no incarnation was created then

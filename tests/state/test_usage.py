@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from styx.state import clusters as repo
 from styx.state import managed_jobs as jobs_repo
 from styx.state.db import Database
@@ -33,7 +31,7 @@ def test_round_trip_and_overwrite(db: Database) -> None:
     u = usage("c1", "a")
     record_usage(db, u)
     assert get_usage(db, "c1") == u
-    cheaper = dataclasses.replace(u, hourly_price=None, resources=None, managed_job_id=None)
+    cheaper = u._replace(hourly_price=None, resources=None, managed_job_id=None)
     record_usage(db, cheaper)  # provisioned again while INIT: priced as what it is now
     assert get_usage(db, "c1") == cheaper
     assert len(cost_inputs(db).usage) == 1
@@ -48,9 +46,10 @@ def test_usage_outlives_the_cluster(db: Database) -> None:
     assert [u.cluster_id for u in inputs.usage] == [rec.cluster_id]
     assert inputs.live == []
     changes = inputs.changes["gone"]
-    assert [(old, new) for _, old, new in changes] == [(None, "INIT"), ("INIT", "UP"), ("UP", None)]
-    assert changes[0][0] == rec.created_at  # the usage row finds its creation by this time
-    assert [t for t, _, _ in changes] == sorted(t for t, _, _ in changes)
+    assert [c[2:] for c in changes] == [(None, "INIT"), ("INIT", "UP"), ("UP", None)]
+    assert changes[0][1] == rec.created_at  # the usage row finds its creation by this time
+    assert [c[1] for c in changes] == sorted(c[1] for c in changes)
+    assert {c[0] for c in changes} == {"gone"}
 
 
 def test_inputs_hold_jobs_runs_and_live_clusters(db: Database) -> None:
@@ -84,3 +83,13 @@ def test_fast_path_matches_the_sqlalchemy_path(db: Database) -> None:
     assert cost_inputs(slow) == cost_inputs(db)
     assert get_usage(slow, "missing") is None
     slow.close()
+
+
+def test_without_job_resources_only_job_clusters_lose_them(db: Database) -> None:
+    record_usage(db, usage("j", "styx-mj-7", managed_job_id=7))
+    record_usage(db, usage("u", "mine", managed_job_id=None))
+    lean = {u.cluster_id: u for u in cost_inputs(db, job_resources=False).usage}
+    full = {u.cluster_id: u for u in cost_inputs(db).usage}
+    assert lean["j"].resources is None and full["j"].resources is not None
+    assert lean["j"]._replace(resources=full["j"].resources) == full["j"]
+    assert lean["u"] == full["u"]

@@ -36,7 +36,8 @@ def cost_report(show_all: bool, days: int, as_json: bool) -> int:
     """
     from styx.ops import cost
 
-    report = cost.cost_report(days=days)
+    # The table lists managed jobs' clusters only with --all: their resources are not needed.
+    report = cost.cost_report(days=days, job_resources=show_all or as_json)
     if as_json:
         click.echo(json.dumps(cost.to_json(report), indent=2))
         return 0

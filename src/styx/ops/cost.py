@@ -21,8 +21,8 @@ import contextvars
 import dataclasses
 import math
 import time
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from styx.state.db import Database
@@ -85,9 +85,9 @@ def record_launch(
 # --- the report -------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class ClusterCost:
-    """One cluster incarnation: where, what, when it was billed, and at what price.
+class ClusterCost(NamedTuple):
+    """One cluster incarnation: where, what, when it was billed, and at what price (a named
+    tuple, as :class:`JobCost`: a report holds tens of thousands).
 
     ``status`` is the live cluster's status, or ``TERMINATED``; ``hourly_price`` is for all
     nodes (None when unknown, and then ``cost`` is None too); ``intervals`` are the
@@ -105,11 +105,7 @@ class ClusterCost:
     hourly_price: float | None
     managed_job_id: int | None
     intervals: tuple[tuple[float, float], ...]
-
-    @property
-    def seconds(self) -> float:
-        """Seconds billed so far."""
-        return sum(end - start for start, end in self.intervals)
+    seconds: float  # billed so far: the intervals' lengths summed
 
     @property
     def hours(self) -> float:
@@ -119,7 +115,7 @@ class ClusterCost:
     @property
     def cost(self) -> float | None:
         """Dollars so far, or None when the price is unknown."""
-        return None if self.hourly_price is None else self.hourly_price * self.hours
+        return None if self.hourly_price is None else self.hourly_price * self.seconds / 3600
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -131,14 +127,26 @@ class Total:
     cost: float = 0.0
     unpriced: int = 0
 
-    def add(self, c: ClusterCost) -> Total:
-        """This sum with ``c`` added."""
-        cost = c.cost
+    @classmethod
+    def of(cls, clusters: Iterable[ClusterCost]) -> Total:
+        """The sum over ``clusters``."""
+        n = unpriced = 0
+        seconds = cost = 0.0
+        for c in clusters:
+            n += 1
+            seconds += c.seconds
+            if c.hourly_price is None:
+                unpriced += 1
+            else:
+                cost += c.hourly_price * c.seconds / 3600
+        return cls(n, seconds, cost, unpriced)
+
+    def __add__(self, other: Total) -> Total:
         return Total(
-            self.clusters + 1,
-            self.seconds + c.seconds,
-            self.cost + (cost or 0.0),
-            self.unpriced + (cost is None),
+            self.clusters + other.clusters,
+            self.seconds + other.seconds,
+            self.cost + other.cost,
+            self.unpriced + other.unpriced,
         )
 
     @property
@@ -147,8 +155,7 @@ class Total:
         return self.seconds / 3600
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class JobCost:
+class JobCost(NamedTuple):
     """A managed job: its clusters (one per attempt that provisioned) summed in ``total``."""
 
     id: int
@@ -189,17 +196,15 @@ def billed_intervals(
 ) -> tuple[tuple[float, float], ...]:
     """When the incarnation created at ``created_at`` was billed, from its name's status
     changes (oldest first, possibly of several incarnations): from the creation at that time to
-    its deletion, the spans in a :data:`BILLED` status; one still billed ends at ``now``."""
-    i = bisect.bisect_left(changes, created_at - 1e-6, key=lambda c: c[0])
-    # Skip the previous incarnation's last changes recorded at the same time as this creation.
-    while i < len(changes) and changes[i][1] is not None and changes[i][0] <= created_at + 1e-6:
-        i += 1
+    its deletion, the spans in a :data:`BILLED` status; one still billed ends at ``now``.
+    ``changes`` are ``(name, time, from_status, to_status)``; the name is not looked at."""
+    i = _creation(changes, created_at)
     out: list[tuple[float, float]] = []
     since: float | None = None
     end = now
-    for n, (at, old, new) in enumerate(changes[i:]):
-        if old is None and n:  # the next incarnation: this one's deletion was not recorded
-            end = at
+    for n, (_, at, old, new) in enumerate(changes[i:]):
+        if old is None and (n or abs(at - created_at) > 1e-6):  # another incarnation's
+            end = at  # (this one's deletion was not recorded)
             break
         if new in BILLED:
             since = at if since is None else since
@@ -213,6 +218,26 @@ def billed_intervals(
     return tuple(out)
 
 
+def _creation(changes: Sequence[Change], created_at: float) -> int:
+    """The index of the creation at ``created_at`` (to a microsecond), else of the first
+    change after that time."""
+    low, high = created_at - 1e-6, created_at + 1e-6
+    i = bisect.bisect_left(changes, low, key=_time) if len(changes) > 8 else 0
+    while i < len(changes) and changes[i][1] < low:
+        i += 1
+    # The previous incarnation's deletion may be recorded at the same time: skip it.
+    for j in range(i, len(changes)):
+        if changes[j][1] > high:
+            break
+        if changes[j][2] is None:
+            return j
+    return i
+
+
+def _time(change: Change) -> float:
+    return change[1]
+
+
 def build(inputs: CostInputs, *, now: float, since: float | None = None) -> CostReport:
     """The report from what the state layer holds (pure: ``now`` is given).
 
@@ -220,10 +245,11 @@ def build(inputs: CostInputs, *, now: float, since: float | None = None) -> Cost
     runs) still active then, are listed, each with its whole cost.
     """
     clusters = _clusters(inputs, now)
-    per_job: dict[int, Total] = {}
+    by_job: dict[int, list[ClusterCost]] = {}
     for c in clusters:
         if c.managed_job_id is not None:
-            per_job[c.managed_job_id] = per_job.get(c.managed_job_id, Total()).add(c)
+            by_job.setdefault(c.managed_job_id, []).append(c)
+    empty = Total()
     jobs = [
         JobCost(
             id=j.id,
@@ -232,15 +258,13 @@ def build(inputs: CostInputs, *, now: float, since: float | None = None) -> Cost
             dag_run_id=j.dag_run_id,
             submitted_at=j.submitted_at,
             ended_at=j.ended_at,
-            total=per_job.get(j.id, Total()),
+            total=Total.of(by_job[j.id]) if j.id in by_job else empty,
         )
         for j in reversed(inputs.jobs)
         if since is None or j.ended_at is None or j.ended_at >= since
     ]
     shown = [c for c in clusters if since is None or _billed_after(c, since)]
-    total = Total()
-    for c in shown:
-        total = total.add(c)
+    total = Total.of(shown)
     shown.sort(key=lambda c: c.launched_at, reverse=True)
     return CostReport(now, since, tuple(shown), tuple(jobs), _runs(inputs, jobs), total)
 
@@ -253,6 +277,7 @@ def _clusters(inputs: CostInputs, now: float) -> list[ClusterCost]:
     for u in inputs.usage:
         rec = live.pop(u.cluster_id, None)
         intervals = billed_intervals(inputs.changes.get(u.cluster_name, ()), u.launched_at, now)
+        seconds = sum(end - start for start, end in intervals)
         out.append(
             ClusterCost(
                 name=u.cluster_name,
@@ -266,9 +291,11 @@ def _clusters(inputs: CostInputs, now: float) -> list[ClusterCost]:
                 hourly_price=u.hourly_price,
                 managed_job_id=u.managed_job_id,
                 intervals=intervals,
+                seconds=seconds,
             )
         )
     for rec in live.values():
+        intervals = billed_intervals(inputs.changes.get(rec.name, ()), rec.created_at, now)
         out.append(
             ClusterCost(
                 name=rec.name,
@@ -281,7 +308,8 @@ def _clusters(inputs: CostInputs, now: float) -> list[ClusterCost]:
                 ended_at=None,
                 hourly_price=None,
                 managed_job_id=None,
-                intervals=billed_intervals(inputs.changes.get(rec.name, ()), rec.created_at, now),
+                intervals=intervals,
+                seconds=sum(end - start for start, end in intervals),
             )
         )
     return out
@@ -292,19 +320,13 @@ def _runs(inputs: CostInputs, jobs: Sequence[JobCost]) -> tuple[DagRunCost, ...]
     for j in jobs:
         if j.dag_run_id is not None:
             count, total = sums.get(j.dag_run_id, (0, Total()))
-            sums[j.dag_run_id] = (count + 1, _plus(total, j.total))
+            sums[j.dag_run_id] = (count + 1, total + j.total)
     out = []
     for run_id in sorted(sums, reverse=True):
         name, status = inputs.runs.get(run_id, ("-", "-"))
         count, total = sums[run_id]
         out.append(DagRunCost(run_id, name, status, count, total))
     return tuple(out)
-
-
-def _plus(a: Total, b: Total) -> Total:
-    return Total(
-        a.clusters + b.clusters, a.seconds + b.seconds, a.cost + b.cost, a.unpriced + b.unpriced
-    )
 
 
 def _end(intervals: tuple[tuple[float, float], ...]) -> float | None:
@@ -321,14 +343,18 @@ def _infra_of(rec: ClusterRecord) -> str:
     return str(infra) if isinstance(infra, str) and infra else rec.provider
 
 
-def cost_report(*, days: float | None = None, db: Database | None = None) -> CostReport:
-    """The report now, over the last ``days`` days (everything when None)."""
+def cost_report(
+    *, days: float | None = None, db: Database | None = None, job_resources: bool = True
+) -> CostReport:
+    """The report now, over the last ``days`` days (everything when None). Without
+    ``job_resources``, managed jobs' clusters come without their resources (faster)."""
     from styx.ops import common
     from styx.state.usage import cost_inputs
 
     now = time.time()
     since = None if days is None else now - days * 86400
-    return build(cost_inputs(db or common.database()), now=now, since=since)
+    inputs = cost_inputs(db or common.database(), job_resources=job_resources)
+    return build(inputs, now=now, since=since)
 
 
 def to_json(report: CostReport) -> dict[str, Any]:

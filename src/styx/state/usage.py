@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import TYPE_CHECKING, Any
+from itertools import groupby
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from styx.state.records import JSON, ClusterRecord, EntityKind
 
@@ -23,14 +25,13 @@ if TYPE_CHECKING:
 
     from styx.state.db import Database
 
-#: ``(time, from_status, to_status)`` of one cluster status change; None is absent (created or
-#: deleted).
-Change = tuple[float, str | None, str | None]
+#: ``(cluster name, time, from_status, to_status)`` of one cluster status change; a None status
+#: is absent (created or deleted).
+Change = tuple[str, float, str | None, str | None]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class UsageRecord:
-    """One cluster incarnation as priced at launch.
+class UsageRecord(NamedTuple):
+    """One cluster incarnation as priced at launch (a named tuple: the report reads thousands).
 
     ``hourly_price`` is for all ``num_nodes`` together, in dollars (None when the catalog had no
     price); ``infra`` is where it ran (``aws/us-east-1/us-east-1a``, ``local``, ``ssh/lab``);
@@ -50,8 +51,7 @@ class UsageRecord:
     user_name: str | None = None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class JobRow:
+class JobRow(NamedTuple):
     """The columns of a managed job the cost report shows."""
 
     id: int
@@ -69,6 +69,7 @@ class CostInputs:
 
     ``changes`` holds each cluster name's status changes oldest first (all incarnations of
     that name, each starting with a creation); ``runs`` maps a DAG run id to (name, status).
+    ``live`` are the clusters that exist now.
     """
 
     usage: list[UsageRecord]
@@ -78,8 +79,11 @@ class CostInputs:
     runs: dict[int, tuple[str, str]]
 
 
-_USAGE_COLUMNS = tuple(f.name for f in dataclasses.fields(UsageRecord))
+_USAGE_COLUMNS = UsageRecord._fields
 _SELECT_USAGE = "SELECT " + ", ".join(_USAGE_COLUMNS) + " FROM cluster_usage"
+_SELECT_USAGE_LEAN = _SELECT_USAGE.replace(
+    "resources", "CASE WHEN managed_job_id IS NULL THEN resources END", 1
+)
 _SELECT_CHANGES = (
     "SELECT entity_id, time, from_status, to_status FROM status_transitions "
     f"WHERE entity_kind = '{EntityKind.CLUSTER.value}' ORDER BY entity_id, time, id"
@@ -97,7 +101,7 @@ def record_usage(db: Database, usage: UsageRecord) -> None:
     from styx.state import _sql
     from styx.state.models import ClusterUsage
 
-    values = dataclasses.asdict(usage)
+    values = usage._asdict()
     db.write(lambda s: _sql.upsert(s, ClusterUsage, values, ["cluster_id"]))
 
 
@@ -107,27 +111,31 @@ def get_usage(db: Database, cluster_id: str) -> UsageRecord | None:
     return _usage(rows[0]) if rows else None
 
 
-def cost_inputs(db: Database) -> CostInputs:
-    """Every usage row, live cluster, cluster status change, managed job and DAG run."""
+def cost_inputs(db: Database, *, job_resources: bool = True) -> CostInputs:
+    """Every usage row, live cluster, cluster status change, managed job and DAG run.
+
+    Without ``job_resources``, the usage rows of managed jobs' clusters come without their
+    resources (None): a report that shows only the sums per job need not decode thousands.
+    """
     from styx.state.clusters import list_clusters
 
-    changes: dict[str, list[Change]] = {}
-    for name, at, old, new in _rows(db, _SELECT_CHANGES):
-        changes.setdefault(name, []).append((at, old, new))
+    rows = _rows(db, _SELECT_CHANGES)
+    changes: dict[str, list[Change]] = {k: list(g) for k, g in groupby(rows, itemgetter(0))}
+    usage_sql = _SELECT_USAGE if job_resources else _SELECT_USAGE_LEAN
     return CostInputs(
-        usage=[_usage(r) for r in _rows(db, _SELECT_USAGE)],
+        usage=[_usage(r) for r in _rows(db, usage_sql)],
         live=list_clusters(db),
         changes=changes,
-        jobs=[JobRow(*r) for r in _rows(db, _SELECT_JOBS)],
+        jobs=[JobRow._make(r) for r in _rows(db, _SELECT_JOBS)],
         runs={r[0]: (r[1], r[2]) for r in _rows(db, _SELECT_RUNS)},
     )
 
 
 def _usage(row: tuple[Any, ...]) -> UsageRecord:
-    values = dict(zip(_USAGE_COLUMNS, row, strict=True))
-    raw = values["resources"]
-    values["resources"] = json.loads(raw) if isinstance(raw, str) else raw
-    return UsageRecord(**values)
+    raw = row[4]
+    if isinstance(raw, str):  # SQLite gives JSON as text; PostgreSQL's driver decodes it
+        row = (*row[:4], json.loads(raw), *row[5:])
+    return UsageRecord._make(row)
 
 
 def _rows(db: Database, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
