@@ -91,7 +91,8 @@ class ClusterCost(NamedTuple):
 
     ``status`` is the live cluster's status, or ``TERMINATED``; ``hourly_price`` is for all
     nodes (None when unknown, and then ``cost`` is None too); ``intervals`` are the
-    ``(start, end)`` times it was billed, the last one ending now while it still is.
+    ``(start, end)`` times it was billed, the last one ending now while it still is;
+    ``ended_at`` is when a torn-down one was last billed (None while it exists).
     """
 
     name: str
