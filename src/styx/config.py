@@ -49,3 +49,18 @@ def database() -> Database:
     from styx.state.db import get_db
 
     return get_db(config_db_url())
+
+
+def node_hourly_price(kind: str, pool: str | None = None) -> float:
+    """What one node of this machine (``kind`` ``local``) or of SSH pool ``pool`` (``ssh``)
+    costs per hour, by the config: ``ssh.context_configs.<pool>.hourly_price``, else
+    ``<kind>.hourly_price``, else 0 (machines the user already has are free by default)."""
+    config = user_config()
+    if config is None:
+        return 0.0
+    price = None
+    if pool is not None:
+        price = config.get(f"{kind}.context_configs.{pool}.hourly_price")
+    if price is None:
+        price = config.get(f"{kind}.hourly_price")
+    return 0.0 if price is None else float(price)

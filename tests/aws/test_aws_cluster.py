@@ -111,6 +111,14 @@ def test_two_node_cluster_runs_stops_starts_and_goes(
 
     assert styx("down", "aws2", "-y", timeout=300).returncode == 0
     assert cluster(styx, "aws2") is None
+    # Priced at launch from the catalog (2 nodes in us-east-1), billed while up, not stopped.
+    r = styx("cost-report", "--json")
+    assert r.returncode == 0, r.stderr
+    (c,) = [c for c in json.loads(r.stdout)["clusters"] if c["name"] == "aws2"]
+    assert c["status"] == "TERMINATED" and c["infra"].startswith("aws/us-east-1")
+    assert c["hourly_price"] == pytest.approx(2 * PRICES["us-east-1"])
+    assert len(c["intervals"]) == 2 and c["hours"] > 0
+    assert c["cost"] == pytest.approx(c["hourly_price"] * c["hours"])
 
 
 def test_capacity_error_in_zone_a_lands_in_zone_b(

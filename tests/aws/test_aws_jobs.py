@@ -9,6 +9,8 @@ The scenarios are shared with the SSH pool tests (tests/jobs/e2e.py).
 from __future__ import annotations
 
 import itertools
+import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import yaml
 from tests import leaks
 from tests.aws.harness import AwsEndpoint, AwsNetwork
 from tests.aws.materializer import Materializer
-from tests.aws.test_aws_cluster import ZONES, write_catalog
+from tests.aws.test_aws_cluster import PRICES, ZONES, write_catalog
 from tests.jobs import e2e
 from tests.ops.conftest import wheelhouse
 
@@ -100,3 +102,11 @@ def test_preemptions_restarts_dags_and_kill_9_at_once(
     # us-east-1 is the cheaper region; EAGER_NEXT_REGION moves each recovery to the other one.
     assert regions[:4] == ["aws/us-east-1", "aws/us-west-2", "aws/us-east-1", "aws/us-west-2"]
     assert len(regions) == 11 and all(a != b for a, b in itertools.pairwise(regions))
+    # Each attempt is priced by the region the optimizer put it in (e2e.check_costs checked
+    # the sums): the catalog's price of m5.large there.
+    out = e2e.styx_cli("cost-report", "--json", "--all", env={**os.environ})
+    clusters = [c for c in json.loads(out.stdout)["clusters"] if c["managed_job_id"]]
+    assert clusters
+    for c in clusters:
+        region = c["infra"].split("/")[1]
+        assert c["hourly_price"] == pytest.approx(PRICES[region] * c["num_nodes"]), c

@@ -9,6 +9,7 @@ terminates an instance, ``kill -9`` of the controller) and reads the database as
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -174,7 +175,41 @@ def everything_at_once(
     assert logs.returncode == 1 and logs.stdout.count("attempt on ") == 3, logs.stdout
     # Idle, the daemon leaves; it left no cluster (the caller checks the infra).
     wait_until(lambda: not _daemon_running(jobs_dir), 60, "the daemon to exit when idle")
+    check_costs(db, env, train, flaky, ok_ids, bad_ids)
     return regions
+
+
+def check_costs(
+    db: Database, env: dict[str, str], train: int, flaky: int, ok: list[int], bad: list[int]
+) -> None:
+    """``styx cost-report`` after the scenario: every cluster a job launched is the job's,
+    priced at launch (the infra must price it above 0: a catalog, or a config price), torn
+    down; the preempted job has one per attempt (eleven, more if the killed controller left
+    a half-made one); the DAG runs sum their tasks, and D of the failing run launched none."""
+    out = styx_cli("cost-report", "--json", "--all", env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    data = json.loads(out.stdout)
+    mine: dict[int, list[dict]] = {}
+    for c in data["clusters"]:
+        if c["managed_job_id"] is not None:
+            mine.setdefault(c["managed_job_id"], []).append(c)
+    for c in (c for cs in mine.values() for c in cs):
+        assert c["status"] == "TERMINATED" and c["hourly_price"] > 0, c
+        assert c["hours"] > 0 and abs(c["cost"] - c["hourly_price"] * c["hours"]) < 1e-9, c
+    assert len(mine.get(train, [])) >= 11, sorted((k, len(v)) for k, v in mine.items())
+    assert len(mine.get(flaky, [])) >= 1  # restarts on errors keep the cluster
+    assert bad[3] not in mine  # D was cancelled before it launched
+    jobs = {j["id"]: j for j in data["managed_jobs"]}
+    for job_id in (train, flaky, *ok, *bad):
+        want = mine.get(job_id, [])
+        got = jobs[job_id]
+        assert (got["clusters"], got["unpriced"]) == (len(want), 0), got
+        assert abs(got["cost"] - sum(c["cost"] for c in want)) < 1e-6, got
+    runs = {r["id"]: r for r in data["dag_runs"]}
+    for ids in (ok, bad):
+        run = runs[job(db, ids[0]).dag_run_id or 0]
+        assert run["jobs"] == 4 and run["clusters"] == sum(jobs[i]["clusters"] for i in ids)
+        assert abs(run["cost"] - sum(jobs[i]["cost"] for i in ids)) < 1e-6, run
 
 
 def launch(env: dict[str, str], home: Path, name: str, yaml: str) -> list[int]:

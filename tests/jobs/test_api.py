@@ -38,7 +38,11 @@ def launch_yaml(text: str, *secrets: str) -> api.Submitted:
 @pytest.mark.parametrize(
     ("yaml", "error", "code"),
     [
-        ("run: x\nresources: {accelerators: A100:8}\n", ResourcesUnavailable, "managed-job-infeasible"),
+        (
+            "run: x\nresources: {accelerators: A100:8}\n",
+            ResourcesUnavailable,
+            "managed-job-infeasible",
+        ),
         ("run: x\nresources: {cpus: 100000}\n", ResourcesUnavailable, "managed-job-infeasible"),
         ("run: x\nsecrets: {TOKEN: null}\n", SpecError, "missing-value"),
         ("run: x\nenvs: {MODEL: null}\n", SpecError, "missing-value"),

@@ -33,6 +33,7 @@ def home_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Databas
 
 def test_local_job_is_launched_watched_and_torn_down(home_db: Database) -> None:
     db = home_db
+    Path(os.environ["STYX_HOME"], "config.yaml").write_text("local:\n  hourly_price: 36\n")
     yaml = "name: mj\nrun: sleep 3 && echo done\nresources: {infra: local}\n"
     _, [job] = submit(db, Dag.from_yaml_str(yaml))
     backend = ClusterBackend()
@@ -56,6 +57,17 @@ def test_local_job_is_launched_watched_and_torn_down(home_db: Database) -> None:
     assert record.recovery_count == 1
     assert backend.clusters() == set()
     assert os.environ["STYX_HOME"]
+    # Both attempts' clusters are the job's (the launch runs in a thread of the controller's
+    # loop), each billed at the configured price while it existed.
+    from styx.ops.cost import cost_report
+
+    report = cost_report(db=db)
+    mine = [c for c in report.clusters if c.managed_job_id == job]
+    assert len(mine) == 2 and {c.status for c in mine} == {"TERMINATED"}
+    assert all(c.hourly_price == 36 and c.seconds > 0 for c in mine)
+    (cost,) = [j for j in report.jobs if j.id == job]
+    assert cost.total.clusters == 2
+    assert cost.total.cost == pytest.approx(sum(c.cost or 0 for c in mine))
 
 
 def test_a_secret_given_at_submit_reaches_the_job_and_stays_out_of_its_views(

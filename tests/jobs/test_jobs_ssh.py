@@ -45,6 +45,10 @@ def home(bed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Path:
     (home / "ssh_node_pools.yaml").write_text(
         f"lab:\n  user: root\n  identity_file: {bed.key}\n  hosts:\n{hosts}\n"
     )
+    # A price for the pool's nodes, so that styx cost-report has something to sum.
+    (home / "config.yaml").write_text(
+        "ssh:\n  context_configs:\n    lab:\n      hourly_price: 0.5\n"
+    )
     return home
 
 

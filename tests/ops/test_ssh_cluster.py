@@ -284,6 +284,36 @@ def test_too_few_hosts_answer_names_the_silent_ones(
     assert styx("down", "cut", "-y", timeout=300).returncode == 0
 
 
+def test_cost_report_prices_the_pool_from_config(styx: Styx, tmp_path: Path) -> None:
+    """A price per node-hour for the pool (``ssh.context_configs.lab`` over ``ssh``) is
+    recorded at launch for the whole cluster; stopped time is not billed."""
+    config = styx.home / "config.yaml"
+    config.write_text(
+        "ssh:\n  hourly_price: 0.25\n  context_configs:\n    lab:\n      hourly_price: 1.5\n"
+    )
+    task = write_task(
+        tmp_path / "two.yaml", "num_nodes: 2\nresources:\n  infra: ssh/lab\nrun: echo priced\n"
+    )
+    try:
+        r = styx("launch", task, "-c", "priced", "-y", timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert styx("stop", "priced", "-y", timeout=300).returncode == 0
+        time.sleep(1)
+        assert styx("start", "priced", "-y", timeout=600).returncode == 0
+        assert styx("down", "priced", "-y", timeout=300).returncode == 0
+    finally:
+        config.unlink()
+    data = json.loads(styx("cost-report", "--json", check=True).stdout)
+    (c,) = [c for c in data["clusters"] if c["name"] == "priced"]
+    assert (c["infra"], c["num_nodes"], c["status"]) == ("ssh/lab", 2, "TERMINATED")
+    assert c["hourly_price"] == 3.0  # 2 nodes at $1.50
+    (_, stopped), (started, _) = c["intervals"]
+    assert started >= stopped + 1
+    assert abs(c["cost"] - 3.0 * c["hours"]) < 1e-9
+    # The module's other clusters were launched with no price set: free.
+    assert all(x["hourly_price"] == 0 for x in data["clusters"] if x["name"] != "priced")
+
+
 def test_a_two_node_task_starts_its_own_ray_cluster_beside_styxs(
     styx: Styx, tmp_path: Path
 ) -> None:

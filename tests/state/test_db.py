@@ -32,6 +32,7 @@ TABLES = {
     "cluster_jobs",
     "managed_jobs",
     "status_transitions",
+    "cluster_usage",
     "dag_runs",
     "locks",
 }

@@ -44,6 +44,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "check": ("styx.cli.cmd_catalog", "check", "Show which infra is enabled, and why not."),
     "catalog": ("styx.cli.cmd_catalog", "catalog", "Fetch or build instance/price catalogs."),
+    "cost-report": (
+        "styx.cli.cmd_cost",
+        "cost_report",
+        "Show what clusters, managed jobs and DAG runs have cost.",
+    ),
     "jobs": (
         "styx.cli.cmd_jobs",
         "jobs",

@@ -38,6 +38,7 @@ from styx.jobs.backend import (
 )
 from styx.jobs.dag import RunState
 from styx.jobs.recovery import Recovery, after_launch, after_run
+from styx.ops.cost import launching_for
 from styx.spec.policies import RecoveryStrategy
 from styx.state import managed_jobs as repo
 from styx.state.db import Database
@@ -299,7 +300,8 @@ class Controller:
                     status = S.STARTING
                 try:
                     spec = secrets.restore(job.id, job.spec)
-                    placement = await self.backend.launch(name, spec, avoid_regions=avoid)
+                    with launching_for(job.id):  # its clusters' cost counts as the job's
+                        placement = await self.backend.launch(name, spec, avoid_regions=avoid)
                 except LaunchFailed as e:
                     await self.backend.down(name)
                     decision = after_launch(

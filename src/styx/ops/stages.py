@@ -140,7 +140,7 @@ def provision(
     last_use = _last_use()
 
     def save(handle: ClusterHandle, message: str, launched_at: float | None = None) -> None:
-        upsert_cluster(
+        saved = upsert_cluster(
             db,
             name,
             provider=provider.name,
@@ -153,6 +153,8 @@ def provision(
             user_name=common.user_name(),
             message=message,
         )
+        if not restarting:  # a restarted cluster keeps the price it was launched at
+            _record_price(db, saved, placement, launched)
 
     with pipe.stage("provision", f"{placement.describe()} for cluster '{name}'"):
         if record is not None and record.status is ClusterStatus.STOPPED:
@@ -173,6 +175,16 @@ def provision(
             handle = provider.provision(placement.request)
         save(handle, "provisioned", launched_at=time.time())
     return handle, provider
+
+
+def _record_price(db: Database, record: Any, placement: Placement, launched: Any) -> None:
+    """The cluster incarnation's price per hour, as the optimizer's candidate priced it."""
+    from styx.ops.cost import record_launch
+
+    req, candidate = placement.request, placement.candidate
+    infra = "/".join(p for p in (placement.infra, req.region, req.zone) if p)
+    price = getattr(candidate, "hourly_price", None)
+    record_launch(db, record, infra=infra, resources=launched, node_hourly_price=price)
 
 
 def _launched(placement: Placement) -> dict[str, Any]:

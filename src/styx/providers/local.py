@@ -300,13 +300,16 @@ def check(probe: bool = False) -> InfraStatus:
 
 
 def offers(task: Task) -> list[InfraOffer]:
-    """This machine, as one node with its CPUs, memory and GPUs."""
+    """This machine, as one node with its CPUs, memory and GPUs, at ``local.hourly_price``
+    from the config (0 by default)."""
+    from styx.config import node_hourly_price
+
     del task
     gpus, gpu_name = detect_gpus()
     node = NodeCapacity(
         detect_cpus(), detect_memory_gb(), {gpu_name: float(gpus)} if gpu_name else {}
     )
-    return [InfraOffer("local", "local", (node,))]
+    return [InfraOffer("local", "local", (node,), node_hourly_price("local"))]
 
 
 INFO = InfraInfo(

@@ -166,7 +166,10 @@ def check(probe: bool = False) -> InfraStatus:
 def offers(task: Task) -> list[InfraOffer]:
     """The pools a task names (``infra: ssh`` or ``ssh/<pool>``), each offering what the task
     asks on every host: hosts are probed only at provisioning, where the SSH provider checks
-    the real hosts and says which one falls short."""
+    the real hosts and says which one falls short. A node costs what the config says
+    (``ssh.context_configs.<pool>.hourly_price``, else ``ssh.hourly_price``; 0 by default)."""
+    from styx.config import node_hourly_price
+
     wanted_pools = {c.region for c in task.resources.candidates() if c.cloud == "ssh"}
     if not wanted_pools:
         return []
@@ -175,7 +178,8 @@ def offers(task: Task) -> list[InfraOffer]:
     for pool in load_pools().values():
         if None in wanted_pools or pool.name in wanted_pools:
             node = NodeCapacity(float("inf"), float("inf"), wanted)
-            out.append(InfraOffer("ssh", pool.name, (node,) * len(pool.hosts)))
+            price = node_hourly_price("ssh", pool.name)
+            out.append(InfraOffer("ssh", pool.name, (node,) * len(pool.hosts), price))
     return out
 
 

@@ -144,11 +144,15 @@ _KUBERNETES = Fields(
         "context_configs": MapOf(Fields(_KUBERNETES_CONTEXT)),
     }
 )
+#: Styx's own: what a node of this machine or of an SSH pool costs per hour (default 0), for
+#: the optimizer and ``styx cost-report``, as SkyPilot lets Kubernetes clusters be priced.
+_HOURLY_PRICE = Num(minimum=0)
 _SSH = Fields(
     {
         **_CONTEXT_MINIMAL,
         "allowed_node_pools": _STRS,
-        "context_configs": MapOf(Fields(_CONTEXT_MINIMAL)),
+        "hourly_price": _HOURLY_PRICE,
+        "context_configs": MapOf(Fields({**_CONTEXT_MINIMAL, "hourly_price": _HOURLY_PRICE})),
     }
 )
 
@@ -191,9 +195,12 @@ CONFIG = Fields(
         "azure": _AZURE,
         "kubernetes": _KUBERNETES,
         "ssh": _SSH,
-        # Styx's own: host folders a local cluster's file mounts may write to.
+        # Styx's own: host folders a local cluster's file mounts may write to, and a price.
         "local": Fields(
-            {"allowed_host_paths": ListOf(Str(pattern=r"[/~].*", expected="an absolute path"))}
+            {
+                "allowed_host_paths": ListOf(Str(pattern=r"[/~].*", expected="an absolute path")),
+                "hourly_price": _HOURLY_PRICE,
+            }
         ),
         "jobs": _controller(
             {

@@ -73,6 +73,10 @@ class FastReader:
         args = tuple(params)
         return self._retry(lambda: self._conn.execute(sql, args).fetchall())
 
+    def query(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows of a read-only statement with ``:name`` parameters, as plain tuples."""
+        return self._retry(lambda: self._conn.execute(sql, params).fetchall())
+
     def _retry(self, fn: Callable[[], T]) -> T:
         deadline = time.monotonic() + self._db.retry_seconds
         attempt = 0

@@ -64,6 +64,30 @@ class Cluster(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONValue)
 
 
+class ClusterUsage(Base):
+    """What one cluster incarnation (``cluster_id``) costs: its price per hour for all nodes as
+    priced at launch (NULL when unknown), its resources and, for a managed job's cluster, the
+    job. Kept after the cluster is downed (no foreign key); its up time comes from
+    :class:`StatusTransition` rows."""
+
+    __tablename__ = "cluster_usage"
+    __table_args__ = (
+        Index("ix_cluster_usage_managed_job_id", "managed_job_id"),
+        Index("ix_cluster_usage_launched_at", "launched_at"),
+    )
+
+    cluster_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    cluster_name: Mapped[str] = mapped_column(String(255))
+    provider: Mapped[str] = mapped_column(String(64))
+    infra: Mapped[str] = mapped_column(Text)
+    resources: Mapped[dict[str, Any] | None] = mapped_column(JSONValue)
+    num_nodes: Mapped[int] = mapped_column(Integer)
+    hourly_price: Mapped[float | None] = mapped_column(Double)
+    launched_at: Mapped[float] = mapped_column(Double)
+    managed_job_id: Mapped[int | None] = mapped_column(Integer)
+    user_name: Mapped[str | None] = mapped_column(String(255))
+
+
 class StatusTransition(Base):
     """One status change of a cluster, managed job or DAG run (``entity_kind``), written in
     the same transaction as the change; kept after the entity is gone (no foreign key)."""
