@@ -242,3 +242,30 @@ def test_styx_launch_validates_a_task_built_in_python(monkeypatch: pytest.Monkey
     with pytest.raises(SpecError) as info:
         styx.launch(styx.Task(run="x", resources={"gpus": "A100"}), "c")  # type: ignore[arg-type]
     assert info.value.code == "unknown-key" and len(seen) == 2
+
+
+def test_a_jobs_non_utf8_output_comes_out_as_the_bytes_it_wrote(db: Database) -> None:
+    """Saved attempt output is read without replacing bytes: the CLI writes exactly what the
+    job wrote (20 MB of non-UTF-8 output used to grow to 38 MB of U+FFFD)."""
+    import os
+    import subprocess
+    import sys
+
+    from styx.jobs.controller import attempt_log
+
+    [job_id] = launch_yaml("name: raw\nrun: x\n").job_ids
+    drive(db, InMemoryBackend(), [job_id])
+    raw = b"\xff\xfe binary \xe9t\xe9\n" + bytes(range(128, 256)) + b"\n"
+    path = attempt_log(job_id, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(raw)
+    text = "".join(api.logs(job_id))
+    assert raw in text.encode("utf-8", "surrogateescape")
+    r = subprocess.run(
+        [sys.executable, "-m", "styx.cli.main", "jobs", "logs", str(job_id)],
+        env=os.environ.copy(),
+        capture_output=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert raw in r.stdout and b"\xef\xbf\xbd" not in r.stdout  # no U+FFFD

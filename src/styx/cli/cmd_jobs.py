@@ -93,9 +93,13 @@ def logs(job_id: int, no_follow: bool) -> int:
     why (the error's code, message and hint). Ctrl-C stops following; the job keeps running."""
     from styx.jobs import api
 
+    import sys
+
+    out = sys.stdout.buffer
     try:
         for chunk in api.logs(job_id, follow=not no_follow):
-            click.echo(chunk, nl=False)
+            out.write(chunk.encode("utf-8", "surrogateescape"))  # the job's bytes, as written
+            out.flush()
     except KeyboardInterrupt:
         click.echo(
             f"\nStopped following managed job {job_id}; it keeps running. "

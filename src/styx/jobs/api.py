@@ -169,7 +169,9 @@ def logs(job_id: int, *, follow: bool = True, poll: float = 1.0) -> Iterator[str
     read live from the cluster for the one running now), and, when it ended without
     succeeding, why (the error's code, message and hint when a launch failed). Followed to
     the job's end unless ``follow`` is False. The first chunk is a header line; the
-    controller is started when the job is active and none runs (unless held)."""
+    controller is started when the job is active and none runs (unless held). The job's own
+    output is decoded with ``surrogateescape``: bytes that are not UTF-8 come back exactly
+    with ``text.encode("utf-8", "surrogateescape")``, as ``styx jobs logs`` writes them."""
     from styx.jobs import view
 
     record = job(job_id)
@@ -225,7 +227,7 @@ def _saved(job_id: int, attempt: int) -> Iterator[str]:
     if not path.is_file():
         yield "(no output kept for this attempt: its machines were lost)\n"
         return
-    with path.open() as f:
+    with path.open(encoding="utf-8", errors="surrogateescape") as f:
         for line in f:
             yield view.speak_of_managed_job(line, job_id)
 
@@ -235,8 +237,16 @@ def _tail(job_id: int, cluster: str, cluster_job_id: int, follow: bool) -> Itera
     from styx.jobs import view
     from styx.ops import queries
 
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
     try:
-        for chunk in queries.tail_logs(cluster, cluster_job_id, follow=follow):
-            yield view.speak_of_managed_job(chunk, job_id)
+        for data in queries.tail_log_bytes(cluster, cluster_job_id, follow=follow):
+            chunk = decoder.decode(data)
+            if chunk:
+                yield view.speak_of_managed_job(chunk, job_id)
+        rest = decoder.decode(b"", final=True)
+        if rest:
+            yield view.speak_of_managed_job(rest, job_id)
     except StyxError as e:  # cluster gone (preempted): keep showing events
         yield f"(output of managed job {job_id} cut off: {e.message})\n"

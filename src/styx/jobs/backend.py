@@ -299,8 +299,10 @@ class ClusterBackend:
         dest.parent.mkdir(parents=True, exist_ok=True)
         part = dest.with_suffix(".part")
         try:
-            with part.open("w") as out:
-                for chunk in queries.tail_logs(cluster, placement.cluster_job_id, follow=False):
+            with part.open("wb") as out:  # the bytes the job wrote, UTF-8 or not
+                for chunk in queries.tail_log_bytes(
+                    cluster, placement.cluster_job_id, follow=False
+                ):
                     out.write(chunk)
             part.replace(dest)
         except Exception as e:  # output lost with the cluster: the job itself goes on

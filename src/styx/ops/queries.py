@@ -44,3 +44,10 @@ def tail_logs(cluster_name: str, job_id: int, *, follow: bool = True) -> Iterato
     _, handle = common.require_up(common.database(), cluster_name)
     with common.agent_client(handle) as client:
         yield from client.tail_logs(job_id, follow=follow)
+
+
+def tail_log_bytes(cluster_name: str, job_id: int, *, follow: bool = True) -> Iterator[bytes]:
+    """The job's combined output as the bytes it wrote, to its end (``follow``) or to now."""
+    _, handle = common.require_up(common.database(), cluster_name)
+    with common.agent_client(handle) as client:
+        yield from client.tail_log_bytes(job_id, follow=follow)
