@@ -91,9 +91,9 @@ def logs(job_id: int, no_follow: bool) -> int:
     for attempts that are over (lost with the machines when they were preempted), read live
     from the cluster for the one running now. A job that ended without succeeding ends with
     why (the error's code, message and hint). Ctrl-C stops following; the job keeps running."""
-    from styx.jobs import api
-
     import sys
+
+    from styx.jobs import api
 
     out = sys.stdout.buffer
     try:

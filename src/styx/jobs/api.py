@@ -233,11 +233,11 @@ def _saved(job_id: int, attempt: int) -> Iterator[str]:
 
 
 def _tail(job_id: int, cluster: str, cluster_job_id: int, follow: bool) -> Iterator[str]:
+    import codecs
+
     from styx.errors import StyxError
     from styx.jobs import view
     from styx.ops import queries
-
-    import codecs
 
     decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
     try:
