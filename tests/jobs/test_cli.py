@@ -179,6 +179,8 @@ def test_ctrl_c_on_logs_says_the_job_keeps_running(env: dict[str, str], tmp_path
     proc = subprocess.Popen(
         [sys.executable, "-m", "styx.cli.main", "jobs", "logs", "1"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # As from a terminal: a suite started in the background inherits SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         assert proc.stdout is not None

@@ -297,6 +297,9 @@ class AWSProvider:
         ids |= {i["InstanceId"] for i in found}
         self._forget_found_connections(handle, region, found)
         terminate_and_wait(ec2, region, sorted(ids), timeout=self.state_timeout)
+        # Again once they are gone: a killed launch's connection still being made during the
+        # first pass may have become a master since (none can be made to a gone instance).
+        self._forget_found_connections(handle, region, found)
         groups = set(network.find_cluster_groups(ec2, region, handle.cluster_name))
         if handle.extra.get("security_group_managed") and handle.extra.get("security_group_id"):
             groups.add(str(handle.extra["security_group_id"]))
