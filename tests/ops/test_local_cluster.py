@@ -37,6 +37,15 @@ def test_quickstart_prints_output_and_queue_shows_succeeded(styx: Styx, cluster:
     assert [c["status"] for c in json.loads(status) if c["name"] == cluster] == ["UP"]
 
 
+def test_last_use_follows_exec_as_sky_status_does(styx: Styx, cluster: str) -> None:
+    def last_use() -> str:
+        out = json.loads(styx("status", "--json", check=True).stdout)
+        return next(c["last_use"] for c in out if c["name"] == cluster)
+
+    assert styx("exec", cluster, "echo used", check=True).returncode == 0
+    assert last_use() == f"styx exec {cluster} echo used"
+
+
 def test_failing_run_is_failed_with_its_exit_code(styx: Styx, cluster: str, tmp_path: Path) -> None:
     r = styx("exec", cluster, "echo before; exit 7")
     assert r.returncode == 7

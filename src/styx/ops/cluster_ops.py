@@ -137,6 +137,9 @@ def start(name: str, pipe: Pipeline) -> None:
             autostop = AutostopConfig(auto.get("idle_minutes"), bool(auto.get("down")))
             runtime.start(handle, provider, autostop=autostop)
             set_cluster_status(db, name, ClusterStatus.UP, message="started by user")
+        from styx.ops.stages import record_use
+
+        record_use(db, name)
 
 
 def _runtime_answers(record: ClusterRecord, provider: Provider) -> bool:

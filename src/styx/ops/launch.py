@@ -244,6 +244,7 @@ def exec_(
     stages.sync_workdir(pipe, task, handle, provider)
     stages.sync_file_mounts(pipe, task, handle, provider)
     job_id = submit(task, handle, with_setup=False)
+    stages.record_use(db, cluster_name)  # `styx status` shows LAST USE, as SkyPilot does
     # The stages stay silent (exec is meant to be fast and quiet); the job id is news.
     return _after_submit(Pipeline(quiet=quiet), handle, job_id, detach=detach, down=False)
 
