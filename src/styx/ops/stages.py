@@ -6,6 +6,7 @@ in :mod:`styx.ops.launch` put them together.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -464,10 +465,14 @@ def sync_file_mounts(pipe: Pipeline, task: Task, handle: ClusterHandle, provider
 
 
 def record_use(db: Database, name: str) -> None:
-    """Record this command line (secrets redacted) as the cluster's last use."""
+    """Record this command line (secrets redacted) as the cluster's last use. Best effort:
+    LAST USE is a courtesy, and a full disk or a busy database must not fail a command whose
+    work is done (exec records it after its job is submitted)."""
+    from styx.errors import StyxError
     from styx.state.clusters import update_cluster
 
-    update_cluster(db, name, last_use=_last_use())
+    with contextlib.suppress(StyxError):
+        update_cluster(db, name, last_use=_last_use())
 
 
 def _last_use() -> str:
