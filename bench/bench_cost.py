@@ -73,7 +73,7 @@ def _cluster(name: str, start: float, end: float | None, job: int | None, out: d
                 "cluster_id": cid,
                 "status": "UP",
                 "provider": "aws",
-                "handle": {"cluster_name": name, "nodes": [{"ip": "10.0.0.1"}] * 2},
+                "handle": {"cluster_name": name, "nodes": [{"ip": "198.18.77.1"}] * 2},
                 "launched_resources": RES,
                 "num_nodes": 2,
                 "created_at": start,

@@ -84,7 +84,7 @@ def test_launch_inside_launching_for_names_the_job(db: Database) -> None:
 
 def test_ssh_pool_prices_from_config(home: Path) -> None:
     (home / ssh_pools.POOLS_FILE).write_text(
-        "lab:\n  hosts: [10.0.0.1, 10.0.0.2]\ngpu:\n  hosts: [10.0.0.3]\n"
+        "lab:\n  hosts: [198.18.77.1, 198.18.77.2]\ngpu:\n  hosts: [198.18.77.3]\n"
     )
     task = Task.from_dict({"resources": {"infra": "ssh"}})
     assert {o.name: o.hourly_price for o in ssh_pools.offers(task)} == {"lab": 0.0, "gpu": 0.0}

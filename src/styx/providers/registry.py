@@ -163,8 +163,3 @@ def unapplied_task_config(infra: str, config: object) -> list[str]:
 def launchable() -> list[str]:
     """Infra Styx can launch on."""
     return [i.name for i in infos() if i.launchable]
-
-
-def known() -> list[str]:
-    """Infra Styx can launch on (kept for callers that ask which providers exist)."""
-    return launchable()
