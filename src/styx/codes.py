@@ -68,6 +68,11 @@ CODES: tuple[Code, ...] = (
     _C("mount-source-not-found", 2, "a local file mount source does not exist"),
     _C("mount-destination-refused", 2, "a file mount destination Styx must not write to"),
     _C("mount-destination-invalid", 2, "a file mount destination that is not a usable path"),
+    _C(
+        "k8s-object-rejected",
+        2,
+        "the Kubernetes API rejected an object (pod_config, image, resources)",
+    ),
     _C("invalid-cluster-name", 2, "a cluster name that breaks the name rule (ASCII, letter first)"),
     _C("confirmation-required", 2, "a destructive command without -y and with no terminal"),
     _C("no-enabled-cloud", 2, "`show-gpus` has no enabled cloud with a catalog to list"),
@@ -79,8 +84,13 @@ CODES: tuple[Code, ...] = (
     _C("cluster-not-found", 3, "no cluster of that name"),
     _C("job-not-found", 3, "no job of that id on the cluster"),
     _C("ssh-pool-not-found", 3, "no SSH node pool of that name"),
+    _C("k8s-context-not-found", 3, "no usable Kubernetes context of that name in the kubeconfig"),
+    _C("k8s-context-not-allowed", 3, "the context is not in `kubernetes.allowed_contexts`"),
     # 4: not supported
     _C("not-supported", 4, "valid, but Styx does not run it yet (or not on this infra)"),
+    _C(
+        "runtime-python-unavailable", 4, "the node has no fitting Python and Styx has none to bring"
+    ),
     # 5: conflicts
     _C("conflict", 5, "the request clashes with the state of a cluster or job"),
     _C("cluster-busy", 5, "another Styx command holds the cluster's lock"),
@@ -93,6 +103,7 @@ CODES: tuple[Code, ...] = (
     _C("auth-failed", 6, "the infra refused the credentials"),
     _C("catalog-unavailable", 6, "no copy of a cloud's instance/price catalog can be had"),
     _C("image-not-found", 6, "the image does not exist in the region"),
+    _C("k8s-pod-failed", 6, "a pod stopped, vanished or could not start while launching"),
     _C("instance-type-not-found", 6, "the instance type does not exist in the region"),
     _C("invalid-disk-tier", 6, "the disk tier cannot be had in the region"),
     _C("no-subnet", 6, "no usable subnet in the region or zone"),

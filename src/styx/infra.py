@@ -122,6 +122,8 @@ def needs(task: Task, r: Resources) -> tuple[Need, ...]:
         out.append(Need(Capability.ZONES, f"zone {r.zone}"))
     if r.autostop is not None and r.autostop.enabled:
         out.append(Need(Capability.AUTOSTOP, "-i/--idle-minutes or resources.autostop"))
+        if not r.autostop.down:
+            out.append(Need(Capability.STOP, "autostop without --down stops the cluster"))
     buckets = [d for d, m in task.file_mounts.items() if not m.is_local]
     if buckets:
         out.append(Need(Capability.BUCKET_MOUNTS, f"file_mounts {buckets[0]}"))

@@ -38,12 +38,11 @@ resources:
         ("workdir", "git workdirs"),
         ("service", "services"),
         ("volumes", "volumes"),
-        ("resources.image_id", "docker images"),
     ]
     with pytest.raises(NotSupportedError) as info:
         check_launchable(t)
     assert info.value.code == "not-supported"
-    assert len(info.value.details["features"]) == 8
+    assert len(info.value.details["features"]) == 7
 
 
 def test_dag_features_use_document_paths() -> None:

@@ -70,6 +70,8 @@ def show_gpus(accelerator: str | None, infra: str | None, show_all: bool, all_re
     from styx.catalog import gpus
     from styx.cli.tables import render
 
+    if infra and infra.strip().lower().partition("/")[0] in ("k8s", "kubernetes"):
+        return _kubernetes_gpus(infra, accelerator)
     catalogs, region = _listing_clouds(infra)
     if accelerator is None and not show_all:
         rows = gpus.summaries(catalogs, region)
@@ -121,6 +123,29 @@ def show_gpus(accelerator: str | None, infra: str | None, show_all: bool, all_re
             "Drop the count or region, or list the counts with `styx show-gpus`.",
         )
     render(headers, rows_out, max_width=60)
+    return 0
+
+
+def _kubernetes_gpus(infra: str, accelerator: str | None) -> int:
+    """GPUs of the allowed Kubernetes contexts (or the one ``k8s/<context>`` names), from
+    node labels and allocatable."""
+    from styx.cli.tables import render
+    from styx.providers.kubernetes.listing import gpu_tables
+
+    context = infra.strip().partition("/")[2] or None
+    name = accelerator.partition(":")[0] if accelerator else None
+    by_type, by_node = gpu_tables(context, name)
+    if not by_type:
+        from styx.errors import ResourcesUnavailable
+
+        raise ResourcesUnavailable(
+            f"No node of the Kubernetes context(s) has {name or 'a GPU'} (by the labels "
+            "skypilot.co/accelerator, cloud.google.com/gke-accelerator or nvidia.com/gpu.product).",
+            "Label the GPU nodes, or list another context with --infra k8s/<context>.",
+        )
+    render(("CONTEXT", "GPU", "REQUESTABLE_QTY_PER_NODE", "UTILIZATION"), by_type, max_width=80)
+    click.echo("")
+    render(("CONTEXT", "NODE", "GPU", "UTILIZATION"), by_node, max_width=80)
     return 0
 
 

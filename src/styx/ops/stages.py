@@ -54,6 +54,7 @@ class Placement:
 def provision_request(task: Task, candidate: Resources, cluster_name: str) -> ProvisionRequest:
     """What to ask a provider for, from one concrete resources candidate of the task."""
     from styx.providers.base import ProvisionRequest
+    from styx.spec.frozen import thaw
 
     accels = {a.name: float(a.count) for a in candidate.accelerators[:1]}
     cpus = candidate.cpus.count if candidate.cpus else None
@@ -75,6 +76,7 @@ def provision_request(task: Task, candidate: Resources, cluster_name: str) -> Pr
         disk_tier=candidate.disk_tier,
         image_id=_image_for(candidate, candidate.region),
         labels=tuple(sorted((candidate.labels or {}).items())),
+        config=thaw(task.config) if task.config else {},
     )
 
 

@@ -72,6 +72,8 @@ class ProvisionRequest:
     disk_tier: str | None = None
     image_id: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
+    #: The task's ``config:`` overrides (e.g. ``kubernetes.pod_config``), as plain data.
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class Provider(Protocol):

@@ -33,9 +33,6 @@ def unsupported_features(task: Task) -> list[tuple[str, str]]:
         found.append(("service", "services"))
     if task.volumes:
         found.append(("volumes", "volumes"))
-    candidates = [task.resources, *task.resources.alternatives]
-    if any(r.is_docker_image for r in candidates):
-        found.append(("resources.image_id", "docker images"))
     return found
 
 
