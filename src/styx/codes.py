@@ -103,6 +103,7 @@ CODES: tuple[Code, ...] = (
     _C("auth-failed", 6, "the infra refused the credentials"),
     _C("catalog-unavailable", 6, "no copy of a cloud's instance/price catalog can be had"),
     _C("image-not-found", 6, "the image does not exist in the region"),
+    _C("k8s-api-unreachable", 6, "a Kubernetes API server failed or did not answer at launch"),
     _C("k8s-pod-failed", 6, "a pod stopped, vanished or could not start while launching"),
     _C("instance-type-not-found", 6, "the instance type does not exist in the region"),
     _C("invalid-disk-tier", 6, "the disk tier cannot be had in the region"),

@@ -17,7 +17,7 @@ API answer                                   Styx error             scope
 ==========================================  =====================  ======
 
 At provisioning, an API server that cannot be reached is a ``ResourcesUnavailable``
-(``cloud-api-unreachable``, scope region): the context is left for the next place.
+(``k8s-api-unreachable``, scope region): the context is left for the next place.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def translated(context: str, action: str, *, provisioning: bool = False) -> Iter
             raise ResourcesUnavailable(
                 err.message,
                 "Styx tries other places; check the cluster with `styx check kubernetes`.",
-                code="cloud-api-unreachable",
+                code="k8s-api-unreachable",
                 scope=FailoverScope.REGION,
                 details=err.details,
             ) from exc
