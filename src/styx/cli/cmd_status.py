@@ -21,7 +21,7 @@ def status(clusters: tuple[str, ...], refresh: bool, as_json: bool) -> int:
     if refresh:
         from styx.ops.cluster_ops import refresh as refresh_one
 
-        records = [refresh_one(db, r) for r in records]
+        records = [r for r in (refresh_one(db, rec) for rec in records) if r is not None]
     if not clusters:
         _note_orphans({r.name for r in records})
     missing = [n for n in dict.fromkeys(clusters) if n not in {r.name for r in records}]

@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from styx.errors import StyxError, UsageError
+from styx.errors import RemoteError, StyxError, UsageError
 from styx.ops import common
 from styx.ops.jobs_ops import save_history
 from styx.ops.pipeline import Pipeline
@@ -211,8 +211,10 @@ def set_autostop(name: str, idle_minutes: int | None, *, down: bool = False) -> 
     )
 
 
-def refresh(db: Database, record: ClusterRecord) -> ClusterRecord:
-    """Ask the infra and the agent how the cluster really is, and record what changed.
+def refresh(db: Database, record: ClusterRecord) -> ClusterRecord | None:
+    """Ask the infra and the agent how the cluster really is, and record what changed; None
+    when the infra no longer has any of its nodes (the record is then removed). An infra API
+    that does not answer leaves the record as it is.
 
     Unreachable nodes or a silent agent make the cluster DEGRADED, with a message that says
     which; the message is the cluster's latest event (``styx status -r`` prints it).
@@ -224,7 +226,15 @@ def refresh(db: Database, record: ClusterRecord) -> ClusterRecord:
     provider, handle = common.provider_of(record), common.handle_of(record)
     if record.status is ClusterStatus.STOPPED or not handle.nodes:
         return record  # stopped, or a launch interrupted before its nodes were known: INIT
-    lost = provider.unreachable_nodes(handle)
+    try:
+        gone = provider.gone_nodes(handle)
+        if len(gone) == len(handle.nodes):
+            return _gone(db, record, handle, provider)
+        lost = provider.unreachable_nodes(handle)
+    except RemoteError:
+        # The infra's API does not answer (an API-server outage): that says nothing about the
+        # nodes, and a healthy cluster must never be marked down for it.
+        return record
     if lost:
         status = ClusterStatus.DEGRADED
         msg = f"node(s) {', '.join(lost)} cannot be reached"
@@ -242,6 +252,18 @@ def refresh(db: Database, record: ClusterRecord) -> ClusterRecord:
             db, record.name, status, expected=record.status, message=f"refresh: {msg}"
         )
     return get_cluster(db, record.name) or record
+
+
+def _gone(db: Database, record: ClusterRecord, handle: ClusterHandle, provider: Provider) -> None:
+    """Every node is gone by the infra's word (autostop's down from the head, or the infra
+    removed them): clean what is left of ours, and forget the cluster, as SkyPilot's
+    ``status -r`` does."""
+    from styx.state.clusters import delete_cluster
+
+    with contextlib.suppress(StyxError):
+        provider.terminate(handle)
+    delete_cluster(db, record.name, message="refresh: the infra no longer has its nodes")
+    return None
 
 
 def degraded_reason(db: Database, name: str) -> str | None:

@@ -28,7 +28,9 @@ def status(
 
     db = common.database()
     records = list_clusters(db, names=cluster_names)
-    return [refresh_one(db, r) for r in records] if refresh else records
+    if not refresh:
+        return records
+    return [r for r in (refresh_one(db, rec) for rec in records) if r is not None]
 
 
 def queue(cluster_name: str, *, all_jobs: bool = False) -> list[JobRecord]:
