@@ -19,7 +19,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-bash scripts/install.sh "test,runtime,aws"
+bash scripts/install.sh "test,runtime,aws,kubernetes"
 py="$root/.venv/bin/python"
 
 # A wheelhouse of the runtime (Ray and Styx's dependencies) for the SSH test hosts, which have
