@@ -64,7 +64,7 @@ def check(probe: bool = False) -> InfraStatus:
     if not config.contexts:
         return InfraStatus("kubernetes", False, "no kubeconfig with a context")
     try:
-        import kubernetes  # noqa: F401  # type: ignore[import-untyped,unused-ignore]
+        import kubernetes  # type: ignore[import-untyped,unused-ignore]  # noqa: F401
     except ImportError:
         from styx.paths import pip_install
 

@@ -47,9 +47,8 @@ def _pump(conn: socket.socket, ws: object) -> None:
             ws.update(timeout=0.0)  # type: ignore[attr-defined]
             if ws.peek_stdout():  # type: ignore[attr-defined]
                 conn.sendall(ws.read_stdout())  # type: ignore[attr-defined]
-            fds: list[object] = [ws.sock.sock]  # type: ignore[attr-defined]
-            if local_open:
-                fds.append(conn)
+            raw: socket.socket = ws.sock.sock  # type: ignore[attr-defined]
+            fds = [raw, conn] if local_open else [raw]
             ready, _, _ = select.select(fds, [], [], 1.0)
             if conn in ready:
                 data = conn.recv(65536)
@@ -58,7 +57,7 @@ def _pump(conn: socket.socket, ws: object) -> None:
                 else:
                     local_open = False
                     ws.close_channel(0)  # type: ignore[attr-defined]
-            if len(ready) > (1 if conn in ready else 0):
+            if raw in ready:
                 ws.update(timeout=0.05)  # type: ignore[attr-defined]
         if ws.peek_stdout():  # type: ignore[attr-defined]
             conn.sendall(ws.read_stdout())  # type: ignore[attr-defined]
@@ -146,7 +145,8 @@ def main(argv: list[str]) -> int:
     if len(argv) != 6:
         sys.stderr.write("usage: forward CONTEXT NAMESPACE POD PYTHON REMOTE LOCAL [--idle S]\n")
         return 2
-    return serve(*argv, idle=idle)
+    context, namespace, pod, python, remote, local = argv
+    return serve(context, namespace, pod, python, remote, local, idle)
 
 
 if __name__ == "__main__":
