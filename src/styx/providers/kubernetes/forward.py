@@ -21,6 +21,8 @@ import sys
 import threading
 import time
 
+from styx.providers.kubernetes.podexec import read_pending
+
 #: The pod side: stdin -> the unix socket, the socket -> stdout, until either end closes.
 RELAY = (
     "import os,socket,sys,threading\n"
@@ -45,6 +47,7 @@ def _pump(conn: socket.socket, ws: object) -> None:
     try:
         while ws.is_open():  # type: ignore[attr-defined]
             ws.update(timeout=0.0)  # type: ignore[attr-defined]
+            read_pending(ws)
             if ws.peek_stdout():  # type: ignore[attr-defined]
                 conn.sendall(ws.read_stdout())  # type: ignore[attr-defined]
             raw: socket.socket = ws.sock.sock  # type: ignore[attr-defined]

@@ -92,7 +92,36 @@ def exec_bytes(
     return int(code), bytes(out), bytes(err)
 
 
+def read_pending(ws: Any) -> None:
+    """Take in frames whose bytes TLS has already decrypted: the client's ``update`` polls the
+    socket, which cannot see them, so a reply could wait for the next packet."""
+    from websocket import ABNF  # type: ignore[import-untyped,unused-ignore]
+
+    raw = getattr(ws.sock, "sock", None)
+    pending = getattr(raw, "pending", None)
+    while ws.is_open() and pending is not None and pending() > 0:
+        op, frame = ws.sock.recv_data_frame(True)
+        if op == ABNF.OPCODE_CLOSE:
+            ws._connected = False
+            return
+        data = frame.data or b""
+        if not data:
+            continue
+        channel, payload = data[0], data[1:]
+        if channel == 255:  # v5: the server closed one of our channels
+            if payload:
+                ws._closed_channels.add(payload[0])
+            continue
+        if not ws.binary:
+            payload = payload.decode("utf-8", "replace")
+        if payload:
+            if channel in (1, 2):
+                ws._all.write(payload)
+            ws._channels[channel] = ws._channels.get(channel, payload[:0]) + payload
+
+
 def _drain(ws: Any, out: bytearray, err: bytearray) -> None:
+    read_pending(ws)
     if ws.peek_stdout():
         out += ws.read_stdout()
     if ws.peek_stderr():

@@ -17,13 +17,14 @@ def main(argv: list[str]) -> int:
     context, namespace, pod, *command = argv
     # As over ssh, the words form one command line for the remote shell (rsync quotes for it).
     command = ["sh", "-c", " ".join(command)]
-    from styx.providers.kubernetes.podexec import open_stream
+    from styx.providers.kubernetes.podexec import open_stream, read_pending
 
     ws = open_stream(context, namespace, pod, command, stdin=True)
     stdin_open = True
     try:
         while ws.is_open():
             ws.update(timeout=0.0)
+            read_pending(ws)
             if ws.peek_stdout():
                 os.write(1, ws.read_stdout())
             if ws.peek_stderr():
