@@ -38,6 +38,10 @@ if [ ! -f "$wheels/.complete-$ray_version" ]; then
 fi
 export STYX_TEST_WHEELHOUSE="$wheels"
 
+# The Kubernetes stand-in's image without Python (a Debian minbase root), built from the apt
+# mirror before the tests lose their route out; cached in /var/cache/styx-testworld.
+bash scripts/testimages.sh || echo "WARNING: no test images; the tests that need one will skip." >&2
+
 pgdir="${STYX_TEST_PG_DIR:-/tmp/styx-ci-pg}"
 pg_url="$(bash scripts/postgres.sh start "$pgdir" | tail -n 1)"
 cleanup() {

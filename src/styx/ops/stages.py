@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from styx.errors import ResourcesUnavailable, SpecError
+from styx.errors import ResourcesUnavailable, SpecError, StyxError
 from styx.ops import common
 from styx.ops.pipeline import Pipeline
 
@@ -175,7 +175,17 @@ def provision(
                     extra={"pending": True, "region": placement.request.region},
                 )
                 save(pending, "provisioning")
-            handle = provider.provision(placement.request)
+            try:
+                handle = provider.provision(placement.request)
+            except StyxError as err:
+                # The provider cleaned up what it made (or says why it could not): a record
+                # with nothing behind it would be half-written state.
+                made = record is None and provider.creates_machines
+                if made and not err.details.get("cleanup_error"):
+                    from styx.state.clusters import delete_cluster
+
+                    delete_cluster(db, name, message=f"launch failed: {err.code}")
+                raise
         save(handle, "provisioned", launched_at=time.time())
     return handle, provider
 
