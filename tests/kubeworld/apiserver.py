@@ -334,6 +334,35 @@ class _Handler(BaseHTTPRequestHandler):
                         "platform": "linux/amd64",
                     },
                 )
+            if segs == ["api"]:
+                return self._reply(200, {"kind": "APIVersions", "versions": ["v1"],
+                                         "serverAddressByClientCIDRs": []})  # fmt: skip
+            if segs == ["apis"]:
+                rbac = {"name": "rbac.authorization.k8s.io",
+                        "versions": [{"groupVersion": "rbac.authorization.k8s.io/v1", "version": "v1"}],
+                        "preferredVersion": {"groupVersion": "rbac.authorization.k8s.io/v1", "version": "v1"}}  # fmt: skip
+                return self._reply(
+                    200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [rbac]}
+                )
+            if segs in (["api", "v1"], ["apis", "rbac.authorization.k8s.io", "v1"]):
+                rbac_api = segs[0] == "apis"
+                names = RBAC if rbac_api else [p for p in (*NAMESPACED, *CLUSTER) if p not in RBAC]
+                res = [{"name": p, "singularName": "", "namespaced": p not in CLUSTER,
+                        "kind": (NAMESPACED | CLUSTER)[p], "verbs": ["create", "delete", "get", "list", "patch"]}
+                       for p in names]  # fmt: skip
+                if not rbac_api:
+                    res += [{"name": "pods/exec", "singularName": "", "namespaced": True, "kind": "PodExecOptions", "verbs": ["create", "get"]},
+                            {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]}]  # fmt: skip
+                gv = "rbac.authorization.k8s.io/v1" if rbac_api else "v1"
+                return self._reply(
+                    200,
+                    {
+                        "kind": "APIResourceList",
+                        "apiVersion": "v1",
+                        "groupVersion": gv,
+                        "resources": res,
+                    },
+                )
             if segs[:2] == ["api", "v1"]:
                 rest = segs[2:]
             elif segs[:3] == ["apis", "rbac.authorization.k8s.io", "v1"]:

@@ -185,6 +185,15 @@ class Kubelet:
     # --- pods ----------------------------------------------------------------------------------
 
     def _start(self, ns: str, name: str) -> None:
+        try:
+            self._start_pod(ns, name)
+        except Exception as exc:  # the pod fails, as a container that cannot start does
+            pod = self.api.store.get("pods", ns, name)
+            if pod is not None:
+                pod["status"] = {"phase": "Failed", "reason": "StartError", "message": repr(exc)}
+                self.api.store.put("pods", ns, pod)
+
+    def _start_pod(self, ns: str, name: str) -> None:
         store = self.api.store
         pod = store.get("pods", ns, name)
         if pod is None:
@@ -200,6 +209,7 @@ class Kubelet:
         rootfs = None
         if image_ready(image):
             rootfs = hdir / "rootfs"
+            hdir.mkdir(parents=True, exist_ok=True)
             subprocess.run(
                 ["cp", "-a", "--reflink=auto", str(IMAGES[image]), str(rootfs)], check=True
             )
@@ -227,7 +237,7 @@ class Kubelet:
                 [
                     "sh",
                     "-c",
-                    f"mount --rbind /dev {rootfs}/dev && mount -t proc proc {rootfs}/proc && mkdir -p {rootfs}/root {rootfs}/tmp",
+                    f"mount --rbind /dev {rootfs}/dev && mount --rbind /sys {rootfs}/sys && mount -t proc proc {rootfs}/proc && mkdir -p {rootfs}/root {rootfs}/tmp",
                 ],
                 chroot=False,
             )
@@ -302,7 +312,8 @@ class Kubelet:
         ph.host.kill()
         ph.host.unplug()
         if ph.rootfs is not None:
-            subprocess.run(["umount", "-R", "-l", str(ph.rootfs / "dev")], capture_output=True)
+            for sub in ("dev", "sys"):
+                subprocess.run(["umount", "-R", "-l", str(ph.rootfs / sub)], capture_output=True)
         shutil.rmtree(ph.host.dir, ignore_errors=True)
         with self.lock:
             self.free_octets.append(ph.octet)  # type: ignore[attr-defined]

@@ -54,6 +54,15 @@ def core(context: str) -> Any:
     return client.CoreV1Api(api_client(context))
 
 
+def exec_core(context: str) -> Any:
+    """A CoreV1Api on a client of its own, for one exec: the official ``stream()`` swaps the
+    client's request method while it runs, so a shared client would send other threads'
+    calls down the websocket."""
+    from kubernetes import client
+
+    return client.CoreV1Api(client.ApiClient(api_client(context).configuration))
+
+
 def rbac(context: str) -> Any:
     from kubernetes import client
 

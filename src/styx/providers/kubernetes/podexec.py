@@ -34,7 +34,7 @@ def open_stream(context: str, namespace: str, pod: str, argv: Sequence[str], *, 
     """A live exec stream of ``argv`` in ``pod`` (binary channels)."""
     from kubernetes.stream import stream  # type: ignore[import-untyped,unused-ignore]
 
-    api = client.core(context)
+    api = client.exec_core(context)
     with translated(context, f"exec in pod {pod}"):
         return stream(
             api.connect_get_namespaced_pod_exec,

@@ -47,8 +47,8 @@ DEFAULT_CPUS = 2.0
 DEFAULT_MEMORY_PER_CPU_GB = 4.0
 _GONE_PHASES = ("Failed", "Succeeded", "Unknown")
 
-#: Prints the home folder, then the first Python found with its version and whether it can
-#: make a venv with pip (``ok``), one per line.
+#: Prints the home folder, then each Python found with its version and whether it can make
+#: a venv with pip (``ok``), one per line, up to the first that can.
 _PROBE = r"""
 echo "$HOME"
 for p in python3.13 python3.12 python3.11 python3 python; do
@@ -56,8 +56,8 @@ for p in python3.13 python3.12 python3.11 python3 python; do
   v=$("$exe" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) || continue
   ok=no
   "$exe" -c 'import venv, ensurepip' 2>/dev/null && ok=ok
-  "$exe" -m pip --version >/dev/null 2>&1 && ok=ok
   echo "$exe $v $ok"
+  [ "$ok" = ok ] && break
 done
 """
 
