@@ -112,11 +112,15 @@ def test_node_gpus_free_and_affinity_terms() -> None:
         status=SimpleNamespace(phase="Running"),
         spec=SimpleNamespace(
             node_name="g1",
-            containers=[SimpleNamespace(resources=SimpleNamespace(requests={"nvidia.com/gpu": "3"}))],
+            containers=[
+                SimpleNamespace(resources=SimpleNamespace(requests={"nvidia.com/gpu": "3"}))
+            ],
         ),
     )
     found = {g.node: g for g in gpus.node_gpus(nodes, [busy])}
-    assert found["g1"].accelerator == "A100-80GB" and found["g1"].free == 5 and found["g1"].total == 8
+    assert (
+        found["g1"].accelerator == "A100-80GB" and found["g1"].free == 5 and found["g1"].total == 8
+    )
     assert found["c1"].accelerator is None and found["c1"].cpus == 8 and found["c1"].memory_gb == 32
     terms = gpus.matching_terms(list(found.values()), "a100-80gb")
     keys = {t["matchExpressions"][0]["key"]: t["matchExpressions"][0]["values"] for t in terms}
@@ -217,7 +221,9 @@ def test_python_choice(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_image_and_prologue() -> None:
     s = _settings()
-    assert _image("docker:nvcr.io/nvidia/pytorch:24.01-py3", s) == "nvcr.io/nvidia/pytorch:24.01-py3"
+    assert (
+        _image("docker:nvcr.io/nvidia/pytorch:24.01-py3", s) == "nvcr.io/nvidia/pytorch:24.01-py3"
+    )
     assert _image(None, s) == "img"
     assert env_prologue(["ls"], None, None) == ["ls"]
     argv = env_prologue(["ls", "-l"], {"A": "1 2"}, "/w d")
