@@ -10,6 +10,7 @@ goes through rsync instead (incremental, with rsync's filters) when the pod has 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
@@ -35,7 +36,7 @@ def open_stream(context: str, namespace: str, pod: str, argv: Sequence[str], *, 
     from kubernetes.stream import stream  # type: ignore[import-untyped,unused-ignore]
 
     api = client.exec_core(context)
-    with translated(context, f"exec in pod {pod}"):
+    with translated(context, f"exec in pod {pod}"), _refused_upgrade(pod):
         return stream(
             api.connect_get_namespaced_pod_exec,
             pod,
@@ -49,6 +50,17 @@ def open_stream(context: str, namespace: str, pod: str, argv: Sequence[str], *, 
             binary=True,
             _request_timeout=client.TIMEOUT,
         )
+
+
+@contextlib.contextmanager
+def _refused_upgrade(pod: str) -> Any:
+    """The client (v36) reports a refused exec upgrade (a pod not running) as AttributeError."""
+    try:
+        yield
+    except AttributeError as exc:
+        raise HostUnreachable(
+            f"Pod {pod} refused the exec (it is not running or is gone)."
+        ) from exc
 
 
 def exec_bytes(
