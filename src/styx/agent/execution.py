@@ -95,8 +95,18 @@ class RayExecutor:
             if node is not None:
                 node_ids[rank] = node["NodeID"]
                 resources[rank] = resource
-        # Swapped in whole: jobs starting on the event loop never see a half-built map.
-        self._rank_node_ids, self._rank_resource = node_ids, resources
+        if 0 not in node_ids:
+            log.warning(
+                "Ray's node listing lacks the head %s: alive %s",
+                self.config.head.ip,
+                sorted(by_ip),
+            )
+        # Swapped in whole: jobs starting on the event loop never see a half-built map. A rank
+        # missing from this listing keeps its last known resource name: Ray's node listing can
+        # briefly lack a live node, and a job reserving its gang at that moment must not fail
+        # on the gap (a node that is really gone leaves the placement group unplaced instead).
+        self._rank_node_ids = node_ids
+        self._rank_resource = {**self._rank_resource, **resources}
         return [r in node_ids for r in range(len(self.config.nodes))]
 
     def _options(self, demand: Demand) -> dict[str, Any]:
@@ -169,7 +179,9 @@ class RayExecutor:
 
         bundles = []
         for rank in ranks:
-            bundle: dict[str, float] = {self._rank_resource[rank]: 0.001}
+            ip = self.config.nodes[rank].ip
+            resource = self._rank_resource.get(rank) or f"node:{ip}"
+            bundle: dict[str, float] = {resource: 0.001}
             if demand.cpus:
                 bundle["CPU"] = demand.cpus
             if demand.gpus:

@@ -180,7 +180,7 @@ class Agent:
     async def _watch_ray(self) -> None:
         """Follow node deaths and returns; declare Ray down when its GCS stops answering or
         the head's raylet is gone."""
-        failures, last_nodes = 0, time.monotonic()
+        failures, last_nodes, head_gone = 0, time.monotonic(), 0
         while self.ray_down is None:
             await asyncio.sleep(RAY_PROBE_S)
             failures = 0 if await gcs_answers(self.config.ray_address) else failures + 1
@@ -197,9 +197,13 @@ class Agent:
             except Exception as e:
                 log.warning("cannot list Ray nodes: %s", e)
                 continue
-            if alive and not alive[0]:
+            # Twice in a row: one listing without the head can be a gap in Ray's answer.
+            head_gone = head_gone + 1 if alive and not alive[0] else 0
+            if head_gone >= 2:
                 self.runtime_down("the head node's raylet is gone from Ray")
                 return
+            if head_gone:
+                alive[0] = True
             self._apply_liveness(alive)
 
     def runtime_down(self, reason: str) -> None:
@@ -394,8 +398,9 @@ class Agent:
             raise
         except Exception as e:
             log.exception("job %s", job_id)
-            if self._finish(job_id, JobStatus.FAILED_DRIVER, reason=f"agent error: {e}"):
-                jlog.note(f"job {job_id} FAILED_DRIVER: agent error: {e}")
+            why = f"agent error: {type(e).__name__}: {e}".splitlines()[0][:500]
+            if self._finish(job_id, JobStatus.FAILED_DRIVER, reason=why):
+                jlog.note(f"job {job_id} FAILED_DRIVER: {why}")
             await self.executor.kill(run.ranks, run.marker)
         finally:
             if run.killing is not None and self.ray_down is None:
