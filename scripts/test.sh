@@ -8,10 +8,14 @@ cd "$(dirname "$0")/.."
 root="$(pwd)"
 
 need_apt=()
-for bin in sshd:openssh-server rsync:rsync ip:iproute2 nft:nftables; do
+for bin in sshd:openssh-server rsync:rsync ip:iproute2 nft:nftables podman:podman runc:runc \
+  docker-registry:docker-registry debootstrap:debootstrap; do
   command -v "${bin%%:*}" >/dev/null 2>&1 || need_apt+=("${bin#*:}")
 done
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+# podman's helpers for the container tests: host networking needs no bridge (none is made).
+[ -x /usr/libexec/podman/catatonit ] || need_apt+=(catatonit)
+[ -d /usr/lib/cni ] || need_apt+=(containernetworking-plugins)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "Installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -91,6 +91,11 @@ CODES: tuple[Code, ...] = (
     _C(
         "runtime-python-unavailable", 4, "the node has no fitting Python and Styx has none to bring"
     ),
+    _C(
+        "container-runtime-missing",
+        4,
+        "a node has neither a Docker daemon nor podman for the image",
+    ),
     # 5: conflicts
     _C("conflict", 5, "the request clashes with the state of a cluster or job"),
     _C("cluster-busy", 5, "another Styx command holds the cluster's lock"),
@@ -127,6 +132,9 @@ CODES: tuple[Code, ...] = (
     _C("cloud-api-error", 7, "a cloud API call failed"),
     _C("cloud-api-unreachable", 7, "a cloud API cannot be reached"),
     _C("cloud-throttled", 7, "a cloud API throttled the calls"),
+    _C("registry-login-failed", 7, "a node's login to the task's private image registry failed"),
+    _C("image-pull-failed", 7, "a node could not pull the task's container image"),
+    _C("container-start-failed", 7, "the task's container did not start on a node"),
     # 8: state
     _C("state-error", 8, "the local state database failed"),
     # 70: bugs and unexpected states

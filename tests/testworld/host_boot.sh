@@ -14,6 +14,15 @@ for k in $KEEP; do
   INIT="$INIT
   mkdir -p $d$k && mount --bind $k $d$k && mount -o remount,bind,ro $d$k"
 done
+# A container runtime needs the cgroup hierarchies (ip netns exec hides them) and, per host, its
+# own storage (the disk: kept over a reboot) and the test world's /etc/containers (cluster_up.sh).
+CG=$("$HERE/cgroups.sh")
+[ -z "$CG" ] || INIT="$INIT
+  $CG"
+if [ -d $TB/containers-etc ] && [ -d /etc/containers ]; then INIT="$INIT
+  mount --bind $TB/containers-etc /etc/containers
+  mkdir -p $d/containers /var/lib/containers && mount --bind $d/containers /var/lib/containers"
+fi
 INIT="$INIT
   mount --rbind $d/root /root"
 case $TB in /tmp/*) INIT="$INIT

@@ -221,6 +221,9 @@ def stop(root: Path, ray_temp_dir: str | None = None, ray_port: int | None = Non
         kill_marked(agent_id(root, name) + ":", grace_s=1.0, prefix=True)
     with contextlib.suppress(OSError):
         paths.socket.unlink()
+    from styx.agent import container
+
+    container.remove(root)  # a task's image container goes with the cluster's processes
     if ray_temp_dir:
         stop_ray(ray_temp_dir, ray_port)
     with contextlib.suppress(OSError):

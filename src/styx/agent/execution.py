@@ -46,8 +46,9 @@ class PartResult:
 class RayExecutor:
     """Connects to the cluster's Ray and runs job parts on chosen nodes (by config rank)."""
 
-    def __init__(self, config: AgentConfig) -> None:
+    def __init__(self, config: AgentConfig, root: str | None = None) -> None:
         self.config = config
+        self.root = root  # the agent root, the same path on every node (container.json)
         self._ray: Any = None
         self._run_part: Any = None
         self._kill_part: Any = None
@@ -151,7 +152,7 @@ class RayExecutor:
             gens.append(
                 self._run_part.options(
                     scheduling_strategy=strategy, **self._options(demand)
-                ).remote(script, envs[i], cwd, marker, demand.gpus > 0)
+                ).remote(script, envs[i], cwd, marker, demand.gpus > 0, self.root)
             )
 
         async def consume(i: int, gen: Any) -> PartResult:

@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from styx.agent import container
 from styx.agent.proctree import MARKER_ENV, kill_marked
 
 # Set by Ray in its worker processes; meaningless (or harmful) to a user's program.
@@ -63,13 +64,19 @@ def gpu_ids() -> list[str]:
 
 
 def run_part(
-    script: str, env: dict[str, str], cwd: str | None, marker: str, wants_gpus: bool
+    script: str,
+    env: dict[str, str],
+    cwd: str | None,
+    marker: str,
+    wants_gpus: bool,
+    agent_root: str | None = None,
 ) -> Iterator[Event]:
     """Run ``script`` under bash in its own session and stream what it prints.
 
     ``env`` is laid over the worker's environment; ``CUDA_VISIBLE_DEVICES`` is set to the GPUs
     Ray gave this task when the job asked for GPUs. The exit code follows the shell's rule for
-    signals (128 + signal number).
+    signals (128 + signal number). When the node's ``agent_root`` names a container
+    (:mod:`styx.agent.container`), the script runs inside it with only the job's environment.
     """
     full = _base_env()
     full.update(env)
@@ -87,24 +94,32 @@ def run_part(
     # (argv strings stop at 128 KiB), and what failed can be said plainly.
     # In the cluster's private Ray folder when there is one: it goes when Ray stops, so a
     # script whose worker was killed outright is not left behind.
+    box = container.load(agent_root) if agent_root else None
     owner = os.environ.get("STYX_RAY_OWNER")
     folder = owner if owner and os.path.isdir(owner) else None
+    if box is not None and agent_root:  # the script must be visible inside the container
+        folder = str(container.scripts_dir(agent_root))
     fd, path = tempfile.mkstemp(prefix="styx-job-", suffix=".sh", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
             f.write(script)
-        yield from _run_script(path, full, workdir, marker)
+        argv = ["bash", path]
+        if box is not None and agent_root:
+            os.chmod(path, 0o644)  # the image's user may not be root
+            box = container.ensure_running(agent_root, box)
+            argv = container.exec_argv(box, path, workdir, {*env, MARKER_ENV})
+        yield from _run_script(argv, full, workdir, marker)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
 
 
-def _run_script(path: str, env: dict[str, str], workdir: str, marker: str) -> Iterator[Event]:
+def _run_script(argv: list[str], env: dict[str, str], workdir: str, marker: str) -> Iterator[Event]:
     mask = os.umask(0o077)
     os.umask(mask)
     try:
         proc = subprocess.Popen(
-            ["bash", path],
+            argv,
             cwd=workdir,
             umask=0o022 if mask == 0o077 else -1,  # Styx's own files are private; a job's not
             env=env,

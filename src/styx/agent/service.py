@@ -75,7 +75,7 @@ class Agent:
         self.config = AgentConfig.load(root)
         self.store = JobStore(self.paths.db)
         self.pool = ResourcePool(self.config.nodes)
-        self.executor = RayExecutor(self.config)
+        self.executor = RayExecutor(self.config, str(root))
         self.autostop = Autostop(self.store, self.config, root / "autostop.log")
         self.agent_id = agent_id(root, self.config.cluster_name)
         self.started_at = time.time()

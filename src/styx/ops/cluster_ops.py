@@ -136,6 +136,12 @@ def start(name: str, pipe: Pipeline) -> None:
             auto = record.autostop or {}
             autostop = AutostopConfig(auto.get("idle_minutes"), bool(auto.get("down")))
             runtime.start(handle, provider, autostop=autostop)
+            if handle.extra.get("container"):  # the task's image, as the launch ran it
+                from styx.cluster.container import ContainerSpec
+                from styx.ops.stages import start_containers
+
+                spec = ContainerSpec.from_json(handle.extra["container"])
+                start_containers(handle, provider, spec, None)
             set_cluster_status(db, name, ClusterStatus.UP, message="started by user")
         from styx.ops.stages import record_use
 

@@ -220,6 +220,12 @@ def launch(
             raise
         stages.sync_workdir(pipe, task, handle, provider)
         stages.sync_file_mounts(pipe, task, handle, provider)
+        try:
+            handle = stages.bring_up_container(db, pipe, task, handle, provider)
+        except StyxError:
+            if record is None:  # a cluster made for this launch: nothing of it stays behind
+                _discard(db, name, handle, provider)
+            raise
         with pipe.stage("exec", "submitting the job" + (" (setup first)" if task.setup else "")):
             job_id = submit(task, handle, with_setup=True)
     return _after_submit(pipe, handle, job_id, detach=detach, down=down)
@@ -304,6 +310,18 @@ def _has_autostop(infra: str) -> bool:
     from styx.providers.registry import info
 
     return Capability.AUTOSTOP in info(infra).capabilities.features
+
+
+def _discard(db: Database, name: str, handle: ClusterHandle, provider: Any) -> None:
+    """Tear down a cluster this launch made, after a failure that leaves it of no use."""
+    from styx.state.clusters import delete_cluster
+
+    try:
+        provider.terminate(handle)
+    except StyxError:
+        _mark_failed_launch(db, name)  # `styx down` finishes it; the first error is reported
+        return
+    delete_cluster(db, name, message="launch failed: the task's image did not start")
 
 
 def _mark_failed_launch(db: Database, name: str) -> None:

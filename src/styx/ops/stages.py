@@ -491,3 +491,73 @@ def _last_use() -> str:
     import sys
 
     return " ".join(["styx", *common.redact_argv(sys.argv[1:])])[:500]
+
+
+def container_spec(task: Task, handle: ClusterHandle, provider: Provider) -> Any:
+    """The container the task's ``image_id: docker:...`` asks for on a VM-like cluster; None
+    without one, or where the provider runs the image as the node itself (Kubernetes pods)."""
+    from styx.cluster import container
+    from styx.config import user_config
+    from styx.spec.frozen import thaw
+
+    if getattr(provider, "native_images", False):
+        return None
+    region = handle.extra.get("region")
+    images = [container.image_of(_image_for(c, region)) for c in task.resources.candidates()]
+    image = next((i for i in images if i), None)
+    if image is None:
+        return None
+    user = user_config()
+    options = container.run_options(
+        thaw(task.config) if task.config else {}, {"docker": user.get("docker")} if user else {}
+    )
+    home = str((handle.extra.get("job_env") or {}).get("HOME") or "")
+    mounts = []
+    for target in destinations(task, provider, handle.cluster_name, handle).values():
+        path = target.path
+        if path.startswith("~") or (home and (path + "/").startswith(home + "/")):
+            continue  # the home is bound whole
+        mounts.append(path)
+    for path in mounts:
+        if any(c.isspace() for c in path):
+            raise SpecError(
+                f"The file mount {path!r} has whitespace, which a container bind cannot take.",
+                "Choose a destination without spaces.",
+                code="invalid-value",
+            )
+    return container.ContainerSpec(image, options, tuple(sorted(set(mounts))))
+
+
+def bring_up_container(
+    db: Database, pipe: Pipeline, task: Task, handle: ClusterHandle, provider: Provider
+) -> ClusterHandle:
+    """The task's image running on every node (pulled where missing): the container stage.
+    Its settings (never a password) go into the handle, for `start` and recovery."""
+    from styx.cluster import container
+    from styx.state.clusters import update_cluster
+
+    spec = container_spec(task, handle, provider)
+    if spec is None:
+        pipe.skip("container", "no docker image")
+        return handle
+    secrets = {k: s.reveal() for k, s in task.secrets.items() if s is not None}
+    login = container.registry_login({**task.envs, **secrets})
+    nodes = len(handle.nodes)
+    where = f" on {nodes} nodes" if nodes > 1 else ""
+    with pipe.stage("container", f"{spec.image}{where} (pulled where missing)"):
+        start_containers(handle, provider, spec, login)
+    extra = {**handle.extra, "container": spec.to_json()}
+    if login is not None:
+        extra["container"]["registry"] = login.server
+    handle = dataclasses.replace(handle, extra=extra)
+    update_cluster(db, handle.cluster_name, handle=handle.to_json())
+    return handle
+
+
+def start_containers(handle: ClusterHandle, provider: Provider, spec: Any, login: Any) -> None:
+    from styx.cluster import container
+
+    runners = [provider.runner(handle, i) for i in range(len(handle.nodes))]
+    gpus = [n.gpus > 0 for n in handle.nodes]
+    home = str((handle.extra.get("job_env") or {}).get("HOME") or "")
+    container.start_all(runners, gpus, spec, handle.cluster_name, handle.agent_root, login, home)

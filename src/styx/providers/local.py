@@ -315,7 +315,9 @@ def offers(task: Task) -> list[InfraOffer]:
 INFO = InfraInfo(
     name="local",
     title="this machine",
-    capabilities=Capabilities.of(Capability.PORTS, Capability.STOP, Capability.AUTOSTOP),
+    capabilities=Capabilities.of(
+        Capability.PORTS, Capability.STOP, Capability.AUTOSTOP, Capability.CONTAINER_IMAGES
+    ),
     check=check,
     provider="styx.providers.local:LocalProvider",
     offers=offers,

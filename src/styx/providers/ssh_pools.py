@@ -186,7 +186,9 @@ def offers(task: Task) -> list[InfraOffer]:
 INFO = InfraInfo(
     name="ssh",
     title="SSH node pools",
-    capabilities=Capabilities.of(Capability.MULTI_NODE, Capability.PORTS, Capability.STOP),
+    capabilities=Capabilities.of(
+        Capability.MULTI_NODE, Capability.PORTS, Capability.STOP, Capability.CONTAINER_IMAGES
+    ),
     check=check,
     provider="styx.providers.ssh:SSHProvider",
     offers=offers,

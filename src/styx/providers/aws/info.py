@@ -58,6 +58,7 @@ INFO = InfraInfo(
         C.STOP,
         C.PORTS,
         C.CUSTOM_IMAGES,
+        C.CONTAINER_IMAGES,
         C.ZONES,
         disk_tiers=("low", "medium", "high", "ultra"),
     ),

@@ -116,7 +116,7 @@ class AWSProvider:
         zones = self._zones(ec2, region, request, net)
         info = instances.type_info(ec2, region, request.instance_type)
         image_id, root = instances.resolve_image(
-            ec2, region, request.image_id, request.instance_type
+            ec2, region, _machine_image(request.image_id), request.instance_type
         )
         key_name, key_path = keys.ensure_key_pair(ec2, region)
         configured = settings.security_group_for(request.cluster_name)
@@ -418,3 +418,9 @@ class AWSProvider:
         local = ssh_access.socket_path(handle.cluster_name, handle.head.ip)
         ssh_access.close_runners([self._ssh_runner(handle, i) for i in range(len(handle.nodes))])
         Path(local).unlink(missing_ok=True)
+
+
+def _machine_image(image_id: str | None) -> str | None:
+    """The AMI asked for: none for ``docker:<image>``, which runs in a container on the
+    default image (the container stage, :mod:`styx.cluster.container`)."""
+    return None if image_id and image_id.startswith("docker:") else image_id

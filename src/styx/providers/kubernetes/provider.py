@@ -79,6 +79,8 @@ class KubernetesProvider:
     #: Pods hold cluster resources: the cluster is recorded (with its context) before they
     #: are made, so an interrupted launch is found and cleaned up by label.
     creates_machines = True
+    #: ``docker:<image>`` is the pod's image, not a container on the node.
+    native_images = True
 
     # --- making and breaking ------------------------------------------------------------------
 

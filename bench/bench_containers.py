@@ -1,0 +1,91 @@
+"""A containerized task's start on a warm host against the runtime's own `run` of the same image
+and command, measured in the same run.
+
+A local cluster runs `image_id: docker:styx-test/nopython:bookworm` (Debian minbase, no Python;
+scripts/testimages.sh builds its root, imported here into a private podman store). Each sample:
+- ours: `styx exec CLUSTER 'echo x'`, from spawning the CLI to the job's first output (submit
+  through the agent, Ray, `podman exec` into the cluster's running container), and to its end;
+- baseline: `podman run --rm --net=host IMAGE echo x`, to first output and to its end.
+Run as root (podman, runc): .venv/bin/python bench/bench_containers.py [--runs 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from _util import REPO, first_output, report
+
+ROOTFS = Path(os.environ.get("STYX_TESTWORLD_CACHE", "/var/cache/styx-testworld"))
+IMAGE = "styx-test/nopython:bookworm"
+CONF = """[engine]
+runtime = "runc"
+lock_type = "file"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+netns = "host"
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=20)
+    args = ap.parse_args()
+    sys.path.insert(0, str(REPO))
+    from tests.testworld.containers import ensure_cgroups
+
+    ensure_cgroups()
+    styx = [sys.executable, "-m", "styx.cli.main"]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "containers.conf").write_text(CONF)
+        (root / "storage.conf").write_text(
+            f'[storage]\ndriver = "overlay"\ngraphroot = "{root}/store"\nrunroot = "{root}/run"\n'
+        )
+        (root / "home").mkdir()
+        env = {
+            **os.environ,
+            "STYX_HOME": str(root / "home"),
+            "CONTAINERS_CONF": str(root / "containers.conf"),
+            "CONTAINERS_STORAGE_CONF": str(root / "storage.conf"),
+        }
+        env.pop("STYX_DB_URL", None)
+        tar = subprocess.Popen(
+            ["tar", "-C", str(ROOTFS / "nopython-bookworm"), "-c", "."], stdout=subprocess.PIPE
+        )
+        subprocess.run(["podman", "import", "-", IMAGE], stdin=tar.stdout, env=env,
+                       capture_output=True, check=True)  # fmt: skip
+        tar.wait()
+        task = root / "task.yaml"
+        task.write_text(f"resources:\n  infra: local\n  image_id: docker:{IMAGE}\nrun: echo up\n")
+        up = subprocess.run([*styx, "launch", str(task), "-c", "cbench", "-y"], env=env,
+                            cwd=REPO, capture_output=True, text=True)  # fmt: skip
+        if up.returncode != 0:
+            sys.exit(f"launch failed: {up.stdout}{up.stderr}")
+        try:
+            podman = ["podman", "run", "--rm", "--net=host", IMAGE, "echo", "x"]
+            first_output(podman, env)  # warm both once
+            first_output([*styx, "exec", "cbench", "echo x"], env)
+            base = [first_output(podman, env) for _ in range(args.runs)]
+            ours = [
+                first_output([*styx, "exec", "cbench", "echo x"], env) for _ in range(args.runs)
+            ]
+            b_first = report("baseline: podman run --rm IMAGE echo x (first output)",
+                             [r[0] for r in base])  # fmt: skip
+            b_whole = report("baseline: podman run (whole command)", [r[1] for r in base])
+            report("styx exec CLUSTER 'echo x' in the image (first output)",
+                   [r[0] for r in ours], b_first)  # fmt: skip
+            report("styx exec (whole command, job done)", [r[1] for r in ours], b_whole)
+        finally:
+            subprocess.run([*styx, "down", "cbench", "-y"], env=env, cwd=REPO, capture_output=True)
+            subprocess.run(["podman", "rmi", "-a", "-f"], env=env, capture_output=True)
+
+
+if __name__ == "__main__":
+    main()
