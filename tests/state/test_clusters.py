@@ -186,3 +186,21 @@ def test_records_are_frozen_snapshots(db: Database) -> None:
         rec.status = ClusterStatus.UP  # type: ignore[misc]
     set_cluster_status(db, "c", ClusterStatus.UP)
     assert rec.status is ClusterStatus.INIT
+
+
+def test_last_use_is_written_without_sqlalchemy_where_sqlite_allows(db: Database) -> None:
+    # `exec` records LAST USE through the sqlite3 fast path (no SQLAlchemy import on its way to
+    # the job's first output); PostgreSQL, or a database the fast path cannot read, goes the
+    # ordinary way. Either way the record says the same.
+    from styx.ops.stages import record_use
+
+    upsert_cluster(db, "c1", provider="local", handle=HANDLE, status=ClusterStatus.UP)
+    record_use(db, "c1")
+    used = require_cluster(db, "c1").last_use
+    assert used and used.startswith("styx ")
+    fast = db.fast_reader()
+    if fast is not None:
+        assert fast.set_last_use("c1", "styx exec c1 true")
+        assert not fast.set_last_use("missing", "x")
+        assert require_cluster(db, "c1").last_use == "styx exec c1 true"
+    record_use(db, "missing")  # best effort: no such cluster is not an error

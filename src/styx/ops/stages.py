@@ -481,9 +481,13 @@ def record_use(db: Database, name: str) -> None:
     LAST USE is a courtesy, and a full disk or a busy database must not fail a command whose
     work is done (exec records it after its job is submitted)."""
     from styx.errors import StyxError
-    from styx.state.clusters import update_cluster
 
     with contextlib.suppress(StyxError):
+        fast = db.fast_reader()
+        if fast is not None and fast.set_last_use(name, _last_use()):
+            return
+        from styx.state.clusters import update_cluster
+
         update_cluster(db, name, last_use=_last_use())
 
 

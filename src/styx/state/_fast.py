@@ -115,6 +115,18 @@ class FastReader:
         rows = self._query(_SELECT_CLUSTERS + " WHERE name = ?", (name,))
         return _cluster(rows[0]) if rows else None
 
+    def set_last_use(self, name: str, text: str) -> bool:
+        """Write one cluster's LAST USE (the only write on this path: ``exec`` records it, and
+        must not pay SQLAlchemy's import for it); False when there is no such cluster."""
+
+        def run() -> bool:
+            cur = self._conn.execute(
+                "UPDATE clusters SET last_use = ? WHERE name = ?", (text, name)
+            )
+            return cur.rowcount > 0
+
+        return self._retry(run)
+
     def managed_job_queue(self) -> tuple[list[ManagedJobRow], dict[int, DagRunRow]]:
         """Every managed job's queue row by id, and each DAG run's row."""
         rows = [ManagedJobRow.from_row(r) for r in self._query(_SELECT_JOB_ROWS, ())]
