@@ -68,22 +68,40 @@ def main() -> None:
                             cwd=REPO, capture_output=True, text=True)  # fmt: skip
         if up.returncode != 0:
             sys.exit(f"launch failed: {up.stdout}{up.stderr}")
+        bare_task = root / "bare.yaml"
+        bare_task.write_text("resources:\n  infra: local\nrun: echo up\n")
+        up = subprocess.run([*styx, "launch", str(bare_task), "-c", "bbench", "-y"], env=env,
+                            cwd=REPO, capture_output=True, text=True)  # fmt: skip
+        if up.returncode != 0:
+            sys.exit(f"launch failed: {up.stdout}{up.stderr}")
         try:
             podman = ["podman", "run", "--rm", "--net=host", IMAGE, "echo", "x"]
-            first_output(podman, env)  # warm both once
+            exec_ = ["podman", "exec", "styx-cbench", "echo", "x"]
+            first_output(podman, env)  # warm each once
             first_output([*styx, "exec", "cbench", "echo x"], env)
-            base = [first_output(podman, env) for _ in range(args.runs)]
-            ours = [
-                first_output([*styx, "exec", "cbench", "echo x"], env) for _ in range(args.runs)
-            ]
+            base, execs, ours, bare = [], [], [], []
+            for _ in range(args.runs):  # interleaved: a slow moment hits every series alike
+                base.append(first_output(podman, env))
+                execs.append(first_output(exec_, env))
+                ours.append(first_output([*styx, "exec", "cbench", "echo x"], env))
+                bare.append(first_output([*styx, "exec", "bbench", "echo x"], env))
             b_first = report("baseline: podman run --rm IMAGE echo x (first output)",
                              [r[0] for r in base])  # fmt: skip
             b_whole = report("baseline: podman run (whole command)", [r[1] for r in base])
-            report("styx exec CLUSTER 'echo x' in the image (first output)",
-                   [r[0] for r in ours], b_first)  # fmt: skip
+            report("podman exec into a running container (first output)",
+                   [r[0] for r in execs], b_first)  # fmt: skip
+            o_first = report("styx exec CLUSTER 'echo x' in the image (first output)",
+                             [r[0] for r in ours], b_first)  # fmt: skip
             report("styx exec (whole command, job done)", [r[1] for r in ours], b_whole)
+            n_first = report("styx exec on a bare local cluster (first output)",
+                             [r[0] for r in bare])  # fmt: skip
+            print(
+                f"the image's cost in styx exec: {(o_first - n_first) * 1000:.1f} ms, "
+                f"{(o_first - n_first) / b_first:.2f}x podman run's start"
+            )
         finally:
-            subprocess.run([*styx, "down", "cbench", "-y"], env=env, cwd=REPO, capture_output=True)
+            for name in ("cbench", "bbench"):
+                subprocess.run([*styx, "down", name, "-y"], env=env, cwd=REPO, capture_output=True)
             subprocess.run(["podman", "rmi", "-a", "-f"], env=env, capture_output=True)
 
 

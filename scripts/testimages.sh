@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Build the root filesystems of the test images: the Kubernetes stand-in's (tests/kubeworld) and the
 # container world's (tests/testworld/containers.py, imported into podman). Needs the apt mirror,
-# so scripts/test.sh
-# runs it BEFORE it enters the no-route network namespace. Cached outside the repository, in
+# so scripts/test.sh runs it BEFORE it enters the no-route network namespace. Cached outside the repository, in
 # $STYX_TESTWORLD_CACHE (default /var/cache/styx-testworld/), and built only when missing.
 #
 #   nopython-bookworm/   `styx-test/nopython:bookworm`: Debian 12 minbase (sh, tar, coreutils),
