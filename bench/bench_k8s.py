@@ -77,8 +77,10 @@ def exec_rows(world: KubeWorld, root: Path, runs: int) -> None:
     task = root / "task.yaml"
     task.write_text("num_nodes: 4\nresources: {infra: k8s, cpus: 1}\nrun: echo up\n")
     t0 = time.perf_counter()
-    subprocess.run([*styx, "launch", str(task), "-c", "bench", "-y", "-d"], env=env, check=True,
-                   capture_output=True)  # fmt: skip
+    up = subprocess.run([*styx, "launch", str(task), "-c", "bench", "-y", "-d"], env=env,
+                        capture_output=True, text=True)  # fmt: skip
+    if up.returncode != 0:
+        sys.exit(f"launch failed: {up.stdout}{up.stderr}")
     print(
         f"\nfull `styx launch -d` of 4 pods (Ray and the agent included): {time.perf_counter() - t0:.2f} s\n"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,7 +34,9 @@ def kube(kube_world: object, tmp_path: Path) -> Iterator[object]:
     assert isinstance(kube_world, KubeWorld)
     kube_world.reset(tmp_path / "kube-home")
     yield kube_world
-    left = kube_world.leftovers()
+    deadline = time.monotonic() + 10  # a deleted pod's host goes when the kubelet sees it
+    while (left := kube_world.leftovers()) and time.monotonic() < deadline:
+        time.sleep(0.1)
     for ns, name in list(kube_world.kubelet.hosts):
         kube_world.kubelet._kill(ns, name)
     assert not left, f"left in the Kubernetes stand-in: {left}"

@@ -2,9 +2,11 @@
 
 ``python -m styx.providers.kubernetes.forward CONTEXT NAMESPACE POD PYTHON REMOTE LOCAL``
 runs in the background, one per cluster, as SSH's ControlMaster does for SSH clusters. Each
-connection to LOCAL opens an exec stream on the pod that runs a tiny relay (:data:`RELAY`,
-standard library only) between its stdin/stdout and REMOTE. The process imports the
-Kubernetes client once, so a ``styx`` command pays only a unix-socket connect and one exec.
+connection to LOCAL is relayed over an exec stream on the pod that runs a tiny relay
+(:data:`RELAY`, standard library only) between its stdin/stdout and REMOTE. The process imports
+the Kubernetes client once, and keeps :data:`SPARES` streams open ahead of need (their relays
+connect to REMOTE only when the first byte arrives), so a ``styx`` command pays a unix-socket
+connect, not an exec's start-up (an API round trip and a Python start in the pod).
 
 It exits when idle for ``--idle`` seconds (default 900), when LOCAL is removed, or on SIGTERM;
 its pid is in ``LOCAL.pid``.
@@ -23,17 +25,25 @@ import time
 
 from styx.providers.kubernetes.podexec import read_pending
 
-#: The pod side: stdin -> the unix socket, the socket -> stdout, until either end closes.
+#: Exec streams kept open and idle, ready for the next connections.
+SPARES = 3
+#: How long a new connection may take to send its first bytes.
+FIRST_BYTES_S = 60.0
+
+#: The pod side: waits for the first bytes on stdin (a spare stream stays idle until used),
+#: then stdin -> the unix socket, the socket -> stdout, until either end closes.
 RELAY = (
     "import os,socket,sys,threading\n"
+    "d=os.read(0,65536)\n"
+    "if not d:sys.exit(0)\n"
     "s=socket.socket(socket.AF_UNIX);s.connect(sys.argv[1])\n"
-    "def up():\n"
+    "def up(d):\n"
     " while True:\n"
-    "  d=os.read(0,65536)\n"
     "  if not d:\n"
     "   s.shutdown(socket.SHUT_WR);return\n"
     "  s.sendall(d)\n"
-    "threading.Thread(target=up,daemon=True).start()\n"
+    "  d=os.read(0,65536)\n"
+    "threading.Thread(target=up,args=(d,),daemon=True).start()\n"
     "while True:\n"
     " d=s.recv(65536)\n"
     " if not d:break\n"
@@ -92,15 +102,68 @@ def serve(
     active = [0]
     last = [time.monotonic()]
     lock = threading.Lock()
+    spares: list[object] = []
+    filling = [0]
+
+    def open_relay() -> object:
+        argv = [python, "-I", "-S", "-c", RELAY, remote]
+        return open_stream(context, namespace, pod, argv, stdin=True)
+
+    def fill() -> None:
+        try:
+            ws = open_relay()
+        except Exception:
+            ws = None
+        with lock:
+            filling[0] -= 1
+            if ws is not None:
+                spares.append(ws)
+
+    def refill() -> None:
+        with lock:
+            wanted = SPARES - len(spares) - filling[0]
+            filling[0] += max(wanted, 0)
+        for _ in range(wanted):
+            threading.Thread(target=fill, daemon=True).start()
+
+    def take() -> object:
+        while True:
+            with lock:
+                ws = spares.pop(0) if spares else None
+            if ws is None:
+                return open_relay()
+            with contextlib.suppress(Exception):
+                ws.update(timeout=0.0)  # type: ignore[attr-defined]  # sees a close frame
+            if ws.is_open():  # type: ignore[attr-defined]
+                return ws
+            with contextlib.suppress(Exception):
+                ws.close()  # type: ignore[attr-defined]
 
     def handle(conn: socket.socket) -> None:
+        # The agent's clients speak first: a connection that closes before its first bytes
+        # (a liveness probe such as local_socket.accepts) uses no stream.
         try:
-            ws = open_stream(
-                context, namespace, pod, [python, "-I", "-S", "-c", RELAY, remote], stdin=True
-            )
+            conn.settimeout(FIRST_BYTES_S)
+            first = conn.recv(65536)
+            conn.settimeout(None)
+        except OSError:
+            first = b""
+        if not first:
+            conn.close()
+            with lock:
+                active[0] -= 1
+                last[0] = time.monotonic()
+            return
+        try:
+            ws = take()
+            ws.write_stdin(first)  # type: ignore[attr-defined]
         except Exception:
             conn.close()
+            with lock:
+                active[0] -= 1
             return
+        finally:
+            refill()
         try:
             _pump(conn, ws)
         finally:
@@ -110,6 +173,7 @@ def serve(
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server.settimeout(5.0)
+    refill()
     try:
         while True:
             try:
@@ -125,6 +189,11 @@ def serve(
             threading.Thread(target=handle, args=(conn,), daemon=True).start()
     finally:
         server.close()
+        with lock:
+            idle_streams, spares[:] = list(spares), []
+        for ws in idle_streams:  # their relays see stdin close and exit
+            with contextlib.suppress(Exception):
+                ws.close()  # type: ignore[attr-defined]
         for path in (local, local + ".pid"):
             with contextlib.suppress(OSError):
                 if path.endswith(".pid") or _ours(path):
