@@ -162,6 +162,8 @@ class Materializer:
         self.key_source = key_source or moto_key_source(moto_url)
         self.extra_keys = list(extra_keys)
         self.keep = keep
+        #: The hosts' /etc/containers for hosts booted from now on (tests/testworld/containers.py).
+        self.containers_etc: Path | None = None
         self.boot_timeout = boot_timeout
         self.events = FaultClient(events_url, timeout=5) if events_url else None
         self._events_seen = 0
@@ -506,6 +508,7 @@ class Materializer:
             bridge=self.slot.bridge,
             hostname=name,
             keep=self.keep,
+            containers_etc=self.containers_etc,
         )
         info = AwsHost(
             instance_id=iid,

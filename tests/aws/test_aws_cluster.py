@@ -7,6 +7,7 @@ prices): us-east-1 is cheaper than us-west-2, so failover order is known.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from tests import leaks
 from tests.aws.harness import AwsEndpoint, AwsNetwork
 from tests.aws.materializer import Materializer
 from tests.ops.conftest import REPO, Styx, wait_for, wheelhouse
+from tests.testworld.containers import ContainerWorld, why_not
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -189,3 +191,50 @@ def test_kill_9_mid_provisioning_then_status_and_down_leave_nothing(
     assert r.returncode == 0, r.stdout + r.stderr
     assert cluster(styx, "k9") is None
     time.sleep(0.5)  # the no_aws_leaks fixture checks moto after the test
+
+
+@pytest.fixture
+def aws_images(
+    materializer: Materializer, aws_vpc: AwsNetwork, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ContainerWorld]:
+    """The container world for the instances' hosts: the registries on an address of the first
+    zone's subnet (on the hosts' bridge: on-link for them), podman in every host booted now."""
+    why = why_not()
+    if why:
+        pytest.skip(why)
+    subnet = aws_vpc.subnets["us-east-1a"]
+    net = ipaddress.ip_network(subnet.cidr)
+    ip = str(net.broadcast_address - 1)  # moto hands out addresses from the bottom
+    bridge = materializer.slot.bridge
+    subprocess.run(["ip", "link", "show", bridge], check=True, capture_output=True)
+    subprocess.run(["ip", "addr", "add", f"{ip}/32", "dev", bridge], check=True)
+    root = tmp_path_factory.mktemp("aws-images")
+    (root / "world").mkdir()
+    world = ContainerWorld(root / "world", ip, root / "etc")
+    materializer.containers_etc = world.etc
+    try:
+        yield world.up()
+    finally:
+        materializer.containers_etc = None
+        world.down()
+        subprocess.run(["ip", "addr", "del", f"{ip}/32", "dev", bridge], capture_output=True)
+
+
+def test_an_image_task_runs_on_instances_and_down_leaves_no_container(
+    styx: Styx, aws_images: ContainerWorld, materializer: Materializer, tmp_path: Path
+) -> None:
+    body = f"  image_id: docker:{aws_images.public_image}\n"
+    path = Path(task(tmp_path))
+    text = path.read_text().replace("  cpus: 2\n", "  cpus: 2\n" + body)
+    path.write_text(text.replace("ips=", "image=$STYX_IMAGE ips="))
+    r = styx("launch", str(path), "-c", "awsimg", "-y", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "rank=0 of 2 image=nopython-bookworm" in r.stdout, r.stdout
+    assert "rank=1 of 2 image=nopython-bookworm" in r.stdout
+    hosts = materializer.hosts()
+    assert len(hosts) == 2
+    for iid in hosts:
+        assert aws_images.containers_in(materializer.pids(iid)) == ["styx-awsimg"]
+    assert styx("down", "awsimg", "-y", timeout=300).returncode == 0
+    gone = lambda: all(materializer.pids(iid) == [] for iid in hosts)  # noqa: E731
+    wait_for(gone, 60, "the instances' hosts to go")

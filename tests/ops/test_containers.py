@@ -44,7 +44,7 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
 
 @pytest.fixture(scope="module")
 def world(bed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ContainerWorld]:
-    w = ContainerWorld(tmp_path_factory.mktemp("cworld"), bed).up()
+    w = ContainerWorld.for_testbed(tmp_path_factory.mktemp("cworld"), bed).up()
     yield w
     w.down()
 

@@ -10,34 +10,6 @@ mkdir -p "$TB"
 printf 'SLOT=%s\nN=%s\n' "$SLOT" "$N" > "$TB/testbed.env"
 ip link show $BR >/dev/null 2>&1 || { ip link add $BR type bridge
   ip addr add $NET.1/24 dev $BR; ip link set $BR up; }
-# The hosts' /etc/containers (bound over theirs by host_boot.sh) where podman is installed: runc
-# (crun refuses this machine's hybrid cgroups), no systemd, ulimits within the hard limits, and
-# the test registry on the bridge ($NET.1:5000, plain HTTP). See ../shared/testworld/README.md.
-if command -v podman >/dev/null 2>&1 && [ -d /etc/containers ] && [ ! -d $TB/containers-etc ]; then
-  mkdir -p $TB/containers-etc.new
-  cp -a /etc/containers/. $TB/containers-etc.new/
-  cat > $TB/containers-etc.new/containers.conf <<EOC
-[engine]
-runtime = "runc"
-lock_type = "file"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-netns = "host"
-EOC
-  cat > $TB/containers-etc.new/registries.conf <<EOC
-unqualified-search-registries = []
-[[registry]]
-location = "$NET.1:5000"
-insecure = true
-[[registry]]
-location = "$NET.1:5001"
-insecure = true
-EOC
-  rm -rf $TB/containers-etc.new/registries.conf.d
-  mv $TB/containers-etc.new $TB/containers-etc
-fi
 [ -f $TB/id_ed25519 ] || ssh-keygen -q -t ed25519 -N '' -C styx-test -f $TB/id_ed25519
 : > $TB/ssh_config
 for i in $(seq 1 $N); do

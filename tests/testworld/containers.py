@@ -17,8 +17,10 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tests.testworld.testbed import Testbed
+if TYPE_CHECKING:
+    from .testbed import Testbed
 
 ROOTFS = Path(os.environ.get("STYX_TESTWORLD_CACHE", "/var/cache/styx-testworld"))
 IMAGE = "styx-test/nopython:bookworm"
@@ -53,16 +55,66 @@ def ensure_cgroups() -> None:
     subprocess.run(["sh", "-ec", cmds.stdout], check=True)
 
 
-class ContainerWorld:
-    """Registries at ``registry`` (with a login) and ``open_registry``, the image in both, and
-    ``env`` for the local podman (what a task on `infra: local` sees)."""
+CONTAINERS_CONF = """[engine]
+runtime = "runc"
+lock_type = "file"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+netns = "host"
+"""
 
-    def __init__(self, root: Path, bed: Testbed) -> None:
+
+def write_etc(etc: Path, registry_ip: str) -> Path:
+    """The test hosts' /etc/containers (bound over theirs when they boot, see host_boot.sh and
+    nshost.py): this machine's, with runc (crun refuses its hybrid cgroups), no systemd,
+    ulimits within the hard limits, and the test registries at ``registry_ip`` as plain-HTTP
+    ones. Written once; returns ``etc``."""
+    if etc.is_dir():
+        return etc
+    tmp = etc.with_name(etc.name + ".new")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree("/etc/containers", tmp, symlinks=True)
+    shutil.rmtree(tmp / "registries.conf.d", ignore_errors=True)
+    (tmp / "containers.conf").write_text(CONTAINERS_CONF)
+    regs = "".join(
+        f'[[registry]]\nlocation = "{registry_ip}:{port}"\ninsecure = true\n'
+        for port in (5000, 5001)
+    )
+    (tmp / "registries.conf").write_text("unqualified-search-registries = []\n" + regs)
+    tmp.rename(etc)
+    return etc
+
+
+def in_host(pids: list[int], *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` inside a test host (any of its processes, e.g. its sshd): its mount, UTS,
+    network and PID namespaces, so its podman sees its own store and /etc/containers."""
+    own = os.readlink("/proc/self/ns/pid")
+    inside = []  # not the host's `unshare` (in its network namespace, but not the others)
+    for p in sorted(pids):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{p}/ns/pid") != own:
+                inside.append(p)
+    if not inside:
+        raise AssertionError(f"no process of the host is inside its namespaces: {pids}")
+    pid = inside[0]
+    return subprocess.run(
+        ["nsenter", "-t", str(pid), "-m", "-u", "-n", "-p", "--", *argv],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+class ContainerWorld:
+    """Registries at ``registry`` (with a login) and ``open_registry`` on ``ip`` (an address of
+    this machine the test hosts reach), the image in both, and ``env`` for the local podman
+    (what a task on `infra: local` sees). ``etc`` is the hosts' /etc/containers."""
+
+    def __init__(self, root: Path, ip: str, etc: Path, bed: Testbed | None = None) -> None:
         self.root = root
         self.bed = bed
-        ip = bed.bridge_ip
         self.registry, self.open_registry = f"{ip}:5000", f"{ip}:5001"
-        self.etc = bed.root / "containers-etc"
+        self.etc = write_etc(etc, ip)
         self._procs: list[subprocess.Popen[bytes]] = []
         storage = root / "storage.conf"
         storage.write_text(
@@ -149,13 +201,21 @@ class ContainerWorld:
                     raise AssertionError(f"the test registry at {addr} did not start")
                 time.sleep(0.1)
 
+    @classmethod
+    def for_testbed(cls, root: Path, bed: Testbed) -> ContainerWorld:
+        return cls(root, bed.bridge_ip, bed.root / "containers-etc", bed)
+
     def host_containers(self, i: int) -> list[str]:
-        """Styx's containers on test host i (running or not)."""
-        out = self.bed.ssh(
-            i, "podman", "ps", "-a", "--filter", "label=styx.dev/managed", "--format",
-            "{{.Names}}",
-        )  # fmt: skip
-        return out.stdout.split()
+        """Styx's containers on test host i of the testbed (running or not)."""
+        assert self.bed is not None
+        return self.containers_in(self.bed.pids(i))
+
+    def containers_in(self, pids: list[int]) -> list[str]:
+        """Styx's containers on the host of those processes (none once it is gone)."""
+        if not pids:
+            return []
+        ps = ["podman", "ps", "-a", "--filter", "label=styx.dev/managed", "--format", "{{.Names}}"]
+        return in_host(pids, *ps).stdout.split()
 
     def local_containers(self) -> list[str]:
         out = self.podman(
@@ -166,7 +226,9 @@ class ContainerWorld:
     def assert_no_containers(self, hosts: list[int]) -> None:
         """The leak check: no container of Styx's left here or on those hosts."""
         left = {"local": self.local_containers()}
-        left.update({f"h{i}": self.host_containers(i) for i in hosts if self.bed.alive(i)})
+        bed = self.bed
+        if bed is not None:
+            left.update({f"h{i}": self.host_containers(i) for i in hosts if bed.alive(i)})
         assert not any(left.values()), f"containers left behind: {left}"
 
     def down(self) -> None:

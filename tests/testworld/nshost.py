@@ -146,6 +146,7 @@ class NsHost:
         bridge: str,
         hostname: str,
         keep: Sequence[str] | None = None,
+        containers_etc: Path | None = None,
     ) -> None:
         iface = ipaddress.ip_interface(address)
         if iface.ip not in TEST_NET:
@@ -160,6 +161,7 @@ class NsHost:
         self.bridge = bridge
         self.hostname = hostname
         self.keep = list(default_keep() if keep is None else keep)
+        self.containers_etc = containers_etc
         self._proc: subprocess.Popen[bytes] | None = None
 
     # --- disk -----------------------------------------------------------------------------------
@@ -243,6 +245,17 @@ class NsHost:
                 init.append(
                     f"mkdir -p {d}{k} && mount --bind {k} {d}{k} && mount -o remount,bind,ro {d}{k}"
                 )
+        # A container runtime needs init's cgroup hierarchies (ip netns exec hides them), and
+        # with ``containers_etc`` the test world's /etc/containers and a store on the disk.
+        here = Path(__file__).parent
+        cgroups = subprocess.run([str(here / "cgroups.sh")], capture_output=True, text=True)
+        init += [f"{{ {ln}; }} || true" for ln in cgroups.stdout.splitlines() if ln.strip()]
+        if self.containers_etc is not None:
+            init.append(f"mount --bind {self.containers_etc} /etc/containers")
+            init.append(
+                f"mkdir -p {d}/containers /var/lib/containers && "
+                f"mount --bind {d}/containers /var/lib/containers"
+            )
         init.append(f"mount --rbind {d}/root /root")
         if str(d).startswith("/tmp/"):  # the host's own files stay visible after /tmp is replaced
             rel = str(d)[len("/tmp/") :]

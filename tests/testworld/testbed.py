@@ -123,6 +123,10 @@ class Testbed:
         if self._lock_fd is None:
             self._claim_slot()
         self.root.mkdir(parents=True, exist_ok=True)
+        if shutil.which("podman") and os.path.isdir("/etc/containers"):
+            from .containers import write_etc  # host_boot.sh binds it
+
+            write_etc(self.root / "containers-etc", self.bridge_ip)
         try:
             self._script("cluster_up.sh", timeout=60 + 10 * self.n)
         except BaseException:
