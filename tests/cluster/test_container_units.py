@@ -111,8 +111,11 @@ def test_node_script_logs_in_pulls_runs_and_records(fake: Path) -> None:
     root.mkdir()
     spec = container.ContainerSpec("r:5000/img:1", ("--ipc=host",))
     login = container.RegistryLogin("r:5000", "u", "right")
-    state = container.start_on_node(LocalRunner(), spec, "c1", str(root), False, login, str(fake))
+    heard: list[tuple[str, str]] = []
+    state = container.start_on_node(LocalRunner(), spec, "c1", str(root), False, login, str(fake),
+                                    on_node=lambda n, how: heard.append((n, how)))  # fmt: skip
     assert state == node_side.ContainerState("podman", "styx-c1", "r:5000/img:1", 4242)
+    assert heard == [("localhost", "pulled")]
     assert node_side.load(root) == state
     log = calls(fake)
     login_call = next(c for c in log if c.startswith("login"))
@@ -123,7 +126,9 @@ def test_node_script_logs_in_pulls_runs_and_records(fake: Path) -> None:
     assert f"-v {fake}:{fake}" in run
     # the same settings again: the running container is kept, nothing is pulled
     before = len(log)
-    container.start_on_node(LocalRunner(), spec, "c1", str(root), False, login, str(fake))
+    container.start_on_node(LocalRunner(), spec, "c1", str(root), False, login, str(fake),
+                            on_node=lambda n, how: heard.append((n, how)))  # fmt: skip
+    assert heard[-1] == ("localhost", "kept")
     assert not any(c.startswith(("pull", "run", "rm")) for c in calls(fake)[before:])
 
 

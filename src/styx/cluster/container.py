@@ -19,7 +19,7 @@ import dataclasses
 import hashlib
 import json
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from styx.agent import container as node_side
@@ -48,7 +48,7 @@ else echo "neither a Docker daemon nor podman answers on this node" >&2; exit 40
 cur=$($rt inspect -f '{{index .Config.Labels "styx.dev/spec"}}|{{.State.Running}}' "$name" 2>/dev/null) || cur=""
 if [ -n "$cur" ] && [ "${cur%%|*}" = "$spec" ]; then
   if [ "${cur#*|}" != true ]; then $rt start "$name" >/dev/null || exit 43; fi
-  echo "styx-container $rt $($rt inspect -f '{{.State.Pid}}' "$name")"; exit 0
+  echo "styx-container $rt $($rt inspect -f '{{.State.Pid}}' "$name") kept"; exit 0
 fi
 [ -n "$cur" ] && $rt rm -f "$name" >/dev/null 2>&1
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -58,8 +58,10 @@ if [ -n "$server" ]; then  # always: wrong credentials fail even where the image
   $rt login $auth --password-stdin -u "$user" "$server" >/dev/null 2>"$tmp/login.err" || {
     tail -n 2 "$tmp/login.err" >&2; exit 41; }
 fi
+got=cached
 if ! $rt image inspect "$image" >/dev/null 2>&1; then
   $rt pull $auth "$image" >&2 || exit 42
+  got=pulled
 fi
 gpu=""
 if [ "$gpus" = 1 ]; then
@@ -67,7 +69,7 @@ if [ "$gpus" = 1 ]; then
 fi
 $rt run -d --name "$name" --label "styx.dev/spec=$spec" --label styx.dev/managed=true \
   --net=host --init --entrypoint sleep $gpu $binds "$@" "$image" infinity >/dev/null || exit 43
-echo "styx-container $rt $($rt inspect -f '{{.State.Pid}}' "$name")"
+echo "styx-container $rt $($rt inspect -f '{{.State.Pid}}' "$name") $got"
 """
 
 
@@ -182,6 +184,7 @@ def start_on_node(
     login: RegistryLogin | None,
     home: str = "",
     timeout: float = 1800.0,
+    on_node: Callable[[str, str], None] | None = None,
 ) -> node_side.ContainerState:
     """Pull (if needed) and run the cluster's container on one node; record it for the agent."""
     argv = node_argv(spec, cluster_name, agent_root, gpus, login, home)
@@ -211,7 +214,7 @@ def start_on_node(
         )
     line = next((ln for ln in result.stdout.splitlines() if ln.startswith("styx-container ")), "")
     parts = line.split()
-    if result.returncode != 0 or len(parts) != 3:
+    if result.returncode != 0 or len(parts) != 4:
         raise RemoteError(
             f"The container of image {spec.image} did not start on {node} ({said[0]}).",
             "Check docker.run_options and that the image has `sleep`; "
@@ -222,6 +225,8 @@ def start_on_node(
         parts[1], container_name(cluster_name), spec.image, int(parts[2] or 0)
     )
     put_file(runner, state.to_json(), f"{agent_root}/{node_side.STATE_FILE}", mode=0o644)
+    if on_node is not None:
+        on_node(node, parts[3])
     return state
 
 
@@ -233,11 +238,14 @@ def start_all(
     agent_root: str,
     login: RegistryLogin | None,
     home: str = "",
+    on_node: Callable[[str, str], None] | None = None,
 ) -> None:
-    """The container on every node, in parallel; the first failure is raised."""
+    """The container on every node, in parallel; the first failure is raised. ``on_node`` hears
+    of each node as it is done, with how its image got there (pulled, cached or kept)."""
     from styx.cluster.runtime import each
 
     def one(i: int) -> None:
-        start_on_node(runners[i], spec, cluster_name, agent_root, gpus[i], login, home)
+        start_on_node(runners[i], spec, cluster_name, agent_root, gpus[i], login, home,
+                      on_node=on_node)  # fmt: skip
 
     each(list(range(len(runners))), one, f"Starting image {spec.image}")

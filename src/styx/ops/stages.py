@@ -548,8 +548,16 @@ def bring_up_container(
     login = container.registry_login({**task.envs, **secrets})
     nodes = len(handle.nodes)
     where = f" on {nodes} nodes" if nodes > 1 else ""
+    t0 = time.monotonic()
+
+    def done(node: str, how: str) -> None:  # each node as it finishes: pulls take minutes
+        if nodes > 1:
+            pipe.note(
+                f"[dim]  {node}: image {how}, container up ({time.monotonic() - t0:.1f} s)[/]"
+            )
+
     with pipe.stage("container", f"{spec.image}{where} (pulled where missing)"):
-        start_containers(handle, provider, spec, login)
+        start_containers(handle, provider, spec, login, on_node=done)
     extra = {**handle.extra, "container": spec.to_json()}
     if login is not None:
         extra["container"]["registry"] = login.server
@@ -558,10 +566,14 @@ def bring_up_container(
     return handle
 
 
-def start_containers(handle: ClusterHandle, provider: Provider, spec: Any, login: Any) -> None:
+def start_containers(
+    handle: ClusterHandle, provider: Provider, spec: Any, login: Any, on_node: Any = None
+) -> None:
+    """The cluster's container on every node (see :func:`styx.cluster.container.start_all`)."""
     from styx.cluster import container
 
     runners = [provider.runner(handle, i) for i in range(len(handle.nodes))]
     gpus = [n.gpus > 0 for n in handle.nodes]
     home = str((handle.extra.get("job_env") or {}).get("HOME") or "")
-    container.start_all(runners, gpus, spec, handle.cluster_name, handle.agent_root, login, home)
+    container.start_all(runners, gpus, spec, handle.cluster_name, handle.agent_root, login, home,
+                        on_node=on_node)  # fmt: skip
