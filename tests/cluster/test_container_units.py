@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -160,10 +161,18 @@ def test_a_node_without_a_runtime_says_so(tmp_path: Path, monkeypatch: pytest.Mo
     assert err.value.code == "container-runtime-missing"
 
 
-def test_exec_argv_passes_env_by_name_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME", "/h")
+def test_exec_passes_no_env_value_on_any_command_line(tmp_path: Path) -> None:
     state = node_side.ContainerState("podman", "styx-c", "img", 1)
-    argv = node_side.exec_argv(state, "/r/s.sh", "/h/sky_workdir", {"SECRET_TOKEN", "A"})
+    env = {"SECRET_TOKEN": "it's s3cret", "A": "1", "HOME": "/h", "PATH": "/host/bin", "B-C": "x"}
+    text = node_side.env_file_text(env, {"SECRET_TOKEN", "A", "B-C"})
+    assert "PATH" not in text and "B-C" not in text  # the image keeps its own PATH
+    argv = node_side.exec_argv(state, "/r/s.sh", "/h/sky_workdir", str(tmp_path / "env.sh"))
     assert argv[:4] == ["podman", "exec", "-w", "/h/sky_workdir"]
-    assert "SECRET_TOKEN" in argv and not any("=" in a for a in argv[:-3])
-    assert argv[-1] == "/r/s.sh" and "styx-c" in argv
+    assert not any("s3cret" in a or "SECRET_TOKEN" in a for a in argv)
+    # what the part's shell does with the file: the values arrive intact, the file goes
+    (tmp_path / "env.sh").write_text(text)
+    (tmp_path / "s.sh").write_text('printf "%s|%s|%s" "$SECRET_TOKEN" "$A" "$HOME"')
+    out = subprocess.run([*argv[5:8], str(tmp_path / "s.sh"), str(tmp_path / "env.sh")],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert out.stdout == "it's s3cret|1|/h"
+    assert not (tmp_path / "env.sh").exists()

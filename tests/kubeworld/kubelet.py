@@ -314,7 +314,10 @@ class Kubelet:
         if ph.rootfs is not None:
             for sub in ("dev", "sys"):
                 subprocess.run(["umount", "-R", "-l", str(ph.rootfs / sub)], capture_output=True)
-        shutil.rmtree(ph.host.dir, ignore_errors=True)
+        if os.environ.get("KUBEWORLD_KEEP_PODS"):  # debugging: keep a deleted pod's files
+            shutil.move(str(ph.host.dir), str(ph.host.dir) + f".{int(time.time())}")
+        else:
+            shutil.rmtree(ph.host.dir, ignore_errors=True)
         with self.lock:
             self.free_octets.append(ph.octet)  # type: ignore[attr-defined]
 

@@ -48,6 +48,10 @@ def styx(bed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sty
         if bed.alive(i):
             left = bed.ssh(i, "sh", "-c", "ls -d /tmp/styx-ray-* 2>/dev/null || true").stdout
             assert left.strip() == "", (i, left)
+            # nor the clusters' job tables, logs and secrets: the next cluster starts afresh
+            state = "ls -d ~/.styx/agent/jobs.db ~/.styx/agent/logs ~/.styx/agent/secrets"
+            left = bed.ssh(i, "sh", "-c", state + " 2>/dev/null || true").stdout
+            assert left.strip() == "", (i, left)
 
 
 @pytest.fixture(autouse=True)

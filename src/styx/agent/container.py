@@ -2,9 +2,9 @@
 
 Styx's runtime (Ray, the agent) stays on the node itself, so an image needs no Python, apt or
 sudo. One long-lived container per node (host networking, ``sleep`` as its process) holds the
-image; every job part runs in it through ``<runtime> exec``, with the job's environment passed
-by name (``-e NAME``, values from the exec client's environment, so no value, secrets included,
-is ever on a command line). The container's processes are the node's processes too (a child
+image; every job part runs in it through ``<runtime> exec``, its environment in a file of the
+cluster's private folder that the part reads and removes first (so no value, secrets included,
+is on a command line or in the runtime's own records). The container's processes are the node's processes too (a child
 PID namespace), so the job's marker finds them for ``cancel`` and ``kill`` as on a bare node.
 
 ``ROOT/container.json`` (written by the client once the container runs) says which runtime
@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -27,8 +28,13 @@ STATE_FILE = "container.json"
 SCRIPTS = "container-scripts"
 #: Environment names a job part gets besides its own envs: who and where it is.
 _PASSED = ("HOME", "USER", "LOGNAME", "PYTHONUNBUFFERED", "CUDA_VISIBLE_DEVICES")
-#: Runs the job script with bash when the image has it (SkyPilot's scripts are bash), else sh.
-_SHELL = 'if command -v bash >/dev/null 2>&1; then exec bash "$0"; else exec sh "$0"; fi'
+#: Sources the part's environment file and removes it at once, then runs the job script with
+#: bash when the image has it (SkyPilot's scripts are bash), else sh.
+_SHELL = (
+    '. "$1" && rm -f "$1" || exit 126; '
+    'if command -v bash >/dev/null 2>&1; then exec bash "$0"; else exec sh "$0"; fi'
+)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -91,13 +97,26 @@ def ensure_running(root: str | Path, state: ContainerState) -> ContainerState:
     return fresh
 
 
-def exec_argv(
-    state: ContainerState, script: str, workdir: str, env_names: list[str] | set[str]
-) -> list[str]:
-    """The argv that runs ``script`` (a path visible inside the container) in ``workdir``."""
-    names = sorted(set(env_names) | {n for n in _PASSED if n in os.environ or n in env_names})
-    env_args = [a for n in names for a in ("-e", n)]
-    return [state.runtime, "exec", "-w", workdir, *env_args, state.name, "sh", "-c", _SHELL, script]
+def env_file_text(env: dict[str, str], names: set[str] | list[str]) -> str:
+    """``export`` lines for the job's environment (its own names and :data:`_PASSED`).
+
+    Values never go on the runtime's command line (``-e NAME=value``) or through its exec
+    options (``-e NAME``): podman keeps an exec session's environment in its state database
+    on disk, secrets included. A file in the cluster's private folder, read and removed by
+    the part's first command, is all that holds them."""
+    wanted = set(names) | {n for n in _PASSED if n in env}
+    lines = []
+    for name in sorted(wanted):
+        if name in env and _NAME.fullmatch(name):
+            value = env[name].replace("'", "'\\''")
+            lines.append(f"export {name}='{value}'\n")
+    return "".join(lines)
+
+
+def exec_argv(state: ContainerState, script: str, workdir: str, env_file: str) -> list[str]:
+    """The argv that runs ``script`` in ``workdir`` with the environment in ``env_file`` (both
+    paths visible inside the container)."""
+    return [state.runtime, "exec", "-w", workdir, state.name, "sh", "-c", _SHELL, script, env_file]
 
 
 def remove(root: str | Path) -> None:

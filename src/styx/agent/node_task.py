@@ -100,18 +100,24 @@ def run_part(
     if box is not None and agent_root:  # the script must be visible inside the container
         folder = str(container.scripts_dir(agent_root))
     fd, path = tempfile.mkstemp(prefix="styx-job-", suffix=".sh", dir=folder)
+    env_path: str | None = None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
             f.write(script)
         argv = ["bash", path]
         if box is not None and agent_root:
-            os.chmod(path, 0o644)  # the image's user may not be root
             box = container.ensure_running(agent_root, box)
-            argv = container.exec_argv(box, path, workdir, {*env, MARKER_ENV})
+            efd, env_path = tempfile.mkstemp(prefix="styx-env-", suffix=".sh", dir=folder)
+            with os.fdopen(efd, "w", encoding="utf-8", errors="surrogateescape") as f:
+                f.write(container.env_file_text(full, {*env, MARKER_ENV}))
+            argv = container.exec_argv(box, path, workdir, env_path)
         yield from _run_script(argv, full, workdir, marker)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
+        if env_path is not None:  # normally gone already: the part's first command removes it
+            with contextlib.suppress(OSError):
+                os.unlink(env_path)
 
 
 def _run_script(argv: list[str], env: dict[str, str], workdir: str, marker: str) -> Iterator[Event]:

@@ -192,3 +192,28 @@ def stop_node_processes(
 
     targets = list(range(len(handle.nodes))) if nodes is None else list(nodes)
     each(targets, stop, f"Stopping '{handle.cluster_name}'")
+
+
+#: What a cluster's agent keeps on a node, removed when the cluster goes from machines that stay
+#: (an SSH pool's hosts): the next cluster there starts with no job table, logs or secrets of
+#: this one. The bind shim (a build cache) and the runtime venv stay.
+_NODE_STATE = (
+    "jobs.db", "jobs.db-wal", "jobs.db-shm", "logs", "secrets", "agent.json", "agent.log",
+    "autostop.log", TOKEN_FILE, "ray-env.json", "container.json", "container-scripts",
+)  # fmt: skip
+
+
+def forget_node_state(
+    handle: H, provider: NodeAccess[H], *, nodes: Sequence[int] | None = None
+) -> None:
+    """Remove the cluster's agent state from its nodes (after :func:`stop_node_processes`)."""
+    script = 'cd "$1" 2>/dev/null || exit 0; shift; rm -rf -- "$@"'
+    argv = ["sh", "-c", script, "sh", handle.agent_root, *_NODE_STATE]
+
+    def forget(i: int) -> None:
+        provider.runner(handle, i).run(argv, timeout=60).check(
+            f"Removing the agent's state on {handle.nodes[i].name}"
+        )
+
+    targets = list(range(len(handle.nodes))) if nodes is None else list(nodes)
+    each(targets, forget, f"Cleaning up '{handle.cluster_name}'")

@@ -262,6 +262,7 @@ class SSHProvider:
         alive = [i for i, n in enumerate(handle.nodes) if n.name not in lost]
         if alive:
             runtime.stop_node_processes(handle, self, nodes=alive)
+            runtime.forget_node_state(handle, self, nodes=alive)  # the hosts stay, for others
         self._forget_socket(handle)
 
     # --- reaching the nodes -------------------------------------------------------------------
