@@ -8,7 +8,10 @@ The archive has python-build-standalone's ``install_only`` layout (one top folde
 2. else built once from the interpreter Styx runs in, when that one is a self-contained
    install (pyenv, uv or python-build-standalone; not the system's ``/usr``): its prefix
    without ``site-packages`` and tests, with the executable's absolute library path rewritten
-   to ``$ORIGIN/../lib`` so it runs from any folder. Cached in ``~/.styx/cache``.
+   to ``$ORIGIN/../lib`` (the extension modules' to ``$ORIGIN/../..``) so it runs from any
+   folder, and the shared libraries its extension modules link to that are not glibc's
+   (OpenSSL, libffi, SQLite, zlib...) copied into its ``lib/``: an image without Python rarely
+   has them, and Ray's agents need ``ssl``. Cached in ``~/.styx/cache``.
 
 The node unpacks it into ``~/.styx/python`` (``tar`` and ``gzip`` are all it needs).
 """
@@ -55,9 +58,8 @@ def archive() -> Path:
                 code="runtime-python-unavailable",
             )
         return path
-    cache = (
-        paths.home() / "cache" / f"python-{platform.python_version()}-{platform.machine()}.tar.gz"
-    )
+    name = f"python-{platform.python_version()}-{platform.machine()}-{_LAYOUT}.tar.gz"
+    cache = paths.home() / "cache" / name
     if cache.is_file():
         return cache
     prefix = Path(sys.base_prefix)
@@ -85,6 +87,10 @@ def archive() -> Path:
         for binary in (staged / "bin").glob("python3*"):
             if binary.is_file() and not binary.is_symlink():
                 _relocate(binary, str(prefix))
+        dynload = staged / stdlib.relative_to(prefix) / "lib-dynload"
+        for module in dynload.glob("*.so"):
+            _relocate(module, str(prefix), b"$ORIGIN/../..")
+        _bundle_libraries(dynload, staged / "lib")
         link = staged / "bin" / "python3"
         if not link.exists():
             link.symlink_to(f"python{version()}")
@@ -97,12 +103,42 @@ def archive() -> Path:
     return cache
 
 
-def _relocate(binary: Path, prefix: str) -> None:
-    """Rewrite the absolute run path ``PREFIX/lib`` inside an ELF executable to
-    ``$ORIGIN/../lib`` (shorter, so it fits in place, padded with NULs)."""
+#: Bumped when the archive's layout changes, so that an older cached copy is not reused.
+_LAYOUT = "2"
+#: Parts of glibc (never copied: they must be the node's own) and the loader.
+_GLIBC = (
+    "linux-vdso", "ld-linux", "libc.so", "libm.so", "libpthread.so", "libdl.so", "librt.so",
+    "libresolv.so", "libutil.so", "libanl.so", "libmvec.so", "libnss_", "libthread_db",
+    "libBrokenLocale",
+)  # fmt: skip
+#: Extension modules whose libraries are a desktop's (X11, Tk): not for a node.
+_SKIP_MODULES = ("_tkinter",)
+
+
+def _bundle_libraries(dynload: Path, lib: Path) -> None:
+    """Copy into ``lib`` what the extension modules in ``dynload`` link to (``ldd``), except
+    glibc and what ``lib`` has; named by soname, where their relocated run path finds them."""
+    if shutil.which("ldd") is None:
+        return
+    for module in sorted(dynload.glob("*.so")):
+        if module.name.startswith(_SKIP_MODULES):
+            continue
+        out = subprocess.run(["ldd", str(module)], capture_output=True, text=True, timeout=60)
+        for line in out.stdout.splitlines():
+            parts = line.split()
+            if len(parts) < 3 or parts[1] != "=>" or not parts[2].startswith("/"):
+                continue
+            soname, path = parts[0], Path(parts[2])
+            if soname.startswith(_GLIBC) or (lib / soname).exists():
+                continue
+            shutil.copy2(path.resolve(), lib / soname)
+
+
+def _relocate(binary: Path, prefix: str, new: bytes = b"$ORIGIN/../lib") -> None:
+    """Rewrite the absolute run path ``PREFIX/lib`` inside an ELF file to ``new`` (shorter,
+    so it fits in place, padded with NULs)."""
     data = binary.read_bytes()
     old = (prefix.rstrip("/") + "/lib").encode()
-    new = b"$ORIGIN/../lib"
     if old not in data or len(new) > len(old):
         return
     patched = data.replace(old + b"\0", new + b"\0" * (len(old) - len(new) + 1))
