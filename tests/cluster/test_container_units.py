@@ -176,3 +176,26 @@ def test_exec_passes_no_env_value_on_any_command_line(tmp_path: Path) -> None:
                          capture_output=True, text=True, check=True)  # fmt: skip
     assert out.stdout == "it's s3cret|1|/h"
     assert not (tmp_path / "env.sh").exists()
+
+
+def test_the_image_is_the_launched_candidates(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from styx.ops.stages import container_spec
+    from styx.providers.base import ClusterHandle
+    from styx.spec.task import Task
+
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        "resources:\n  any_of:\n    - {infra: aws, image_id: 'docker:img-for-aws'}\n"
+        "    - {infra: ssh, image_id: 'docker:img-for-ssh'}\n"
+        "config:\n  docker:\n    run_options: --shm-size=2g\nrun: echo\n"
+    )
+    task = Task.from_yaml(str(path))
+    handle = ClusterHandle(cluster_name="c", provider="ssh", nodes=(), agent_root="/r",
+                           python="", workdir="", ray_port=0, extra={})  # fmt: skip
+    spec = container_spec(task, handle, SimpleNamespace(name="ssh"))
+    assert spec.image == "img-for-ssh" and spec.run_options == ("--shm-size=2g",)
+    assert (
+        container_spec(task, handle, SimpleNamespace(name="kubernetes", native_images=True)) is None
+    )

@@ -507,7 +507,10 @@ def container_spec(task: Task, handle: ClusterHandle, provider: Provider) -> Any
     if getattr(provider, "native_images", False):
         return None
     region = handle.extra.get("region")
-    images = [container.image_of(_image_for(c, region)) for c in task.resources.candidates()]
+    # The candidate that launched here (any_of/ordered may give each infra its own image).
+    candidates = task.resources.candidates()
+    here = [c for c in candidates if c.cloud in (None, provider.name)] or candidates
+    images = [container.image_of(_image_for(c, region)) for c in here]
     image = next((i for i in images if i), None)
     if image is None:
         return None
