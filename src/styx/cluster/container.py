@@ -50,7 +50,6 @@ if [ -n "$cur" ] && [ "${cur%%|*}" = "$spec" ]; then
   if [ "${cur#*|}" != true ]; then $rt start "$name" >/dev/null || exit 43; fi
   echo "styx-container $rt $($rt inspect -f '{{.State.Pid}}' "$name") kept"; exit 0
 fi
-[ -n "$cur" ] && $rt rm -f "$name" >/dev/null 2>&1
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 auth=""
 if [ -n "$server" ]; then  # always: wrong credentials fail even where the image is cached
@@ -63,6 +62,8 @@ if ! $rt image inspect "$image" >/dev/null 2>&1; then
   $rt pull $auth "$image" >&2 || exit 42
   got=pulled
 fi
+# Only now that the new image is here does the old container (other settings) go.
+[ -n "$cur" ] && $rt rm -f "$name" >/dev/null 2>&1
 gpu=""
 if [ "$gpus" = 1 ]; then
   if [ $rt = docker ]; then gpu="--gpus=all"; else gpu="--device=nvidia.com/gpu=all"; fi
