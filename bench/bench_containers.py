@@ -20,48 +20,30 @@ from pathlib import Path
 
 from _util import REPO, first_output, report
 
-ROOTFS = Path(os.environ.get("STYX_TESTWORLD_CACHE", "/var/cache/styx-testworld"))
-IMAGE = "styx-test/nopython:bookworm"
-CONF = """[engine]
-runtime = "runc"
-lock_type = "file"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-netns = "host"
-"""
-
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
-    from tests.testworld.containers import ensure_cgroups
+    from tests.testworld.containers import (
+        IMAGE,
+        ensure_cgroups,
+        import_image,
+        private_store,
+        write_etc,
+    )
 
     ensure_cgroups()
     styx = [sys.executable, "-m", "styx.cli.main"]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        (root / "containers.conf").write_text(CONF)
-        (root / "storage.conf").write_text(
-            f'[storage]\ndriver = "overlay"\ngraphroot = "{root}/store"\nrunroot = "{root}/run"\n'
-        )
+        etc = write_etc(root / "etc", "127.0.0.1")  # runc, no systemd, ulimits that fit
         (root / "home").mkdir()
-        env = {
-            **os.environ,
-            "STYX_HOME": str(root / "home"),
-            "CONTAINERS_CONF": str(root / "containers.conf"),
-            "CONTAINERS_STORAGE_CONF": str(root / "storage.conf"),
-        }
+        podman_env = {"CONTAINERS_CONF": str(etc / "containers.conf"), **private_store(root)}
+        env = {**os.environ, "STYX_HOME": str(root / "home"), **podman_env}
         env.pop("STYX_DB_URL", None)
-        tar = subprocess.Popen(
-            ["tar", "-C", str(ROOTFS / "nopython-bookworm"), "-c", "."], stdout=subprocess.PIPE
-        )
-        subprocess.run(["podman", "import", "-", IMAGE], stdin=tar.stdout, env=env,
-                       capture_output=True, check=True)  # fmt: skip
-        tar.wait()
+        import_image(podman_env)
         task = root / "task.yaml"
         task.write_text(f"resources:\n  infra: local\n  image_id: docker:{IMAGE}\nrun: echo up\n")
         up = subprocess.run([*styx, "launch", str(task), "-c", "cbench", "-y"], env=env,

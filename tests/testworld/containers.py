@@ -87,6 +87,30 @@ def write_etc(etc: Path, registry_ip: str) -> Path:
     return etc
 
 
+def private_store(root: Path) -> dict[str, str]:
+    """Podman settings for a store of its own under ``root`` (not this machine's): the env
+    that points podman at it."""
+    storage = root / "storage.conf"
+    storage.write_text(
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{root}/store"\nrunroot = "{root}/run"\n'
+    )
+    return {"CONTAINERS_STORAGE_CONF": str(storage)}
+
+
+def import_image(env: dict[str, str]) -> None:
+    """The test image (:data:`IMAGE`) into the store ``env`` names, from its cached root."""
+    tar = subprocess.Popen(
+        ["tar", "-C", str(ROOTFS / "nopython-bookworm"), "-c", "."], stdout=subprocess.PIPE
+    )
+    subprocess.run(
+        ["podman", "import", "--change", "ENV=STYX_IMAGE=nopython-bookworm",
+         "--change", "ENV=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+         "-", IMAGE],
+        stdin=tar.stdout, env={**os.environ, **env}, capture_output=True, check=True,
+    )  # fmt: skip
+    tar.wait()
+
+
 def in_host(pids: list[int], *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` inside a test host (any of its processes, e.g. its sshd): its mount, UTS,
     network and PID namespaces, so its podman sees its own store and /etc/containers."""
@@ -116,14 +140,10 @@ class ContainerWorld:
         self.registry, self.open_registry = f"{ip}:5000", f"{ip}:5001"
         self.etc = write_etc(etc, ip)
         self._procs: list[subprocess.Popen[bytes]] = []
-        storage = root / "storage.conf"
-        storage.write_text(
-            f'[storage]\ndriver = "overlay"\ngraphroot = "{root}/store"\nrunroot = "{root}/run"\n'
-        )
         self.env = {
             "CONTAINERS_CONF": str(self.etc / "containers.conf"),
             "CONTAINERS_REGISTRIES_CONF": str(self.etc / "registries.conf"),
-            "CONTAINERS_STORAGE_CONF": str(storage),
+            **private_store(root),
         }
 
     @property
@@ -171,15 +191,7 @@ class ContainerWorld:
             self._procs.append(
                 subprocess.Popen(["docker-registry", "serve", str(conf)], stdout=log, stderr=log)
             )
-        rootfs = ROOTFS / "nopython-bookworm"
-        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run(
-            ["podman", "import", "--change", "ENV=STYX_IMAGE=nopython-bookworm",
-             "--change", "ENV=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-             "-", IMAGE],
-            stdin=tar.stdout, env={**os.environ, **self.env}, capture_output=True, check=True,
-        )  # fmt: skip
-        tar.wait()
+        import_image(self.env)
         self._wait_registries()
         self.podman("push", "--tls-verify=false", f"--creds={USER}:{PASSWORD}", IMAGE,
                     self.private_image)  # fmt: skip

@@ -518,7 +518,7 @@ def container_spec(task: Task, handle: ClusterHandle, provider: Provider) -> Any
     options = container.run_options(
         thaw(task.config) if task.config else {}, {"docker": user.get("docker")} if user else {}
     )
-    home = str((handle.extra.get("job_env") or {}).get("HOME") or "")
+    home = _node_home(handle)
     mounts = []
     for target in destinations(task, provider, handle.cluster_name, handle).values():
         path = target.path
@@ -569,6 +569,12 @@ def bring_up_container(
     return handle
 
 
+def _node_home(handle: ClusterHandle) -> str:
+    """The nodes' home where the handle fixes it (a local cluster's own), else "" (the node
+    user's home, as the node knows it)."""
+    return str((handle.extra.get("job_env") or {}).get("HOME") or "")
+
+
 def start_containers(
     handle: ClusterHandle, provider: Provider, spec: Any, login: Any, on_node: Any = None
 ) -> None:
@@ -577,6 +583,6 @@ def start_containers(
 
     runners = [provider.runner(handle, i) for i in range(len(handle.nodes))]
     gpus = [n.gpus > 0 for n in handle.nodes]
-    home = str((handle.extra.get("job_env") or {}).get("HOME") or "")
+    home = _node_home(handle)
     container.start_all(runners, gpus, spec, handle.cluster_name, handle.agent_root, login, home,
                         on_node=on_node)  # fmt: skip
