@@ -79,6 +79,7 @@ CODES: tuple[Code, ...] = (
     _C("unknown-infra", 2, "an infra name Styx does not know"),
     _C("ssh-pool-ambiguous", 2, "`--infra ssh` with several SSH node pools and none named"),
     _C("styx-home-unusable", 2, "STYX_HOME cannot be created or is not this user's"),
+    _C("invalid-bucket-url", 2, "a bucket URL or bucket name that breaks its store's rules"),
     # 3: not found
     _C("not-found", 3, "a named thing does not exist"),
     _C("cluster-not-found", 3, "no cluster of that name"),
@@ -86,6 +87,8 @@ CODES: tuple[Code, ...] = (
     _C("ssh-pool-not-found", 3, "no SSH node pool of that name"),
     _C("k8s-context-not-found", 3, "no usable Kubernetes context of that name in the kubeconfig"),
     _C("k8s-context-not-allowed", 3, "the context is not in `kubernetes.allowed_contexts`"),
+    _C("bucket-not-found", 3, "a bucket a file mount reads does not exist"),
+    _C("storage-not-found", 3, "no storage object of that name (`styx storage ls`)"),
     # 4: not supported
     _C("not-supported", 4, "valid, but Styx does not run it yet (or not on this infra)"),
     _C(
@@ -96,10 +99,14 @@ CODES: tuple[Code, ...] = (
         4,
         "a node has neither a Docker daemon nor podman for the image",
     ),
+    _C("store-not-supported", 4, "a bucket store Styx does not reach yet"),
+    _C("mount-tool-missing", 4, "a node has no rclone or FUSE for a bucket mount"),
     # 5: conflicts
     _C("conflict", 5, "the request clashes with the state of a cluster or job"),
     _C("cluster-busy", 5, "another Styx command holds the cluster's lock"),
     _C("cluster-not-up", 5, "the cluster is not UP"),
+    _C("bucket-name-taken", 5, "another account owns a bucket of that name"),
+    _C("storage-in-use", 5, "a storage object is mounted by a cluster"),
     # 6: resources
     _C("resources-unavailable", 6, "no infra could provide the requested resources"),
     _C("managed-job-infeasible", 6, "a managed job could never start: nothing fits it now"),
@@ -127,6 +134,12 @@ CODES: tuple[Code, ...] = (
     _C("agent-storage-failed", 7, "the agent could not write (the head node's disk is full)"),
     _C("invalid-request", 7, "the agent got a malformed request or `agent.json`"),
     _C("invalid-reply", 7, "the agent sent a malformed reply"),
+    _C("store-error", 7, "a bucket store refused or failed a request"),
+    _C("bucket-access-denied", 7, "the store's credentials may not read or write the bucket"),
+    _C("store-credentials-missing", 7, "no credentials for the bucket store"),
+    _C("store-unreachable", 7, "the bucket store did not answer"),
+    _C("bucket-mount-failed", 7, "copying or mounting a bucket failed on a node"),
+    _C("mount-destination-not-empty", 7, "a bucket mount's folder on a node is not empty"),
     _C("job-infeasible", 7, "the job needs more than the cluster has"),
     _C("runtime-down", 7, "the cluster's Ray is gone: `styx start` repairs it"),
     _C("cloud-api-error", 7, "a cloud API call failed"),
@@ -135,6 +148,14 @@ CODES: tuple[Code, ...] = (
     _C("registry-login-failed", 7, "a node's login to the task's private image registry failed"),
     _C("image-pull-failed", 7, "a node could not pull the task's container image"),
     _C("container-start-failed", 7, "the task's container did not start on a node"),
+    # git workdirs
+    _C("invalid-git-url", 2, "a git workdir's URL is malformed or of a scheme git workdirs do not use"),
+    _C("git-auth-failed", 2, "the git server asked for credentials or refused them (GIT_TOKEN)"),
+    _C("git-ref-not-found", 3, "the git workdir's ref is no branch, tag or commit of the repository"),
+    _C("git-workdir-occupied", 5, "the cluster's workdir folder holds files Styx did not put there"),
+    _C("git-repo-unreachable", 7, "the git repository cannot be reached, or is not a repository"),
+    _C("git-missing", 7, "git is not installed on a node (or on this machine)"),
+    _C("git-clone-failed", 7, "cloning or updating the git workdir failed on a node"),
     # 8: state
     _C("state-error", 8, "the local state database failed"),
     # 70: bugs and unexpected states

@@ -206,7 +206,7 @@ def test_status_empty(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "example, code, words",
     [
-        ("examples/file_mounts.yaml", 4, "bucket storage mounts"),
+        ("examples/file_mounts.yaml", 2, "does not exist"),
         ("examples/git_workdir.yaml", 4, "git workdirs"),
         ("examples/service.yaml", 4, "services"),
         ("examples/envs_secrets.yaml", 2, "RUN_ID"),

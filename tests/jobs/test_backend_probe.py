@@ -62,7 +62,7 @@ class _FakeOps:
             raise self.queue_error
         return [JobRecord(job_id=1, name="t", status=JobStatus.RUNNING, submitted_at=0.0)]
 
-    def teardown(self, cluster: str, pipe: Any) -> None:
+    def teardown(self, cluster: str, pipe: Any, *, keep_storage: bool = False) -> None:
         self.downs += 1
 
 

@@ -31,10 +31,7 @@ resources:
 """
     )
     assert unsupported_features(t) == [
-        ("file_mounts['/bucket']", "bucket storage mounts"),
-        ("file_mounts['/named']", "bucket storage mounts"),
         ("file_mounts['/vol']", "volume mounts in file_mounts"),
-        ("file_mounts['/copy']", "storage mount options"),
         ("workdir", "git workdirs"),
         ("service", "services"),
         ("volumes", "volumes"),
@@ -42,7 +39,7 @@ resources:
     with pytest.raises(NotSupportedError) as info:
         check_launchable(t)
     assert info.value.code == "not-supported"
-    assert len(info.value.details["features"]) == 7
+    assert len(info.value.details["features"]) == 4
 
 
 def test_dag_features_use_document_paths() -> None:

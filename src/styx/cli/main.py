@@ -49,6 +49,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "cost_report",
         "Show what clusters, managed jobs and DAG runs have cost.",
     ),
+    "storage": (
+        "styx.cli.cmd_storage",
+        "storage",
+        "Storage objects (named buckets): ls, delete, and a cluster's mounts.",
+    ),
     "jobs": (
         "styx.cli.cmd_jobs",
         "jobs",

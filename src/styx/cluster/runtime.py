@@ -199,7 +199,7 @@ def stop_node_processes(
 #: this one. The bind shim (a build cache) and the runtime venv stay.
 _NODE_STATE = (
     "jobs.db", "jobs.db-wal", "jobs.db-shm", "logs", "secrets", "agent.json", "agent.log",
-    "autostop.log", TOKEN_FILE, "ray-env.json", "container.json", "container-scripts",
+    "autostop.log", TOKEN_FILE, "ray-env.json", "container.json", "container-scripts", "storage",
 )  # fmt: skip
 
 

@@ -79,8 +79,9 @@ class Backend(Protocol):
         """The job's state; raise :class:`TransientCheckError` when the check itself failed."""
         ...
 
-    async def down(self, cluster: str) -> None:
-        """Tear the cluster down; nothing happens when it does not exist."""
+    async def down(self, cluster: str, *, keep_storage: bool = False) -> None:
+        """Tear the cluster down; nothing happens when it does not exist. ``keep_storage``
+        keeps the buckets of its ``persistent: false`` storage (the job goes on elsewhere)."""
         ...
 
     async def save_logs(self, cluster: str, placement: Placement, dest: Path) -> None:
@@ -192,7 +193,7 @@ class InMemoryBackend:
             return Probe(R.SUCCEEDED, 0)
         return Probe(R.USER_CODE_FAILED, sim.exit_code)
 
-    async def down(self, cluster: str) -> None:
+    async def down(self, cluster: str, *, keep_storage: bool = False) -> None:
         self._clusters.pop(cluster, None)
 
     async def save_logs(self, cluster: str, placement: Placement, dest: Path) -> None:
@@ -285,8 +286,8 @@ class ClusterBackend:
             return Probe(R.of_cluster_job(ClusterJobStatus(job.status)), job.exit_code)
         raise TransientCheckError(f"job {placement.cluster_job_id} not in the queue yet")
 
-    async def down(self, cluster: str) -> None:
-        await asyncio.to_thread(self._down, cluster)
+    async def down(self, cluster: str, *, keep_storage: bool = False) -> None:
+        await asyncio.to_thread(self._down, cluster, keep_storage)
 
     async def save_logs(self, cluster: str, placement: Placement, dest: Path) -> None:
         await asyncio.to_thread(self._save_logs, cluster, placement, dest)
@@ -309,14 +310,14 @@ class ClusterBackend:
             log.warning("saving the output of %s: %s", cluster, e)
             part.unlink(missing_ok=True)
 
-    def _down(self, cluster: str) -> None:
+    def _down(self, cluster: str, keep_storage: bool = False) -> None:
         from styx.errors import NotFoundError
         from styx.ops import cluster_ops
         from styx.ops.pipeline import Pipeline
 
         started = time.monotonic()
         with contextlib.suppress(NotFoundError):
-            cluster_ops.teardown(cluster, Pipeline(quiet=True))
+            cluster_ops.teardown(cluster, Pipeline(quiet=True), keep_storage=keep_storage)
             log.info("%s: torn down in %.1f s", cluster, time.monotonic() - started)
 
     def clusters(self) -> set[str]:

@@ -289,7 +289,7 @@ class Controller:
         if status == S.RUNNING and job.cluster_name:  # resumed: watch the cluster it had
             placement = Placement(info.get("region"), info.get("cluster_job_id"))
         elif status in (S.STARTING, S.RECOVERING):
-            await self.backend.down(name)  # half-made by a previous controller
+            await self.backend.down(name, keep_storage=True)  # half-made by a previous controller
         avoid: list[str] = []
         launch_failures = 0
         attempt = job.recovery_count  # attempt k's output is saved as attempt-k.log
@@ -303,7 +303,7 @@ class Controller:
                     with launching_for(job.id):  # its clusters' cost counts as the job's
                         placement = await self.backend.launch(name, spec, avoid_regions=avoid)
                 except LaunchFailed as e:
-                    await self.backend.down(name)
+                    await self.backend.down(name, keep_storage=status == S.RECOVERING)
                     decision = after_launch(
                         e.reason,
                         recovering=status == S.RECOVERING,
@@ -346,7 +346,7 @@ class Controller:
             status = S.RECOVERING
             attempt += 1
             if not decision.keep_cluster:  # recover_on_exit_codes and preemption: new machines
-                await self.backend.down(name)
+                await self.backend.down(name, keep_storage=True)  # its checkpoints stay
             avoid = (
                 [placement.region]
                 if recovery.strategy is RecoveryStrategy.EAGER_NEXT_REGION and placement.region

@@ -113,6 +113,9 @@ def stop(name: str, pipe: Pipeline) -> None:
         with pipe.stage("stop", f"cluster '{name}'"):
             handle = common.handle_of(record)
             _save_history_if_possible(db, handle)
+            from styx.ops import storage
+
+            storage.release(handle, common.provider_of(record))  # cached writes reach the bucket
             common.provider_of(record).stop(handle)
             set_cluster_status(db, name, ClusterStatus.STOPPED, message="stopped by user")
 
@@ -142,6 +145,10 @@ def start(name: str, pipe: Pipeline) -> None:
 
                 spec = ContainerSpec.from_json(handle.extra["container"])
                 start_containers(handle, provider, spec, None)
+            if handle.extra.get("bucket_mounts"):
+                from styx.ops import storage
+
+                storage.remount(handle, provider)
             set_cluster_status(db, name, ClusterStatus.UP, message="started by user")
         from styx.ops.stages import record_use
 
@@ -163,9 +170,10 @@ def _runtime_answers(record: ClusterRecord, provider: Provider) -> bool:
     return info is not None and info.ray_down is None
 
 
-def teardown(name: str, pipe: Pipeline) -> None:
-    """Remove the cluster's machines and everything Styx ran on them, then its record."""
-    from styx.state.clusters import delete_cluster
+def teardown(name: str, pipe: Pipeline, *, keep_storage: bool = False) -> None:
+    """Remove the cluster's machines and everything Styx ran on them, then its record; then
+    the buckets Styx made for its ``persistent: false`` storage (unless ``keep_storage``: a
+    managed job that recovers elsewhere still needs them)."""
     from styx.state.locks import cluster_lock
 
     db = common.database()
@@ -173,10 +181,34 @@ def teardown(name: str, pipe: Pipeline) -> None:
         record = common.require_cluster(db, name)
         with pipe.stage("down", f"cluster '{name}'"):
             handle, provider = common.handle_of(record), common.provider_of(record)
-            if not _head_gone(record, handle, provider):  # a dead head would only time out
+            gone = _head_gone(record, handle, provider)
+            if not gone:  # a dead head would only time out
                 _save_history_if_possible(db, handle)
-            provider.terminate(handle)
-            delete_cluster(db, name, message="torn down by user")
+            teardown_handle(db, name, handle, provider, message="torn down by user",
+                            keep_storage=keep_storage, flush=not gone)  # fmt: skip
+
+
+def teardown_handle(
+    db: Database,
+    name: str,
+    handle: ClusterHandle,
+    provider: Provider,
+    *,
+    message: str,
+    keep_storage: bool = False,
+    flush: bool = True,
+) -> None:
+    """Terminate the cluster's machines (after its bucket mounts are flushed and released)
+    and delete its record; then its ``persistent: false`` buckets, unless ``keep_storage``."""
+    from styx.ops import storage
+    from styx.state.clusters import delete_cluster
+
+    if flush:
+        storage.release(handle, provider)
+    provider.terminate(handle)
+    delete_cluster(db, name, message=message)
+    if not keep_storage:
+        storage.after_down(db, name)
 
 
 def _save_history_if_possible(db: Database, handle: ClusterHandle) -> None:

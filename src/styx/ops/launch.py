@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from styx.errors import NotSupportedError, StyxError
-from styx.ops import common, stages
+from styx.ops import common, stages, storage
 from styx.ops.pipeline import Pipeline
 
 if TYPE_CHECKING:
@@ -169,6 +169,7 @@ def launch(
     task = with_cli_autostop(task, idle_minutes, down)
     check_launchable(task)
     stages.check_local_paths(task)  # before anything is provisioned
+    buckets = storage.check(task)  # a missing or refused bucket: before anything is made
     pipe = Pipeline(quiet=quiet)
     db = common.database()
     name = common.check_cluster_name(cluster_name) if cluster_name else _auto_name(db, pipe, task)
@@ -221,10 +222,13 @@ def launch(
         stages.sync_workdir(pipe, task, handle, provider)
         stages.sync_file_mounts(pipe, task, handle, provider)
         try:
+            if buckets:
+                handle = storage.sync(db, pipe, task, handle, provider)
             handle = stages.bring_up_container(db, pipe, task, handle, provider)
-        except StyxError:
+        except StyxError as err:
             if record is None:  # a cluster made for this launch: nothing of it stays behind
-                _discard(db, name, handle, provider)
+                _discard(db, name, handle, provider, why=_why(err))
+            storage.discard_made(db, err)
             raise
         with pipe.stage("exec", "submitting the job" + (" (setup first)" if task.setup else "")):
             job_id = submit(task, handle, with_setup=True)
@@ -246,9 +250,16 @@ def exec_(
     stages.check_fits_existing(handle, request)
     provider = common.provider_of(record)
     stages.preflight(task, provider, cluster_name, handle)
+    buckets = storage.check(task)
     pipe = Pipeline(quiet=True)
     stages.sync_workdir(pipe, task, handle, provider)
     stages.sync_file_mounts(pipe, task, handle, provider)
+    if buckets:
+        try:
+            storage.sync(db, pipe, task, handle, provider)
+        except StyxError as err:
+            storage.discard_made(db, err)
+            raise
     job_id = submit(task, handle, with_setup=False)
     stages.record_use(db, cluster_name)  # `styx status` shows LAST USE, as SkyPilot does
     # The stages stay silent (exec is meant to be fast and quiet); the job id is news.
@@ -312,16 +323,20 @@ def _has_autostop(infra: str) -> bool:
     return Capability.AUTOSTOP in info(infra).capabilities.features
 
 
-def _discard(db: Database, name: str, handle: ClusterHandle, provider: Any) -> None:
+def _discard(db: Database, name: str, handle: ClusterHandle, provider: Any, why: str) -> None:
     """Tear down a cluster this launch made, after a failure that leaves it of no use."""
-    from styx.state.clusters import delete_cluster
+    from styx.ops import cluster_ops
 
     try:
-        provider.terminate(handle)
+        cluster_ops.teardown_handle(db, name, handle, provider, message=f"launch failed: {why}")
     except StyxError:
         _mark_failed_launch(db, name)  # `styx down` finishes it; the first error is reported
-        return
-    delete_cluster(db, name, message="launch failed: the task's image did not start")
+
+
+def _why(err: StyxError) -> str:
+    if err.code.startswith(("bucket", "mount", "store")):
+        return "a bucket mount failed"
+    return "the task's image did not start"
 
 
 def _mark_failed_launch(db: Database, name: str) -> None:

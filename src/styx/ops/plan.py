@@ -22,6 +22,10 @@ def print_plan(task: Task, cluster_name: str) -> None:
 
     common.user_config()  # a broken config.yaml fails a launch first
     check_launchable(task)  # unsupported fields, env and secret values still missing
+    from styx.ops import stages, storage
+
+    stages.check_local_paths(task)
+    storage.mounts_of(task)  # malformed bucket URLs (the buckets themselves: at launch)
     plan = optimize_task(task, choices=infra_choices(task))
     check_destinations(task, plan.chosen.infra, cluster_name)
     from styx.ops.pipeline import console as make_console

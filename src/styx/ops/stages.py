@@ -468,8 +468,11 @@ def sync_file_mounts(pipe: Pipeline, task: Task, handle: ClusterHandle, provider
     check_local_paths(task)
     # Resolved again now that the nodes' home is known (and symlinks can be followed).
     targets = destinations(task, provider, handle.cluster_name, handle)
-    with pipe.stage("sync file mounts", f"{len(task.file_mounts)} mount(s)"):
-        for dest, mount in task.file_mounts.items():
+    local = {d: m for d, m in task.file_mounts.items() if m.is_local}
+    if not local:
+        return
+    with pipe.stage("sync file mounts", f"{len(local)} mount(s)"):
+        for dest, mount in local.items():
             src = os.path.expanduser(str(mount.source))
             target = targets[dest]
             for i in range(len(handle.nodes)):

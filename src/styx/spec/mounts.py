@@ -47,13 +47,64 @@ class GitWorkdir:
         return {"url": self.url} if self.ref is None else {"url": self.url, "ref": self.ref}
 
 
+#: The URL schemes git can fetch from that a git workdir may name.
+GIT_SCHEMES = ("https", "http", "ssh", "git", "file")
+_GIT_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<auth>[^/@]*@)?(?P<host>[^/]*)")
+_SCP_LIKE = re.compile(r"(?:[A-Za-z0-9._~-]+@)?[A-Za-z0-9._-]+:(?!//)[^\s]+")
+
+
+def is_scp_like(url: str) -> bool:
+    """``[user@]host:path``, git's short form of an ssh URL."""
+    return "://" not in url and _SCP_LIKE.fullmatch(url) is not None
+
+
+def git_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a git workdir's URL (one sentence), or None when it can: an
+    ``https``/``http``/``ssh``/``git``/``file`` URL or an scp-like ``user@host:path``, with no
+    password inside it (tokens go in ``GIT_TOKEN``) and nothing git would read as an option."""
+    if not url or url.startswith("-") or any(c.isspace() or ord(c) < 0x20 for c in url):
+        return (
+            f"The git URL {url!r} is empty, starts with '-' or holds spaces or control characters."
+        )
+    if is_scp_like(url):
+        return None
+    m = _GIT_URL.match(url)
+    if m is None:
+        return f"'{url}' is not a git URL."
+    if m["scheme"].lower() not in GIT_SCHEMES:
+        return (
+            f"The git URL '{url}' uses the scheme '{m['scheme']}', which git workdirs do not fetch."
+        )
+    if m["scheme"].lower() != "file" and not m["host"]:
+        return f"The git URL '{url}' names no host."
+    if m["auth"] and ":" in m["auth"]:
+        return "The git URL holds a password."  # never echo it
+    return None
+
+
 def parse_workdir(v: Value) -> str | GitWorkdir:
-    """``workdir``: a local directory, or ``{url, ref}`` for a git repository."""
+    """``workdir``: a local directory, or ``{url, ref}`` for a git repository. A malformed URL
+    is SpecError ``invalid-git-url`` (one with an unfilled ``$VAR`` is checked at launch)."""
     if isinstance(v.raw, dict):
         f = v.fields(("url", "ref"))
         if "url" not in f:
             v.fail("missing-field", f"'{v.name}' needs a 'url'.", "Add the git URL as 'url'.")
-        return GitWorkdir(f["url"].string().strip(), f["ref"].string() if "ref" in f else None)
+        url = f["url"].string().strip()
+        problem = None if "$" in url else git_url_problem(url)
+        if problem:
+            f["url"].fail(
+                "invalid-git-url",
+                problem,
+                "Write an https://, ssh://, git:// or file:// URL, or user@host:path; "
+                "give a token as the GIT_TOKEN secret.",
+            )
+        ref = f["ref"].string().strip() if "ref" in f else None
+        if ref is not None and (ref.startswith("-") or any(c.isspace() for c in ref)):
+            f["ref"].bad_value(
+                f"The git ref {ref!r} starts with '-' or holds spaces.",
+                "Write a branch, a tag or a commit sha as 'ref'.",
+            )
+        return GitWorkdir(url, ref)
     return v.string(hint="Write a local directory, or a mapping with the git 'url' and 'ref'.")
 
 
@@ -75,8 +126,13 @@ class FileMount:
 
     @property
     def is_local(self) -> bool:
-        """A local file or directory copied to the nodes (rsync), nothing else."""
-        return self.is_simple and isinstance(self.source, str) and not is_url(self.source)
+        """A local file or directory copied to the nodes (rsync), nothing else: written as
+        ``dest: path``, or as ``{source: path, mode: COPY}`` with no bucket named."""
+        if not isinstance(self.source, str) or is_url(self.source):
+            return False
+        if self.is_simple:
+            return True
+        return self.mode == "COPY" and dataclasses.replace(self, source=None, mode=None) == _EMPTY
 
     @property
     def is_volume(self) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from styx.errors import NotSupportedError, SpecError
 from styx.spec import limits
 from styx.spec.dag import Dag
-from styx.spec.mounts import GitWorkdir, is_url
+from styx.spec.mounts import GitWorkdir
 from styx.spec.task import Task
 from styx.spec.yamlio import format_path
 
@@ -23,10 +23,6 @@ def unsupported_features(task: Task) -> list[tuple[str, str]]:
         path = format_path(("file_mounts", dest))
         if mount.is_volume:
             found.append((path, "volume mounts in file_mounts"))
-        elif not mount.is_local:
-            sources = [mount.source] if isinstance(mount.source, str) else list(mount.source or ())
-            bucket = mount.name is not None or mount.store is not None or any(map(is_url, sources))
-            found.append((path, "bucket storage mounts" if bucket else "storage mount options"))
     if isinstance(task.workdir, GitWorkdir):
         found.append(("workdir", "git workdirs"))
     if task.service is not None:

@@ -213,3 +213,26 @@ class Lock(Base):
     host: Mapped[str] = mapped_column(String(255))
     acquired_at: Mapped[float] = mapped_column(Double)
     expires_at: Mapped[float] = mapped_column(Double)
+
+
+class Storage(Base):
+    """One storage object (a bucket file mount with a ``name``, or a local folder uploaded into
+    a bucket), as ``styx storage ls`` shows it. Never a credential: the store's SDK finds those
+    at each use. ``created`` says Styx made the bucket (only then may it delete it);
+    ``clusters`` are the clusters that mount it now."""
+
+    __tablename__ = "storage"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    store: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str] = mapped_column(Text)
+    region: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    created: Mapped[int] = mapped_column(Integer)
+    persistent: Mapped[int] = mapped_column(Integer)
+    sources: Mapped[list[Any] | None] = mapped_column(JSONValue)
+    clusters: Mapped[list[Any] | None] = mapped_column(JSONValue)
+    created_at: Mapped[float] = mapped_column(Double)
+    updated_at: Mapped[float] = mapped_column(Double)
+    last_use: Mapped[str | None] = mapped_column(Text)
+    user_name: Mapped[str | None] = mapped_column(String(255))

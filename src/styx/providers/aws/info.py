@@ -59,6 +59,7 @@ INFO = InfraInfo(
         C.PORTS,
         C.CUSTOM_IMAGES,
         C.CONTAINER_IMAGES,
+        C.BUCKET_MOUNTS,
         C.ZONES,
         disk_tiers=("low", "medium", "high", "ultra"),
     ),

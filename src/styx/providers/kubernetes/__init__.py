@@ -148,7 +148,9 @@ def offers(task: Task) -> list[InfraOffer]:
 INFO = InfraInfo(
     name="kubernetes",
     title="Kubernetes",
-    capabilities=Capabilities.of(C.MULTI_NODE, C.AUTOSTOP, C.PORTS, C.CONTAINER_IMAGES),
+    capabilities=Capabilities.of(
+        C.MULTI_NODE, C.AUTOSTOP, C.PORTS, C.CONTAINER_IMAGES, C.BUCKET_MOUNTS
+    ),
     check=check,
     provider="styx.providers.kubernetes.provider:KubernetesProvider",
     offers=offers,
