@@ -149,10 +149,20 @@ CODES: tuple[Code, ...] = (
     _C("image-pull-failed", 7, "a node could not pull the task's container image"),
     _C("container-start-failed", 7, "the task's container did not start on a node"),
     # git workdirs
-    _C("invalid-git-url", 2, "a git workdir's URL is malformed or of a scheme git workdirs do not use"),
+    _C(
+        "invalid-git-url",
+        2,
+        "a git workdir's URL is malformed or of a scheme git workdirs do not use",
+    ),
     _C("git-auth-failed", 2, "the git server asked for credentials or refused them (GIT_TOKEN)"),
-    _C("git-ref-not-found", 3, "the git workdir's ref is no branch, tag or commit of the repository"),
-    _C("git-workdir-occupied", 5, "the cluster's workdir folder holds files Styx did not put there"),
+    _C(
+        "git-ref-not-found",
+        3,
+        "the git workdir's ref is no branch, tag or commit of the repository",
+    ),
+    _C(
+        "git-workdir-occupied", 5, "the cluster's workdir folder holds files Styx did not put there"
+    ),
     _C("git-repo-unreachable", 7, "the git repository cannot be reached, or is not a repository"),
     _C("git-missing", 7, "git is not installed on a node (or on this machine)"),
     _C("git-clone-failed", 7, "cloning or updating the git workdir failed on a node"),

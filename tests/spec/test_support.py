@@ -32,14 +32,13 @@ resources:
     )
     assert unsupported_features(t) == [
         ("file_mounts['/vol']", "volume mounts in file_mounts"),
-        ("workdir", "git workdirs"),
         ("service", "services"),
         ("volumes", "volumes"),
     ]
     with pytest.raises(NotSupportedError) as info:
         check_launchable(t)
     assert info.value.code == "not-supported"
-    assert len(info.value.details["features"]) == 4
+    assert len(info.value.details["features"]) == 3
 
 
 def test_dag_features_use_document_paths() -> None:

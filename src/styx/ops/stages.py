@@ -374,7 +374,14 @@ def ensure_installed(
 
 def check_local_paths(task: Task) -> None:
     """Every local path the task names exists: its workdir and file mount sources (checked
-    before anything is provisioned; env files are read when the task is loaded)."""
+    before anything is provisioned; env files are read when the task is loaded). A git
+    workdir's repository and ref are checked from here (see :func:`styx.cluster.gitdir.check`)."""
+    from styx.spec.mounts import GitWorkdir
+
+    if isinstance(task.workdir, GitWorkdir):
+        from styx.cluster import gitdir
+
+        gitdir.check(task)
     if isinstance(task.workdir, str):
         src = os.path.expanduser(task.workdir)
         if not os.path.isdir(src):
@@ -427,7 +434,25 @@ def preflight(
 
 def sync_workdir(pipe: Pipeline, task: Task, handle: ClusterHandle, provider: Provider) -> None:
     from styx.cluster.sync import rsync_filter_args
+    from styx.spec.mounts import GitWorkdir
 
+    if isinstance(task.workdir, GitWorkdir):  # cloned on every node, at the checked ref
+        from styx.cluster import gitdir
+
+        target, work = gitdir.check(task), task.workdir
+        owned = provider.node_folders(handle.cluster_name, handle).confined
+        runners = [provider.runner(handle, i) for i in range(len(handle.nodes))]
+        with pipe.stage("sync workdir", f"{gitdir.describe(work)} -> {handle.workdir}"):
+            gitdir.sync(
+                runners,
+                handle.workdir,
+                work,
+                target,
+                gitdir.auth_for(task),
+                key_dest=f"{handle.agent_root}/secrets/git-ssh-key",
+                owned=owned,
+            )
+        return
     if not isinstance(task.workdir, str):
         pipe.skip("sync workdir", "no workdir")
         return

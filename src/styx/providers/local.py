@@ -316,7 +316,10 @@ INFO = InfraInfo(
     name="local",
     title="this machine",
     capabilities=Capabilities.of(
-        Capability.PORTS, Capability.STOP, Capability.AUTOSTOP, Capability.CONTAINER_IMAGES,
+        Capability.PORTS,
+        Capability.STOP,
+        Capability.AUTOSTOP,
+        Capability.CONTAINER_IMAGES,
         Capability.BUCKET_MOUNTS,
     ),
     check=check,

@@ -187,7 +187,10 @@ INFO = InfraInfo(
     name="ssh",
     title="SSH node pools",
     capabilities=Capabilities.of(
-        Capability.MULTI_NODE, Capability.PORTS, Capability.STOP, Capability.CONTAINER_IMAGES,
+        Capability.MULTI_NODE,
+        Capability.PORTS,
+        Capability.STOP,
+        Capability.CONTAINER_IMAGES,
         Capability.BUCKET_MOUNTS,
     ),
     check=check,

@@ -11,7 +11,6 @@ from __future__ import annotations
 from styx.errors import NotSupportedError, SpecError
 from styx.spec import limits
 from styx.spec.dag import Dag
-from styx.spec.mounts import GitWorkdir
 from styx.spec.task import Task
 from styx.spec.yamlio import format_path
 
@@ -23,8 +22,6 @@ def unsupported_features(task: Task) -> list[tuple[str, str]]:
         path = format_path(("file_mounts", dest))
         if mount.is_volume:
             found.append((path, "volume mounts in file_mounts"))
-    if isinstance(task.workdir, GitWorkdir):
-        found.append(("workdir", "git workdirs"))
     if task.service is not None:
         found.append(("service", "services"))
     if task.volumes:

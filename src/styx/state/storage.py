@@ -138,8 +138,9 @@ def detach_cluster(db: Database, cluster: str) -> list[StorageRecord]:
 
         out = []
         for row in s.execute(select(Storage)).scalars():
-            if cluster in (row.clusters or []):
-                row.clusters = [c for c in row.clusters if c != cluster]
+            users = list(row.clusters or [])
+            if cluster in users:
+                row.clusters = [c for c in users if c != cluster]
                 row.updated_at = time.time()
                 out.append(_record(row))
         return out
