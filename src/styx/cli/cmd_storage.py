@@ -75,6 +75,7 @@ def mounts(cluster: str, as_json: bool) -> int:
     import dataclasses
 
     from styx.cli.tables import render
+    from styx.cluster import bucket_mounts as ops_states
     from styx.ops import common
     from styx.ops import storage as ops
 
@@ -84,9 +85,14 @@ def mounts(cluster: str, as_json: bool) -> int:
         click.echo(json.dumps([dataclasses.asdict(m) for m in found], indent=2))
         return 0
     if not found:
-        click.echo(f"Cluster {cluster!r} has no bucket mounts on a node that answers.")
+        click.echo(f"Cluster {cluster!r} has no bucket mounts.")
         return 0
-    rows = [[m.node, m.dest, "MOUNTED" if m.mounted else "GONE", str(m.pending_files),
-             str(m.pending_bytes)] for m in found]  # fmt: skip
+
+    def state(m: ops_states.MountState) -> list[str]:
+        if not m.reachable:
+            return ["UNREACHABLE", "?", "?"]
+        return ["MOUNTED" if m.mounted else "GONE", str(m.pending_files), str(m.pending_bytes)]
+
+    rows = [[m.node, m.dest, *state(m)] for m in found]
     render(["NODE", "PATH", "STATE", "PENDING FILES", "PENDING BYTES"], rows)
     return 0

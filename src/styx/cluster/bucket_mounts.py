@@ -48,8 +48,11 @@ rc=$(command -v rclone 2>/dev/null) || rc="$root/bin/rclone"
 case "$dest" in "~") dest=$HOME;; "~/"*) dest="$HOME/${dest#\~/}";; esac
 dir="$root/storage"; conf="$dir/rclone.conf"; mkdir -p "$dir/logs"
 log="$dir/logs/$id.log"
-if ! out=$(timeout 60 "$rc" --config "$conf" lsjson --stat "$src" 2>&1 >/dev/null); then
-  echo "$out" | tail -n 1 >&2; exit 54
+# A short, bounded probe: the store answers, and the bucket is there and readable.
+if ! out=$(timeout 60 "$rc" --config "$conf" lsjson --stat "$src" --contimeout 10s \
+    --timeout 20s --retries 2 --low-level-retries 2 2>&1 >/dev/null); then
+  out=$(printf '%s\n' "$out" | grep -v '^[[:space:]]*$' | tail -n 1)
+  echo "${out:-the store did not answer within 60 s}" >&2; exit 54
 fi
 if [ "$mode" = COPY ]; then
   mkdir -p "$(dirname "$dest")"
@@ -289,13 +292,15 @@ def apply_all(
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class MountState:
-    """One bucket mount on one node: mounted or gone, and the writes not yet uploaded."""
+    """One bucket mount on one node: mounted or gone, and the writes not yet uploaded
+    (``reachable`` False: the node did not answer, so neither is known)."""
 
     node: str
     dest: str
     mounted: bool
     pending_files: int
     pending_bytes: int
+    reachable: bool = True
 
 
 def states(runner: Runner, root: str) -> list[MountState]:

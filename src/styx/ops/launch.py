@@ -227,7 +227,7 @@ def launch(
             handle = stages.bring_up_container(db, pipe, task, handle, provider)
         except StyxError as err:
             if record is None:  # a cluster made for this launch: nothing of it stays behind
-                _discard(db, name, handle, provider, why=_why(err))
+                _discard(db, name, _recorded(db, name, handle), provider, why=_why(err))
             storage.discard_made(db, err)
             raise
         with pipe.stage("exec", "submitting the job" + (" (setup first)" if task.setup else "")):
@@ -331,6 +331,18 @@ def _discard(db: Database, name: str, handle: ClusterHandle, provider: Any, why:
         cluster_ops.teardown_handle(db, name, handle, provider, message=f"launch failed: {why}")
     except StyxError:
         _mark_failed_launch(db, name)  # `styx down` finishes it; the first error is reported
+
+
+def _recorded(db: Database, name: str, handle: ClusterHandle) -> ClusterHandle:
+    """The cluster's handle as last recorded (a failing stage may have marked it, such as the
+    bucket mounts that teardown must release), or ``handle`` when there is no record."""
+    from styx.state.clusters import get_cluster
+
+    with contextlib.suppress(StyxError):
+        record = get_cluster(db, name)
+        if record is not None:
+            return common.handle_of(record)
+    return handle
 
 
 def _why(err: StyxError) -> str:

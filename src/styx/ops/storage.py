@@ -131,6 +131,7 @@ def prepare(
             m = m.in_store(chosen)
             _credentials(chosen, f"the storage {m.name!r}")
         s = store(m.bucket.store)
+        m = dataclasses.replace(m, bucket=s.complete(m.bucket))
         if m.create and not s.bucket_exists(m.bucket):
             with pipe.stage("make bucket", m.bucket.url):
                 s.create_bucket(m.bucket, _region(handle) if provider.name in ("aws",) else None)
@@ -325,11 +326,20 @@ def delete(db: Database, names: Sequence[str], *, all_: bool = False) -> list[tu
 
 
 def mount_states(handle: ClusterHandle, provider: Provider) -> list[Any]:
-    """Every bucket mount of the cluster on every reachable node (unreachable: skipped)."""
+    """Every bucket mount of the cluster on every node, asked of all nodes at once; a node
+    that does not answer gets one row per mount it should have, marked unreachable."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from styx.cluster import bucket_mounts as bm
 
-    out: list[Any] = []
-    for i in range(len(handle.nodes)):
-        with contextlib.suppress(StyxError):
-            out += bm.states(provider.runner(handle, i), handle.agent_root)
-    return out
+    dests = [str(m["dest"]) for m in (handle.extra or {}).get("bucket_mounts") or ()]
+
+    def one(i: int) -> list[Any]:
+        runner = provider.runner(handle, i)
+        try:
+            return list(bm.states(runner, handle.agent_root))
+        except StyxError:
+            return [bm.MountState(runner.node_name, d, False, 0, 0, reachable=False) for d in dests]
+
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(handle.nodes)))) as pool:
+        return [s for found in pool.map(one, range(len(handle.nodes))) for s in found]

@@ -17,7 +17,9 @@ Nothing outside ``providers/`` imports a store's SDK: callers get a store from :
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from styx.errors import NotSupportedError, RemoteError
@@ -88,6 +90,26 @@ class Store(Protocol):
     def rclone_path(self, url: BucketURL) -> str:
         """The bucket and prefix as the remote's path (``bucket/prefix``)."""
         ...
+
+    def complete(self, url: BucketURL) -> BucketURL:
+        """``url`` with what the store's credentials imply filled in (Azure: the storage
+        account of a container Styx makes, which the task does not name)."""
+        ...
+
+
+def walk(sources: Sequence[str], prefix: str) -> Iterator[tuple[str, str, int]]:
+    """``(local file, object name, size)`` for everything under ``sources``, as every store
+    uploads it: a folder's contents at the prefix, a file by its name."""
+    for src in sources:
+        path = Path(src)
+        if path.is_file():
+            yield str(path), f"{prefix}/{path.name}" if prefix else path.name, path.stat().st_size
+            continue
+        for root, _dirs, files in os.walk(path):
+            for f in sorted(files):
+                full = Path(root) / f
+                rel = full.relative_to(path).as_posix()
+                yield str(full), f"{prefix}/{rel}" if prefix else rel, full.stat().st_size
 
 
 _made: dict[str, Store] = {}

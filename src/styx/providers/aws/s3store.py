@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from styx.errors import ConflictError, NotFoundError
-from styx.providers.stores import Progress, StoreError
+from styx.providers.stores import Progress, StoreError, walk
 
 if TYPE_CHECKING:
     from styx.spec.buckets import BucketURL
@@ -38,21 +38,6 @@ def _code(exc: BaseException) -> tuple[str | None, int | None]:
     response = getattr(exc, "response", None) or {}
     status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
     return (response.get("Error") or {}).get("Code"), status
-
-
-def _walk(sources: Sequence[str], prefix: str) -> Iterator[tuple[str, str, int]]:
-    """``(local file, object key, size)`` for everything under ``sources``."""
-    for src in sources:
-        path = Path(src)
-        if path.is_file():
-            key = f"{prefix}/{path.name}" if prefix else path.name
-            yield str(path), key, path.stat().st_size
-            continue
-        for root, _dirs, files in os.walk(path):
-            for f in sorted(files):
-                full = Path(root) / f
-                rel = full.relative_to(path).as_posix()
-                yield str(full), f"{prefix}/{rel}" if prefix else rel, full.stat().st_size
 
 
 class S3Store:
@@ -196,7 +181,7 @@ class S3Store:
     def upload(self, sources: Sequence[str], url: BucketURL, progress: Progress | None) -> None:
         from boto3.s3.transfer import TransferConfig  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
-        files = list(_walk(sources, url.prefix))
+        files = list(walk(sources, url.prefix))
         total = sum(size for _f, _k, size in files)
         done = [0]
         lock = threading.Lock()
@@ -243,6 +228,9 @@ class S3Store:
 
     def rclone_path(self, url: BucketURL) -> str:
         return f"{url.bucket}/{url.prefix}" if url.prefix else url.bucket
+
+    def complete(self, url: BucketURL) -> BucketURL:
+        return url
 
 
 class R2Store(S3Store):
