@@ -207,7 +207,6 @@ def test_status_empty(tmp_path: Path) -> None:
     "example, code, words",
     [
         ("examples/file_mounts.yaml", 2, "does not exist"),
-        ("examples/git_workdir.yaml", 4, "git workdirs"),
         ("examples/service.yaml", 4, "services"),
         ("examples/envs_secrets.yaml", 2, "RUN_ID"),
     ],
@@ -223,6 +222,26 @@ def test_a_dry_run_refuses_what_a_launch_refuses(
     assert words in dry.stderr and words in real.stderr
     assert "Plan" not in dry.stdout
     no_traceback(dry)
+
+
+@pytest.mark.parametrize(
+    "url, code, exit_code",
+    [("ftp://198.18.0.1/repo.git", "invalid-git-url", 2), ("file:///nonexistent/r.git", "git-repo-unreachable", 7)],
+)  # fmt: skip
+def test_a_bad_git_workdir_is_refused_by_dry_run_and_launch(
+    tmp_path: Path, url: str, code: str, exit_code: int
+) -> None:
+    """The git workdir is checked (git ls-remote) before anything is provisioned; offline
+    URLs only (examples/git_workdir.yaml names a public host, never contacted by tests)."""
+    task = tmp_path / "git.yaml"
+    task.write_text(f"workdir:\n  url: {url}\n  ref: v1\nrun: make test\n")
+    dry = styx("launch", str(task), "--dryrun", home=tmp_path)
+    real = styx("launch", str(task), "-c", "dry", "-y", home=tmp_path)
+    assert dry.returncode == real.returncode == exit_code, dry.stderr
+    assert f"[{code}]" in dry.stderr and f"[{code}]" in real.stderr
+    assert "Plan" not in dry.stdout
+    no_traceback(dry)
+    assert "No clusters" in styx("status", home=tmp_path).stdout
 
 
 def test_a_dry_run_with_the_missing_values_given_plans(tmp_path: Path) -> None:
