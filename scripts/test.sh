@@ -9,7 +9,8 @@ root="$(pwd)"
 
 need_apt=()
 for bin in sshd:openssh-server rsync:rsync ip:iproute2 nft:nftables podman:podman runc:runc \
-  docker-registry:docker-registry debootstrap:debootstrap; do
+  docker-registry:docker-registry debootstrap:debootstrap rclone:rclone fusermount3:fuse3 \
+  git:git npm:npm; do
   command -v "${bin%%:*}" >/dev/null 2>&1 || need_apt+=("${bin#*:}")
 done
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
@@ -23,7 +24,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-bash scripts/install.sh "test,runtime,aws,kubernetes"
+bash scripts/install.sh "test,runtime,aws,kubernetes,gcp,azure"
 py="$root/.venv/bin/python"
 
 # A wheelhouse of the runtime (Ray and Styx's dependencies) for the SSH test hosts, which have
@@ -45,6 +46,15 @@ export STYX_TEST_WHEELHOUSE="$wheels"
 # The Kubernetes stand-in's image without Python (a Debian minbase root), built from the apt
 # mirror before the tests lose their route out; cached in /var/cache/styx-testworld.
 bash scripts/testimages.sh || echo "WARNING: no test images; the tests that need one will skip." >&2
+
+# Azurite, the Azure Blob stand-in, from the npm registry (tests/testworld/azurite.py), before
+# the tests lose their route out; it is always started with its telemetry off.
+azurite_dir=/var/cache/styx-testworld/azurite
+if [ ! -x "$azurite_dir/node_modules/.bin/azurite-blob" ]; then
+  mkdir -p "$azurite_dir"
+  npm install --silent --no-audit --no-fund --prefix "$azurite_dir" azurite@3.35.0 >/dev/null ||
+    echo "WARNING: no Azurite; the Azure Blob tests will skip." >&2
+fi
 
 pgdir="${STYX_TEST_PG_DIR:-/tmp/styx-ci-pg}"
 pg_url="$(bash scripts/postgres.sh start "$pgdir" | tail -n 1)"

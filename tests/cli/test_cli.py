@@ -306,3 +306,23 @@ def test_cluster_names_follow_one_rule(tmp_path: Path, name: str) -> None:
     r = styx("launch", "examples/hello.yaml", "-c", name, "--dryrun", home=tmp_path)
     assert r.returncode == 2 and "invalid-cluster-name" in r.stderr, r.stderr
     no_traceback(r)
+
+
+def test_check_lists_the_bucket_stores_each_with_its_reason(tmp_path: Path) -> None:
+    """Local checks only (SDK present, credentials found): no store is contacted."""
+    user = tmp_path / "user"
+    user.mkdir()
+    clean = {k: "" for k in os.environ if k.startswith(("AWS_", "AZURE_", "GOOGLE_", "STORAGE_"))}
+    none = styx("check", home=tmp_path, extra_env={**clean, "HOME": str(user)})
+    assert none.returncode == 0, none.stderr
+    assert "Bucket mounts may use: no store." in none.stdout
+    for store in ("s3", "gcs", "azure", "r2"):
+        assert f"\n{store} " in none.stdout
+    some = styx(
+        "check", home=tmp_path,
+        extra_env={**clean, "HOME": str(user), "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+                   "AWS_SECRET_ACCESS_KEY": "not-a-secret", "STORAGE_EMULATOR_HOST": "http://127.0.0.1:9"},
+    )  # fmt: skip
+    assert "Bucket mounts may use: s3, gcs." in some.stdout, some.stdout
+    assert "not-a-secret" not in some.stdout + some.stderr
+    no_traceback(some)

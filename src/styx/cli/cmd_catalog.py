@@ -215,7 +215,27 @@ def check(infra: tuple[str, ...], probe: bool) -> int:
             f"Enabled, but Styx cannot launch there yet: {', '.join(planned)} "
             "(plans say when they would be cheaper)."
         )
+    if not infra:
+        _check_stores()
     return 0
+
+
+def _check_stores() -> None:
+    """The bucket stores file mounts can use from here, and why the rest cannot (local
+    checks: the store's SDK and credentials)."""
+    from styx.cli.tables import render
+    from styx.providers.stores import STORES, problem, store
+
+    rows = []
+    for name in STORES:
+        why = problem(name)
+        rows.append(
+            (name, store(name).title, "yes" if why is None else "no", why or "credentials found")
+        )
+    click.echo("")
+    render(("STORE", "SERVICE", "USABLE", "REASON"), rows, max_width=100)
+    usable = [r[0] for r in rows if r[2] == "yes"]
+    click.echo(f"\nBucket mounts may use: {', '.join(usable) or 'no store'}.")
 
 
 @click.group("catalog")

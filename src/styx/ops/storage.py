@@ -51,12 +51,12 @@ def mounts_of(task: Task) -> list[StorageMount]:
 
 
 def _credentials(name: str, why: str) -> None:
-    from styx.providers.stores import StoreError, store
+    from styx.providers.stores import StoreError, problem, store
 
-    problem = store(name).credentials_problem()
-    if problem is not None:
+    why_not = problem(name)
+    if why_not is not None:
         raise StoreError(
-            f"The {store(name).title} store cannot be used for {why}: {problem}.",
+            f"The {store(name).title} store cannot be used for {why}: {why_not}.",
             "Set up its credentials (`styx check` lists what each store sees).",
             code="store-credentials-missing",
         )
@@ -64,12 +64,12 @@ def _credentials(name: str, why: str) -> None:
 
 def check(task: Task) -> list[StorageMount]:
     """The checks before provisioning (see the module docstring); returns the mounts."""
-    from styx.providers.stores import FALLBACK_ORDER, StoreError, store
+    from styx.providers.stores import FALLBACK_ORDER, StoreError, problem, store
 
     found = mounts_of(task)
     for m in found:
         if not m.store_given:
-            if not any(store(s).credentials_problem() is None for s in FALLBACK_ORDER):
+            if not any(problem(s) is None for s in FALLBACK_ORDER):
                 raise StoreError(
                     f"The storage {m.name!r} for {m.dest!r} names no store, and no store has "
                     "credentials here.",

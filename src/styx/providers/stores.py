@@ -34,6 +34,13 @@ STORES: dict[str, str] = {
     "gcs": "styx.providers.gcp.gcsstore:GCSStore",
     "azure": "styx.providers.azure.blobstore:BlobStore",
 }
+#: Each store's SDK (a module to find) and the extra that installs it.
+SDKS: dict[str, tuple[str, str]] = {
+    "s3": ("boto3", "aws"),
+    "r2": ("boto3", "aws"),
+    "gcs": ("google.cloud.storage", "gcp"),
+    "azure": ("azure.storage.blob", "azure"),
+}
 #: The store a bucket goes to when a task names none, by the cluster's infra.
 INFRA_STORE = {"aws": "s3", "gcp": "gcs", "azure": "azure"}
 #: The order stores are tried in for a cluster whose infra has none of its own (local, SSH
@@ -133,6 +140,21 @@ def store(name: str) -> Store:
     return made
 
 
+def problem(name: str) -> str | None:
+    """Why the store ``name`` cannot be used from here (its SDK is missing, or no credentials
+    are found), or None. Local only: no network."""
+    import importlib.util
+
+    module, extra = SDKS.get(name, ("", ""))
+    try:
+        found = importlib.util.find_spec(module) is not None if module else True
+    except (ImportError, ValueError):  # a parent package is missing
+        found = False
+    if not found:
+        return f"its SDK is not installed (pip install 'styx[{extra}]')"
+    return store(name).credentials_problem()
+
+
 def store_for_infra(infra: str) -> str | None:
     """The store of a cluster on ``infra`` (its cloud's own), or the first store with
     credentials; None when no store can be used."""
@@ -140,7 +162,7 @@ def store_for_infra(infra: str) -> str | None:
     if own is not None:
         return own
     for name in FALLBACK_ORDER:
-        if store(name).credentials_problem() is None:
+        if problem(name) is None:
             return name
     return None
 
