@@ -170,7 +170,7 @@ def flags_for(mode: str, options: Sequence[tuple[str, str]], read_only: bool) ->
         return ("--transfers", "16", "--checkers", "16", "--multi-thread-streams", "4")
     out = ["--dir-cache-time", "10s", "--poll-interval", "0", "--attr-timeout", "1s"]
     if mode == "MOUNT":
-        out += ["--vfs-cache-mode", "off", "--vfs-read-chunk-size", "16M"]
+        out += ["--vfs-cache-mode", "off", "--vfs-read-chunk-size", "64M"]  # bench_buckets.py
     else:
         given = dict(options)
         out += ["--vfs-cache-mode", "full", "--vfs-cache-poll-interval", "5s"]
