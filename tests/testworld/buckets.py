@@ -169,6 +169,10 @@ class MotoS3:
 _HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"})
 
 
+class _Cut(Exception):
+    """The proxy cuts the connection here."""
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _ProxyServer
@@ -203,16 +207,25 @@ class _Handler(BaseHTTPRequestHandler):
                 break
             out += chunk
             proxy.throttle(len(chunk))
+            if proxy.cut(len(chunk), upload=True):
+                raise _Cut
         return bytes(out)
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def _handle(self) -> None:
         proxy = self.server.proxy
         if self.client_address[0] in proxy.blocked:
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
+            self._drop()
             return
-        body = self._body()
+        try:
+            body = self._body()
+        except _Cut:  # the connection dies mid-upload: no answer at all
+            self._drop()
+            return
         bucket = proxy.standin.bucket_of(self.path)
         proxy.record(self.command, self.path, self.client_address[0])
         if bucket is not None and bucket in proxy.denied_buckets:
@@ -288,8 +301,10 @@ class BucketProxy:
         self.denied_buckets: set[str] = set()
         self.blocked: set[str] = set()
         self.rate: float | None = None
-        self.cut_after: int | None = None
+        self.cut_after: int | None = None  # response bytes, then the connection is cut (once)
+        self.cut_upload_after: int | None = None  # request body bytes, likewise
         self.seen: list[tuple[str, str, str]] = []
+        self.cuts = 0  # how many connections were cut
         self._lock = threading.Lock()
         self._server = _ProxyServer((standin.host, 0), self)
         self.host = standin.host
@@ -325,7 +340,8 @@ class BucketProxy:
         with self._lock:
             self.denied_buckets.clear()
             self.blocked.clear()
-            self.rate = self.cut_after = None
+            self.rate = self.cut_after = self.cut_upload_after = None
+            self.cuts = 0
             self.seen.clear()
 
     def record(self, method: str, path: str, client: str) -> None:
@@ -342,16 +358,19 @@ class BucketProxy:
         if rate:
             time.sleep(n / rate)
 
-    def cut(self, n: int) -> bool:
-        """Whether the response must be cut now (``n`` more bytes would go out)."""
+    def cut(self, n: int, *, upload: bool = False) -> bool:
+        """Whether the connection must be cut now (``n`` more bytes of a response went out,
+        or of a request body came in); each cut fires once."""
+        attr = "cut_upload_after" if upload else "cut_after"
         with self._lock:
-            if self.cut_after is None:
+            left = getattr(self, attr)
+            if left is None:
                 return False
-            self.cut_after -= n
-            if self.cut_after > 0:
-                return False
-            self.cut_after = None
-            return True
+            left -= n
+            setattr(self, attr, left if left > 0 else None)
+            if left <= 0:
+                self.cuts += 1
+            return left <= 0
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import platform
+import re
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 
@@ -49,10 +50,10 @@ case "$dest" in "~") dest=$HOME;; "~/"*) dest="$HOME/${dest#\~/}";; esac
 dir="$root/storage"; conf="$dir/rclone.conf"; mkdir -p "$dir/logs"
 log="$dir/logs/$id.log"
 # A short, bounded probe: the store answers, and the bucket is there and readable.
-if ! out=$(timeout 60 "$rc" --config "$conf" lsjson --stat "$src" --contimeout 10s \
+if ! out=$(timeout 30 "$rc" --config "$conf" lsjson --stat "$src" --contimeout 10s \
     --timeout 20s --retries 2 --low-level-retries 2 2>&1 >/dev/null); then
   out=$(printf '%s\n' "$out" | grep -v '^[[:space:]]*$' | tail -n 1)
-  echo "${out:-the store did not answer within 60 s}" >&2; exit 54
+  echo "${out:-the store did not answer within 30 s}" >&2; exit 54
 fi
 if [ "$mode" = COPY ]; then
   mkdir -p "$(dirname "$dest")"
@@ -227,13 +228,26 @@ def write_config(runner: Runner, root: str, text: str) -> None:
     put_file(runner, text, f"{folder}/rclone.conf", mode=0o600)
 
 
+#: URL query parameters that carry credentials (an Azure SAS, a presigned S3 or GCS URL).
+_SECRET_PARAMS = re.compile(
+    r"([?&](?:sig|X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|X-Goog-Signature"
+    r"|X-Goog-Credential)=)[^&\s\"']+",
+    re.IGNORECASE,
+)
+
+
+def scrub(text: str) -> str:
+    """``text`` (what rclone printed) with the credentials a URL may carry cut out."""
+    return _SECRET_PARAMS.sub(r"\1<redacted>", text)
+
+
 def mount_on_node(runner: Runner, root: str, mount: NodeMount, timeout: float = 3600.0) -> str:
     """Copy or mount one bucket on one node; returns what was done (copied, mounted, kept)."""
     argv = ["sh", "-c", MOUNT_SCRIPT, "styx", root, mount.mode, mount.source, mount.dest,
             mount.id, *mount.flags]  # fmt: skip
     result = runner.run(argv, timeout=timeout)
     node = runner.node_name
-    said = (result.stderr or "").strip().splitlines()[-1:] or ["no output"]
+    said = scrub(result.stderr or "").strip().splitlines()[-1:] or ["no output"]
     what = f"{mount.source.split(':', 1)[-1]} at {mount.dest} on {node}"
     if result.returncode == NO_RCLONE:
         raise NotSupportedError(
