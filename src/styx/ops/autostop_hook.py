@@ -10,6 +10,7 @@ needs the state database and the cluster's provider, which only ops may combine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
 def autostop_fired(name: str, *, down: bool) -> None:
     """Record the cluster STOPPED (or delete its record), then stop (or terminate) it; the
     job history is saved first. A cluster the database no longer knows is left alone."""
-    from styx.ops import common
+    from styx.errors import StyxError
+    from styx.ops import common, storage
     from styx.ops.jobs_ops import save_history
     from styx.state.clusters import delete_cluster, get_cluster, set_cluster_status
     from styx.state.records import ClusterStatus
@@ -46,9 +48,13 @@ def autostop_fired(name: str, *, down: bool) -> None:
         return
     handle, provider = common.handle_of(record), common.provider_of(record)
     save_history(db, handle)
+    with contextlib.suppress(StyxError):  # cached writes reach their buckets before the stop
+        storage.release(handle, provider)
     if down:
         delete_cluster(db, name, message="autostop: torn down when idle")
         provider.terminate(handle)
+        with contextlib.suppress(StyxError):
+            storage.after_down(db, name)
     else:
         set_cluster_status(db, name, ClusterStatus.STOPPED, message="autostop: stopped when idle")
         provider.stop(handle)
