@@ -211,6 +211,22 @@ run: |
     assert world.get(src, "w-0.txt") == b"written\n"
     assert world.get(src, "w-1.txt") == b"written\n"
 
+    # The store's credentials: on the nodes only in the cluster's rclone config (0600, in a
+    # 0700 folder), never in the state database or in what Styx printed.
+    secrets = [world.env().get("AWS_SECRET_ACCESS_KEY", "")]  # S3; GCS's stand-in has none
+    conn = world.env().get("AZURE_STORAGE_CONNECTION_STRING", "")
+    secrets += [p.split("=", 1)[1] for p in conn.split(";") if p.startswith("AccountKey=")]
+    secrets = [x for x in secrets if x]
+    assert secrets or world.store == "gcs"
+    for db in styx.home.rglob("*.db*"):
+        assert not any(x.encode() in db.read_bytes() for x in secrets), db
+    assert not any(x in r.stdout + r.stderr for x in secrets)
+    for i in (1, 2):
+        conf = bed.ssh(
+            i, "sh", "-c", "stat -c %a ~/.styx/agent/storage ~/.styx/agent/storage/rclone.conf"
+        )
+        assert conf.stdout.split() == ["700", "600"], conf.stdout + conf.stderr
+
     listed = storage_ls(styx)
     assert set(listed) == {cached, up}, listed
     assert listed[up]["store"] == world.store and listed[up]["persistent"] is False

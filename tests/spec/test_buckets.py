@@ -237,19 +237,11 @@ def test_check_bucket_name(store: str, name: str, ok: bool) -> None:
     assert info.value.code == "invalid-bucket-url"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a leading empty segment (bucket//a) is silently dropped, while a//b is refused",
-)
 def test_a_leading_empty_segment_is_refused_like_any_other() -> None:
     with pytest.raises(SpecError):
         parse_bucket_url("s3://my-bucket//a")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an Azure URL's query string (a SAS token) is kept as part of the object path",
-)
 def test_an_azure_sas_query_string_is_refused() -> None:
     with pytest.raises(SpecError) as info:
         parse_bucket_url(f"{AZ}/container/data?sv=2022-11-02&sig=c2VjcmV0")
@@ -269,15 +261,7 @@ def test_a_plain_url_is_a_copy_of_that_bucket() -> None:
 @pytest.mark.parametrize(
     ("mode", "expected"),
     [
-        pytest.param(
-            "",
-            "MOUNT",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: {source: URL} alone reads as the plain form 'dest: URL' (COPY); "
-                "FileMount does not keep which form was written",
-            ),
-        ),
+        ("", "MOUNT"),  # {source: URL} alone is a storage object: MOUNT, as in SkyPilot
         (", persistent: true", "MOUNT"),
         (", mode: MOUNT", "MOUNT"),
         (", mode: COPY", "COPY"),
@@ -298,7 +282,7 @@ def test_persistent_and_a_matching_store_and_name() -> None:
     assert one_mount(f"{{source: '{AZ}/cont', store: azure}}").bucket.store == "azure"
 
 
-def test_a_local_source_with_a_name_makes_that_bucket_and_uploads(tmp_path: Any) -> None:
+def test_a_local_source_with_a_name_makes_that_bucket_and_uploads() -> None:
     text = (
         "file_mounts:\n"
         "  /ckpt:\n"
@@ -345,14 +329,7 @@ def test_a_local_source_without_a_name_gets_a_stable_default_name() -> None:
         "a" * 200,
         "root@host",
         "DOMAIN\\user.name",
-        pytest.param(
-            "a" * 19 + ".x",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: the user part is cut to 20 characters after stripping '-', so it "
-                "can end in '-' and the name holds '--', which Azure refuses",
-            ),
-        ),
+        "a" * 19 + ".x",  # cut to 20 characters, it must not end in '-' ('--' is not Azure's)
     ],
 )
 def test_default_names_are_valid_in_every_store(user: str) -> None:
@@ -367,8 +344,7 @@ def test_default_names_are_valid_in_every_store(user: str) -> None:
 def test_default_names_are_stable_and_valid(user: str, dest: str, sources: list[str]) -> None:
     name = default_bucket_name(dest, tuple(sources), user)
     assert name == default_bucket_name(dest, tuple(sources), user)
-    # Azure is left out until the '--' bug above is fixed (see the xfail case).
-    for store in ("s3", "gcs", "r2"):
+    for store in ("s3", "gcs", "r2", "azure"):
         check_bucket_name(store, name)
 
 

@@ -53,7 +53,7 @@ run: echo ${MODEL}
     ).substitute_env_vars()
     assert t.workdir == GitWorkdir("https://example.com/llama.git", "v1")
     assert t.file_mounts["/models/llama"] == FileMount("s3://my-bucket/llama")
-    assert t.file_mounts["/store"] == FileMount("~/llama", name="my-bucket-2")
+    assert t.file_mounts["/store"] == FileMount("~/llama", name="my-bucket-2", mapping=True)
     assert t.volumes == {"/mnt/llama": "vol-llama"}
     assert t.service is not None and t.service["readiness_probe"]["post_data"] == {"model": "llama"}
     assert (t.setup, t.run) == ("echo $MODEL", "echo ${MODEL}")  # left to the shell

@@ -32,8 +32,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Protocol
 
-#: moto's well-known test credentials (nothing real accepts them).
-S3_KEY, S3_SECRET = "testing", "testing"
+#: Credentials for moto (it accepts any; nothing real accepts these). Distinctive, so that a
+#: test can look for the secret wherever it must not be.
+S3_KEY, S3_SECRET = "AKIASTYXTESTONLY0001", "styx-test-secret-7Qd2pLw9"
 
 
 def free_port(host: str) -> int:

@@ -48,6 +48,7 @@ rc=$(command -v rclone 2>/dev/null) || rc="$root/bin/rclone"
 [ -x "$rc" ] || { echo "no rclone on this node" >&2; exit 50; }
 case "$dest" in "~") dest=$HOME;; "~/"*) dest="$HOME/${dest#\~/}";; esac
 dir="$root/storage"; conf="$dir/rclone.conf"; mkdir -p "$dir/logs"
+want=$(printf '%s\n' "$src" "$mode" "$@")  # a mount is kept only if made the same way
 log="$dir/logs/$id.log"
 # A short, bounded probe: the store answers, and the bucket is there and readable.
 if ! out=$(timeout 30 "$rc" --config "$conf" lsjson --stat "$src" --contimeout 10s \
@@ -61,8 +62,8 @@ if [ "$mode" = COPY ]; then
     tail -n 2 "$log" >&2; exit 55; }
   exit 0
 fi
-if grep -qs " $dest fuse.rclone " /proc/mounts; then
-  [ "$(cat "$dir/mounts/$id" 2>/dev/null)" = "$src" ] && { echo kept; exit 0; }
+if grep -qsF " $dest fuse.rclone " /proc/mounts; then
+  [ "$(cat "$dir/mounts/$id" 2>/dev/null)" = "$want" ] && { echo kept; exit 0; }
   fusermount3 -uz "$dest" 2>/dev/null || fusermount -uz "$dest" 2>/dev/null || umount -l "$dest"
 fi
 [ -e /dev/fuse ] || { echo "no /dev/fuse on this node" >&2; exit 51; }
@@ -70,7 +71,7 @@ command -v fusermount3 >/dev/null 2>&1 || command -v fusermount >/dev/null 2>&1 
   echo "no fusermount (fuse3) on this node" >&2; exit 51; }
 mkdir -p "$dest" "$dir/mounts" "$dir/cache/$id"
 [ -z "$(ls -A "$dest" 2>/dev/null)" ] || { echo "$dest is not empty" >&2; exit 52; }
-printf '%s\n' "$src" > "$dir/mounts/$id"; printf '%s\n' "$dest" > "$dir/mounts/$id.dest"
+printf '%s\n' "$want" > "$dir/mounts/$id"; printf '%s\n' "$dest" > "$dir/mounts/$id.dest"
 "$rc" --config "$conf" mount "$src" "$dest" --daemon --cache-dir "$dir/cache/$id" \
   --log-file "$log" --log-level INFO "$@" 2>>"$log" || {
   rm -f "$dir/mounts/$id" "$dir/mounts/$id.dest"; tail -n 2 "$log" >&2; exit 53; }
@@ -98,7 +99,7 @@ mount_states() {
   for f in "$1"/storage/mounts/*.dest; do
     [ -e "$f" ] || continue
     id=$(basename "$f" .dest); dest=$(cat "$f")
-    if grep -qs " $dest fuse.rclone " /proc/mounts; then st=mounted; else st=gone; fi
+    if grep -qsF " $dest fuse.rclone " /proc/mounts; then st=mounted; else st=gone; fi
     set -- "$1" $(pending_of "$1/storage/cache/$id")
     printf '%s\t%s\t%s\t%s\t%s\n' "$id" "$dest" "$st" "$2" "$3"
     set -- "$1"
@@ -125,7 +126,7 @@ while :; do
 done
 for f in "$dir"/mounts/*.dest; do
   [ -e "$f" ] || continue; dest=$(cat "$f")
-  if grep -qs " $dest fuse.rclone " /proc/mounts; then
+  if grep -qsF " $dest fuse.rclone " /proc/mounts; then
     fusermount3 -u "$dest" 2>/dev/null || fusermount -u "$dest" 2>/dev/null ||
       fusermount3 -uz "$dest" 2>/dev/null || umount -l "$dest" 2>/dev/null
   fi

@@ -66,8 +66,15 @@ class BucketURL:
 
 def check_bucket_name(store: str, name: str) -> None:
     """SpecError ``invalid-bucket-url`` unless ``name`` is a valid bucket name in ``store``."""
+    if store not in _RULES:
+        raise NotSupportedError(
+            f"Styx cannot use the bucket store {store!r} yet.",
+            f"Use one of: {', '.join(_RULES)}.",
+            code="store-not-supported",
+        )
     pattern, rule = _RULES[store]
-    if pattern.match(name) is None or ".." in name or re.fullmatch(r"[\d.]+", name):
+    ip_like = re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name)
+    if pattern.match(name) is None or ".." in name or ip_like:
         raise SpecError(
             f"{name!r} is not a valid {store} bucket name.",
             f"Use {rule}, starting and ending with a letter or digit.",
@@ -98,6 +105,13 @@ def parse_bucket_url(url: str) -> BucketURL:
                 "Write https://ACCOUNT.blob.core.windows.net/CONTAINER/path, or s3:// or gs://.",
                 code=BAD_URL,
             )
+        if "?" in path or "#" in path:  # a SAS token or a fragment: never echoed back
+            raise SpecError(
+                f"The Azure URL {url.split('?', 1)[0].split('#', 1)[0]!r} carries a query or "
+                "fragment (a SAS token?), which a bucket URL may not.",
+                "Drop everything from '?' on; Styx gets access from the Azure credentials.",
+                code=BAD_URL,
+            )
         container, _, prefix = path.partition("/")
         account: str | None = m.group(1)
         store = "azure"
@@ -113,7 +127,7 @@ def parse_bucket_url(url: str) -> BucketURL:
     if not container:
         raise SpecError(f"{url!r} names no bucket.", "Write it as s3://bucket/path.", code=BAD_URL)
     check_bucket_name(store, container)
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in prefix) or "//" in prefix.rstrip("/"):
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in prefix) or "//" in ("/" + prefix).rstrip("/"):
         raise SpecError(
             f"The path in {url!r} holds control characters or an empty segment.",
             "Write the object path as a/b/c.",
@@ -147,9 +161,11 @@ class StorageMount:
 
     def in_store(self, store: str) -> StorageMount:
         """This mount with its bucket in ``store`` (for a name whose store was not given)."""
-        if self.store_given or self.bucket.store == store:
+        if self.store_given:
             return self
-        check_bucket_name(store, self.bucket.bucket)
+        check_bucket_name(store, self.bucket.bucket)  # checked for this store only now
+        if self.bucket.store == store:
+            return self
         return dataclasses.replace(self, bucket=dataclasses.replace(self.bucket, store=store))
 
 
@@ -157,7 +173,7 @@ def default_bucket_name(dest: str, sources: tuple[str, ...], user: str) -> str:
     """A bucket name for a storage object with a local source and no name: stable for the same
     user, sources and destination, valid in every store."""
     digest = hashlib.sha256("\0".join((user, dest, *sources)).encode()).hexdigest()[:10]
-    who = re.sub(r"[^a-z0-9]+", "-", user.lower()).strip("-")[:20] or "user"
+    who = re.sub(r"[^a-z0-9]+", "-", user.lower()).strip("-")[:20].rstrip("-") or "user"
     return f"styx-{who}-{digest}"
 
 
@@ -209,7 +225,18 @@ def storage_of(dest: str, mount: FileMount, user: str = "user") -> StorageMount 
         )
     name = mount.name or default_bucket_name(dest, local, user)
     chosen = store or "s3"  # a placeholder until the cluster's infra chooses (in_store)
-    check_bucket_name(chosen, name)
+    if store is not None:
+        check_bucket_name(store, name)
+    else:  # the cluster's infra chooses the store later: the name must suit at least one
+        problems = []
+        for candidate in ("gcs", "s3", "azure"):
+            try:
+                check_bucket_name(candidate, name)
+                break
+            except SpecError as err:
+                problems.append(err)
+        else:
+            raise problems[1]  # S3's rule, the one most users know
     return StorageMount(
         dest, mode, BucketURL(chosen, name), store is not None, uploads=local, create=True,
         name=name, persistent=mount.persistent is not False, options=options, read_only=read_only,

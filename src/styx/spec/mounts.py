@@ -118,6 +118,9 @@ class FileMount:
     mode: str | None = None
     persistent: bool | None = None
     config: FrozenDict[str, Any] | None = None
+    #: Written as a mapping (``{source: ...}``), even one with nothing but a source: a bucket
+    #: URL written so is a storage object (MOUNT by default), not a plain copy.
+    mapping: bool = False
 
     @property
     def is_simple(self) -> bool:
@@ -132,7 +135,8 @@ class FileMount:
             return False
         if self.is_simple:
             return True
-        return self.mode == "COPY" and dataclasses.replace(self, source=None, mode=None) == _EMPTY
+        rest = dataclasses.replace(self, source=None, mode=None, mapping=False)
+        return self.mode == "COPY" and rest == _EMPTY
 
     @property
     def is_volume(self) -> bool:
@@ -183,6 +187,7 @@ def parse_file_mount(v: Value) -> FileMount:
         mode=f["mode"].choice(MOUNT_MODES) if "mode" in f else None,
         persistent=f["persistent"].boolean() if "persistent" in f else None,
         config=_storage_config(f["config"]) if "config" in f else None,
+        mapping=True,
     )
     if mount.source is None and mount.name is None and not mount.is_volume:
         v.fail(
