@@ -90,7 +90,9 @@ def unmount(path: Path) -> None:
         time.sleep(0.1)
 
 
-def line(name: str, seconds: list[float], mb: float | None = None, base: float | None = None) -> float:
+def line(
+    name: str, seconds: list[float], mb: float | None = None, base: float | None = None
+) -> float:
     med = statistics.median(seconds)
     speed = f"  {mb / med:8.1f} MB/s" if mb else " " * 15
     ratio = f"  {base / med:5.2f}x of raw" if base else ""
@@ -138,7 +140,9 @@ def bench_store(store: str, args: argparse.Namespace, work: Path) -> None:
                                                       f"m0:{path}/copy", str(d)])))  # fmt: skip
             shutil.rmtree(dest)
             dest = work / f"styx-{i}"
-            mount = bm.NodeMount(str(dest), "COPY", f"m0:{path}/copy", bm.flags_for("COPY", (), False))
+            mount = bm.NodeMount(
+                str(dest), "COPY", f"m0:{path}/copy", bm.flags_for("COPY", (), False)
+            )
             styx_copy.append(timed(lambda m=mount: bm.mount_on_node(runner, str(root), m)))  # type: ignore[misc]
             assert len(os.listdir(dest)) == args.files, "Styx's copy is incomplete"
             shutil.rmtree(dest)
@@ -152,7 +156,9 @@ def bench_store(store: str, args: argparse.Namespace, work: Path) -> None:
             raw_first.append(first_byte(["rclone", "--config", conf, "cat", "--count", "1", obj]))
             raw_seq.append(timed(lambda: run(["rclone", "--config", conf, "cat", obj], stdout=subprocess.DEVNULL)))  # fmt: skip
             where = work / f"mnt-{i}"
-            mount = bm.NodeMount(str(where), "MOUNT", f"m0:{path}", bm.flags_for("MOUNT", (), False))
+            mount = bm.NodeMount(
+                str(where), "MOUNT", f"m0:{path}", bm.flags_for("MOUNT", (), False)
+            )
             mnt_setup.append(timed(lambda m=mount: bm.mount_on_node(runner, str(root), m)))  # type: ignore[misc]
             try:
                 mnt_first.append(first_byte(["head", "-c", "1", str(where / "big.bin")]))
