@@ -166,10 +166,13 @@ def test_rclone_reads_values_with_special_characters_back(tmp_path: Path) -> Non
     assert dumped == {REMOTE: {"type": "local", **SPECIAL}, "two": {"type": "local"}}
 
 
-def test_node_mount_id_is_stable_and_depends_on_the_destination_only() -> None:
+def test_node_mount_id_is_stable_per_destination_and_source() -> None:
+    """Another bucket at the same folder gets another id (so another cache: never the
+    pending writes of the bucket mounted there before); mode and flags do not count."""
     a = NodeMount("/data", "COPY", "s3:bucket/x")
-    b = NodeMount("/data", "MOUNT_CACHED", "gcs:other", ("--read-only",))
-    assert a.id == b.id == hashlib.sha256(b"/data").hexdigest()[:12]
+    b = NodeMount("/data", "MOUNT_CACHED", "s3:bucket/x", ("--read-only",))
+    assert a.id == b.id == hashlib.sha256(b"/data\0s3:bucket/x").hexdigest()[:12]
+    assert NodeMount("/data", "COPY", "gcs:other").id != a.id
     assert len(a.id) == 12 and all(c in "0123456789abcdef" for c in a.id)
     assert NodeMount("/data2", "COPY", "s3:bucket/x").id != a.id
     assert NodeMount("/data", "COPY", "s3:bucket/x").id == a.id  # the same in every process
@@ -451,7 +454,9 @@ def test_a_folder_with_files_is_not_mounted_over(node: Node) -> None:
     assert info.value.code == "mount-destination-not-empty"
     assert [p.name for p in dest.iterdir()] == ["mine.txt"]
     assert _mounts_under(str(node.tmp)) == []
-    mark = node.root / "storage" / "mounts" / f"{NodeMount(str(dest), 'MOUNT', '').id}.dest"
+    mark = (
+        node.root / "storage" / "mounts" / f"{NodeMount(str(dest), 'MOUNT', node.source()).id}.dest"
+    )
     assert not mark.exists() and bm.states(node.runner, str(node.root)) == []
 
 
@@ -580,5 +585,32 @@ def test_apply_all_on_a_node(node: Node) -> None:
     assert seen == ["n1"] and (node.tmp / "c" / "a.txt").read_text() == "a\n"
     assert (node.tmp / "m" / "top.txt").read_text() == "top\n"
     assert [s.dest for s in bm.states(node.runner, str(node.root))] == [str(node.tmp / "m")]
+    assert bm.release(node.runner, str(node.root), wait_s=30) == 0
+    _released(node)
+
+
+@needs_fuse
+def test_apply_all_merges_the_config_and_drops_mounts_the_cluster_no_longer_has(node: Node) -> None:
+    """A node keeps a dead cluster's mount records and cache (a crashed host); the next setup
+    removes them, keeps the mounts named in ``keep``, and merges the remotes."""
+    old = NodeMount(
+        str(node.tmp / "old"), "MOUNT_CACHED", node.source(), flags_for("MOUNT_CACHED", [], False)
+    )
+    kept = NodeMount(str(node.tmp / "kept"), "MOUNT", node.source(), flags_for("MOUNT", [], False))
+    base = config_text({REMOTE: {"type": "local"}})
+    bm.apply_all([node.runner], str(node.root), base, [old, kept])
+    assert (node.root / "storage" / "cache" / old.id).is_dir()
+    new = NodeMount(
+        str(node.tmp / "new"), "MOUNT", f"other:{node.bucket}", flags_for("MOUNT", [], False)
+    )
+    bm.apply_all([node.runner], str(node.root), config_text({"other": {"type": "local"}}), [new],
+                 keep=[kept.id])  # fmt: skip
+    dests = sorted(s.dest for s in bm.states(node.runner, str(node.root)))
+    assert dests == sorted([kept.dest, new.dest])
+    assert str(node.tmp / "old") not in {p for p in _mounts_under(str(node.tmp))}
+    assert not (node.root / "storage" / "cache" / old.id).exists()
+    conf = node.conf.read_text()
+    assert f"[{REMOTE}]" in conf and "[other]" in conf  # both remotes, each once
+    assert conf.count(f"[{REMOTE}]") == 1 and oct(node.conf.stat().st_mode & 0o777) == "0o600"
     assert bm.release(node.runner, str(node.root), wait_s=30) == 0
     _released(node)

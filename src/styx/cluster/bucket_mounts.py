@@ -66,6 +66,10 @@ if grep -qsF " $dest fuse.rclone " /proc/mounts; then
   [ "$(cat "$dir/mounts/$id" 2>/dev/null)" = "$want" ] && { echo kept; exit 0; }
   fusermount3 -uz "$dest" 2>/dev/null || fusermount -uz "$dest" 2>/dev/null || umount -l "$dest"
 fi
+for f in "$dir"/mounts/*.dest; do  # another source mounted here before: its record goes
+  [ -e "$f" ] && [ "$(cat "$f")" = "$dest" ] && [ "$f" != "$dir/mounts/$id.dest" ] &&
+    rm -f "$f" "${f%.dest}"
+done
 [ -e /dev/fuse ] || { echo "no /dev/fuse on this node" >&2; exit 51; }
 command -v fusermount3 >/dev/null 2>&1 || command -v fusermount >/dev/null 2>&1 || {
   echo "no fusermount (fuse3) on this node" >&2; exit 51; }
@@ -151,7 +155,9 @@ class NodeMount:
 
     @property
     def id(self) -> str:
-        return hashlib.sha256(self.dest.encode()).hexdigest()[:12]
+        """Stable per destination and source: another bucket at the same folder gets another
+        cache (never the pending writes of the one before)."""
+        return hashlib.sha256(f"{self.dest}\0{self.source}".encode()).hexdigest()[:12]
 
 
 _FLAG_NAMES = {
@@ -220,13 +226,52 @@ def ensure_rclone(runner: Runner, root: str) -> None:
     runner.rsync_up(local, f"{root}/bin/rclone")
 
 
-def write_config(runner: Runner, root: str, text: str) -> None:
-    """The cluster's rclone config on one node: 0600 in a 0700 folder."""
+#: ``sh -c MERGE_SCRIPT styx FOLDER``: rclone.conf.new's sections replace those of the same
+#: name in rclone.conf, the others stay (an exec's buckets beside the launch's). 0600 kept.
+MERGE_SCRIPT = r"""
+d=$1; new="$d/rclone.conf.new"; conf="$d/rclone.conf"; umask 077
+[ -f "$conf" ] || : > "$conf"
+awk 'FNR==NR { if ($0 ~ /^\[.*\]$/) drop[$0] = 1; next }
+     /^\[.*\]$/ { skip = ($0 in drop) }
+     !skip' "$new" "$conf" > "$d/rclone.conf.tmp" && cat "$new" >> "$d/rclone.conf.tmp" &&
+  chmod 600 "$d/rclone.conf.tmp" && mv "$d/rclone.conf.tmp" "$conf" && rm -f "$new"
+"""
+
+
+def write_config(runner: Runner, root: str, text: str, *, merge: bool = False) -> None:
+    """The cluster's rclone config on one node: 0600 in a 0700 folder. With ``merge``, the
+    sections of ``text`` replace their namesakes and the rest of the file stays."""
     folder = f"{root}/{STORAGE_DIR}"
     runner.run(["sh", "-c", 'mkdir -p "$1" && chmod 700 "$1"', "sh", folder], timeout=60).check(
         "Making the storage folder"
     )
-    put_file(runner, text, f"{folder}/rclone.conf", mode=0o600)
+    if not merge:
+        put_file(runner, text, f"{folder}/rclone.conf", mode=0o600)
+        return
+    put_file(runner, text, f"{folder}/rclone.conf.new", mode=0o600)
+    runner.run(["sh", "-c", MERGE_SCRIPT, "styx", folder], timeout=60).check(
+        "Writing the rclone config"
+    )
+
+
+#: ``sh -c PRUNE_SCRIPT styx ROOT ID...``: every mount the node has a record of whose id is
+#: not given is unmounted and forgotten, with its cache (a cluster that died on this host, or
+#: a relaunch without that mount): its pending writes belong to a remote no longer configured.
+PRUNE_SCRIPT = r"""
+root=$1; shift; dir="$root/storage"; [ -d "$dir/mounts" ] || exit 0
+for f in "$dir"/mounts/*.dest; do
+  [ -e "$f" ] || continue; id=$(basename "$f" .dest); keep=
+  for k in "$@"; do [ "$k" = "$id" ] && keep=1; done
+  [ -n "$keep" ] && continue
+  dest=$(cat "$f")
+  if grep -qsF " $dest fuse.rclone " /proc/mounts; then
+    fusermount3 -uz "$dest" 2>/dev/null || fusermount -uz "$dest" 2>/dev/null || umount -l "$dest"
+  fi
+  pkill -9 -f -- "--cache-dir $dir/cache/$id" 2>/dev/null
+  rm -rf "$f" "${f%.dest}" "$dir/cache/$id" "$dir/logs/$id.log"
+done
+exit 0
+"""
 
 
 #: URL query parameters that carry credentials (an Azure SAS, a presigned S3 or GCS URL).
@@ -290,13 +335,19 @@ def apply_all(
     config: str,
     mounts: Sequence[NodeMount],
     on_node: Callable[[str], None] | None = None,
+    keep: Sequence[str] = (),
 ) -> None:
-    """Every mount on every node, nodes in parallel; the first failure is raised."""
+    """Every mount on every node, nodes in parallel; the first failure is raised. The config
+    is merged into the node's; mounts of the node that are neither in ``mounts`` nor have an
+    id in ``keep`` (the cluster's other mounts) are removed first."""
     from styx.cluster.runtime import each
+
+    ids = sorted({*keep, *(m.id for m in mounts)})
 
     def one(runner: Runner) -> None:
         ensure_rclone(runner, root)
-        write_config(runner, root, config)
+        write_config(runner, root, config, merge=True)
+        runner.run(["sh", "-c", PRUNE_SCRIPT, "styx", root, *ids], timeout=120)
         for mount in mounts:
             mount_on_node(runner, root, mount)
         if on_node is not None:

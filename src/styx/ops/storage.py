@@ -121,7 +121,7 @@ def prepare(
     sections: dict[str, dict[str, str]] = {}
     node_mounts = []
     made: list[StorageMount] = []
-    for i, m in enumerate(found):
+    for m in found:
         if not m.store_given:
             if chosen is None:
                 raise StoreError(
@@ -153,12 +153,20 @@ def prepare(
                     raise
             if m.name is not None:
                 st.set_status(db, m.name, st.READY)
-        remote = f"m{i}"
+        remote = _remote_name(m.bucket.url)
         sections[remote] = s.rclone_remote(m.bucket)
         dest = _node_path(m.dest, folders)
         flags = bm.flags_for(m.mode, m.options, m.read_only)
         node_mounts.append(bm.NodeMount(dest, m.mode, f"{remote}:{s.rclone_path(m.bucket)}", flags))
     return bm.config_text(sections), node_mounts, made
+
+
+def _remote_name(url: str) -> str:
+    """The rclone remote of a bucket: one name per bucket URL, so that the sections of every
+    task on a cluster (a launch's, an exec's) live side by side in its config."""
+    import hashlib
+
+    return "b" + hashlib.sha256(url.encode()).hexdigest()[:10]
 
 
 def _node_path(dest: str, folders: Any) -> str:
@@ -185,9 +193,10 @@ def sync(
     handle = _mark(db, handle, node_mounts)
     runners = [provider.runner(handle, i) for i in range(len(handle.nodes))]
     modes = sorted({m.mode for m in node_mounts})
+    keep = [_node_mount(m).id for m in handle.extra.get("bucket_mounts") or ()]
     try:
         with pipe.stage("bucket mounts", f"{len(node_mounts)} mount(s), {'/'.join(modes)}"):
-            bm.apply_all(runners, handle.agent_root, config, node_mounts)
+            bm.apply_all(runners, handle.agent_root, config, node_mounts, keep=keep)
     except StyxError as err:
         err.details.setdefault("buckets_made", [m.bucket.url for m in made])
         raise
@@ -208,14 +217,20 @@ def _mark(db: Database, handle: ClusterHandle, mounts: Sequence[Any]) -> Cluster
     return handle
 
 
+def _node_mount(recorded: dict[str, Any]) -> Any:
+    from styx.cluster import bucket_mounts as bm
+
+    return bm.NodeMount(recorded["dest"], recorded["mode"], recorded["source"],
+                        tuple(recorded.get("flags") or ()))  # fmt: skip
+
+
 def remount(handle: ClusterHandle, provider: Provider) -> None:
     """Mount the cluster's buckets again after a start (copies stayed on the disks). The
     rclone config is still on the nodes; a MOUNT_CACHED cache uploads what was pending."""
     from styx.cluster import bucket_mounts as bm
     from styx.cluster.runtime import each
 
-    mounts = [bm.NodeMount(m["dest"], m["mode"], m["source"], tuple(m.get("flags") or ()))
-              for m in (handle.extra or {}).get("bucket_mounts") or ()]  # fmt: skip
+    mounts = [_node_mount(m) for m in (handle.extra or {}).get("bucket_mounts") or ()]
     mounts = [m for m in mounts if m.mode != "COPY"]
 
     def one(i: int) -> None:
