@@ -106,6 +106,7 @@ class Controller:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._runs: dict[int, RunState] = {}
         self._stopping = asyncio.Event()
+        self._finishing: set[asyncio.Future[None]] = set()
         self._cancel_requested: set[int] = set()
         self._stopped_by_dependency: set[int] = set()  # cancelled by a DAG's stop_all
         self._finished: set[int] = set()  # driven to the end here; a stale sweep must not restart
@@ -124,6 +125,7 @@ class Controller:
         lag = asyncio.create_task(self._measure_lag())
         try:
             await self._finish_stale_runs()
+            await self._reap_ended()
             while not self._stopping.is_set():
                 await self.sweep()
                 with contextlib.suppress(TimeoutError):
@@ -134,6 +136,8 @@ class Controller:
                 task.cancel()
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
             self._tasks.clear()
+            if self._finishing:  # ended jobs' teardowns under way finish before we return
+                await asyncio.gather(*list(self._finishing), return_exceptions=True)
             # Let database writes already handed to threads land before returning.
             await asyncio.to_thread(self._pool.shutdown, True)
 
@@ -152,6 +156,27 @@ class Controller:
                     expected=[DagRunStatus.PENDING, DagRunStatus.RUNNING],
                     reason="every task had ended while no controller ran",
                 )  # fmt: skip
+
+    async def _teardown_ended(self, name: str) -> None:
+        """Tear down an ended job's cluster; a :meth:`stop` meanwhile waits for it (only a
+        killed controller leaves it to the next one's :meth:`_reap_ended`)."""
+        task = asyncio.ensure_future(self.backend.down(name))
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+        await asyncio.shield(task)
+
+    async def _reap_ended(self) -> None:
+        """Tear down the clusters of jobs that have ended (a controller that died between a
+        job's end and its cluster's teardown); those of active jobs are resumed, not reaped."""
+        for name in sorted(await asyncio.to_thread(self.backend.clusters)):
+            suffix = name.removeprefix("styx-mj-")
+            if not suffix.isdigit():
+                continue
+            record = await self._db(repo.get_managed_job, int(suffix))
+            if record is None or record.status in ACTIVE:
+                continue  # a job this database does not know is not ours to end
+            log.info("%s: its job has ended; tearing the cluster down", name)
+            await self.backend.down(name)
 
     def stop(self) -> None:
         """Ask :meth:`run` to return; jobs stay as they are and resume on the next start."""
@@ -333,10 +358,14 @@ class Controller:
             decision = after_run(ended, recovery, exit_code=probe.exit_code, restarts=restarts)
             why = _describe(ended, probe.exit_code)
             if not decision.retry:
-                await self.backend.down(name)
                 if decision.reason is TerminationReason.RECOVERY_DISABLED:
                     why += "; job_recovery is NONE"
-                return await self._end(job.id, decision.reason, S.RUNNING, why)
+                # The end is recorded first: a controller that dies before the teardown
+                # leaves a cluster the next one reaps (_reap_ended), never a RUNNING job
+                # without a cluster, which it would take for a preemption and run again.
+                final = await self._end(job.id, decision.reason, S.RUNNING, why)
+                await self._teardown_ended(name)
+                return final
             if decision.spend_restart:
                 restarts += 1
                 await self._db(repo.update_managed_job, job.id, restarts_on_errors=restarts)
