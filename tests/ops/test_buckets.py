@@ -25,7 +25,7 @@ from tests import leaks
 from tests.jobs import e2e
 from tests.ops.conftest import Styx, assert_no_leaks, wheelhouse
 from tests.testworld.buckets import BucketProxy, standin
-from tests.testworld.testbed import Testbed, usable
+from tests.testworld.testbed import Testbed
 
 from styx.jobs.controller import cluster_name
 from styx.state import db as dbmod
@@ -33,7 +33,7 @@ from styx.state.db import Database
 from styx.state.records import ManagedJobStatus
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
-HOSTS = (1, 2, 3)
+HOSTS = (1, 2, 3, 4)  # the shared testbed's
 STORES = ("s3", "gcs", "azure")
 
 
@@ -48,15 +48,14 @@ def _fuse_and_rclone() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
-    why = usable() or _fuse_and_rclone()
+def bed(testbed: Testbed) -> Testbed:
+    """The suite's shared hosts (tests/conftest.py), with rclone, FUSE and the wheelhouse."""
+    why = _fuse_and_rclone()
     if why:
         pytest.skip(why)
     if wheelhouse() is None:
         pytest.skip("no wheelhouse with Ray (scripts/test.sh builds .wheelhouse before the tests)")
-    testbed = Testbed(tmp_path_factory.mktemp("bbed"), len(HOSTS)).up()
-    yield testbed
-    testbed.down()
+    return testbed
 
 
 @pytest.fixture(scope="module", params=STORES)

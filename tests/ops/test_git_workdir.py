@@ -17,7 +17,7 @@ import pytest
 from tests import leaks
 from tests.ops.conftest import Styx, assert_no_leaks, wheelhouse
 from tests.testworld.gitserver import GitHTTPServer, git_daemon
-from tests.testworld.testbed import Testbed, usable
+from tests.testworld.testbed import Testbed
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 TOKEN = "ghp-styx-e2e-9f3Kq2"
@@ -33,15 +33,11 @@ def git(*args: str, cwd: Path | None = None) -> str:
 
 
 @pytest.fixture(scope="module")
-def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
-    why = usable()
-    if why:
-        pytest.skip(why)
+def bed(testbed: Testbed) -> Testbed:
+    """The suite's shared hosts (tests/conftest.py)."""
     if wheelhouse() is None:
         pytest.skip("no wheelhouse with Ray (scripts/test.sh builds .wheelhouse before the tests)")
-    testbed = Testbed(tmp_path_factory.mktemp("gbed"), 2).up()
-    yield testbed
-    testbed.down()
+    return testbed
 
 
 @pytest.fixture(scope="module")

@@ -197,7 +197,11 @@ class _Handler(BaseHTTPRequestHandler):
                     return bytes(out)
                 out += self._slow_read(size)
                 self.rfile.readline()
-        return self._slow_read(int(self.headers.get("Content-Length") or 0))
+        want = int(self.headers.get("Content-Length") or 0)
+        body = self._slow_read(want)
+        if len(body) < want:  # the client died mid-upload: a store never sees half a body
+            raise _Cut
+        return body
 
     def _slow_read(self, n: int) -> bytes:
         proxy = self.server.proxy
