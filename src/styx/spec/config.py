@@ -99,6 +99,9 @@ _GCP = Fields(
         "vpc_name": _STR_OR_NULL,
         "subnet_names": _SUBNETS,
         "remote_identity": _REMOTE_IDENTITY,
+        # Styx's own keys (SkyPilot reads the project and user elsewhere):
+        "project_id": Str(),
+        "ssh_user": Str(),
     }
 )
 _AZURE = Fields(

@@ -21,21 +21,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from styx.errors import FailoverScope, ResourcesUnavailable
-from styx.providers.aws import instances, ssh_access
+from styx.providers import vm_ssh
+from styx.providers import vm_ssh as ssh_access
+from styx.providers.aws import instances
 from styx.providers.aws.settings import AWSSettings
 from styx.providers.base import ClusterHandle, Node
 
 #: First port of the block Ray uses on each node (nodes are dedicated to one cluster).
 RAY_BASE_PORT = 46380
 BASE_PYTHON = "python3"
-
-
-def guessed_home(user: str) -> str:
-    return "/root" if user == "root" else f"/home/{user}"
 
 
 def build(
@@ -88,19 +85,7 @@ def build(
             "base_python": BASE_PYTHON,
         },
     )
-    return with_home(handle, guessed_home(settings.ssh_user))
-
-
-def with_home(handle: ClusterHandle, home: str) -> ClusterHandle:
-    """The handle with the agent, runtime and workdir under ``home`` (as the SSH provider)."""
-    venv = f"{home}/.styx/runtime"
-    return dataclasses.replace(
-        handle,
-        agent_root=f"{home}/.styx/agent",
-        python=f"{venv}/bin/python",
-        workdir=f"{home}/sky_workdir",
-        extra={**handle.extra, "runtime_venv": venv},
-    )
+    return vm_ssh.with_home(handle, vm_ssh.guessed_home(settings.ssh_user))
 
 
 def extra_of(

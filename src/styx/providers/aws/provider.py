@@ -21,7 +21,8 @@ from styx.cluster.local_socket import accepts
 from styx.cluster.runner import Runner
 from styx.cluster.ssh import SSHRunner, run_parallel
 from styx.errors import ClusterNotUp, ConflictError, NotSupportedError, StyxError, UsageError
-from styx.providers.aws import client, handles, instances, keys, network, ssh_access
+from styx.providers import vm_ssh as ssh_access
+from styx.providers.aws import client, handles, instances, keys, network
 from styx.providers.aws.errors import translated
 from styx.providers.aws.launch import LaunchSpec, launch_in_region, terminate_and_wait
 from styx.providers.aws.settings import AWSSettings
@@ -345,7 +346,7 @@ class AWSProvider:
         return ssh_access.runner_for(handle.extra["ssh"][node_index], node.name, node.instance_id)
 
     def agent_socket(self, handle: ClusterHandle) -> str:
-        local = ssh_access.socket_path(handle.cluster_name, handle.head.ip)
+        local = ssh_access.socket_path("aws", handle.cluster_name, handle.head.ip)
         if accepts(local):
             return local
         runner = self._ssh_runner(handle, 0)
@@ -389,7 +390,7 @@ class AWSProvider:
         runners = [self._ssh_runner(handle, i) for i in range(len(handle.nodes))]
         ids = [n.instance_id for n in handle.nodes]
         ssh_access.wait_for_ssh(list(zip(runners, ids, strict=True)), self.ssh_timeout)
-        return handles.with_home(handle, runners[0].remote_home())
+        return ssh_access.with_home(handle, runners[0].remote_home())
 
     def _forget_found_connections(
         self, handle: ClusterHandle, region: str, found: list[dict[str, Any]]
@@ -415,7 +416,7 @@ class AWSProvider:
     def _forget_connections(self, handle: ClusterHandle) -> None:
         if not handle.nodes or "ssh" not in handle.extra:
             return
-        local = ssh_access.socket_path(handle.cluster_name, handle.head.ip)
+        local = ssh_access.socket_path("aws", handle.cluster_name, handle.head.ip)
         ssh_access.close_runners([self._ssh_runner(handle, i) for i in range(len(handle.nodes))])
         Path(local).unlink(missing_ok=True)
 

@@ -1,7 +1,9 @@
-"""GCP (``infra: gcp``): planned on from its catalog; launching there comes with its provider.
+"""GCP (``infra: gcp``): Compute Engine instances through google-cloud-compute
+(:mod:`.provider`), planned on from GCP's catalog.
 
 The credential check reads application-default credentials, a service-account file named by
-``GOOGLE_APPLICATION_CREDENTIALS``, or the account of gcloud's active configuration.
+``GOOGLE_APPLICATION_CREDENTIALS``, or the account of gcloud's active configuration; with
+``--probe`` it lists the project's zones through the API.
 """
 
 from __future__ import annotations
@@ -22,8 +24,39 @@ def _gcloud_dir() -> Path:
 
 
 def check(probe: bool = False) -> InfraStatus:
-    """Whether GCP credentials are set up on this machine (files only)."""
-    del probe  # no API probe until the provider exists
+    """Whether GCP credentials are set up on this machine (files only); with ``probe``,
+    whether the Compute API accepts them."""
+    local = _local_check()
+    if not probe or not local.enabled:
+        return local
+    from styx.errors import StyxError
+
+    try:
+        from styx.providers.gcp import client
+        from styx.providers.gcp.errors import translated
+
+        project = client.project(_config_project())
+        with translated("global", action="probing the API"):
+            zones = list(client.client("ZonesClient").list(project=project, max_results=1,
+                                                           timeout=client.TIMEOUT_S))  # fmt: skip
+    except ImportError:
+        return InfraStatus(
+            "gcp", False, "google-cloud-compute is not installed (pip install 'styx[gcp]')"
+        )
+    except StyxError as err:
+        return InfraStatus("gcp", False, f"{local.reason}; the API refused: {err.message}")
+    return InfraStatus("gcp", True, f"{local.reason}; project {project} ({len(zones)} zone listed)")
+
+
+def _config_project() -> str | None:
+    from styx.config import user_config
+
+    config = user_config() or {}
+    section = config.get("gcp") or {}
+    return str(section["project_id"]) if section.get("project_id") else None
+
+
+def _local_check() -> InfraStatus:
     env = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
     if env:
         if Path(env).is_file():
@@ -52,7 +85,6 @@ INFO = InfraInfo(
         C.MULTI_NODE,
         C.SPOT,
         C.STOP,
-        C.AUTOSTOP,
         C.PORTS,
         C.BUCKET_MOUNTS,
         C.CONTAINER_IMAGES,
@@ -62,5 +94,7 @@ INFO = InfraInfo(
         network_tiers=("standard", "best"),
     ),
     check=check,
+    # No AUTOSTOP yet: stopping from the head needs the cluster's service account there.
+    provider="styx.providers.gcp.provider:GCPProvider",
     catalog="gcp",
 )

@@ -1,14 +1,19 @@
-"""Reaching AWS nodes over SSH, the way the SSH provider reaches pool hosts.
+"""Reaching cloud VMs over SSH (AWS, GCP, Azure), the way the SSH provider reaches pool hosts.
 
-Each node's SSH details are stored in ``handle.extra["ssh"][i]`` (the same keys as the SSH
-provider's, plus ``options``). Host keys are remembered per *instance*
-(``$STYX_HOME/ssh/known_hosts.d/<instance-id>``): EC2 hands the same private IP to new
+The user's key is ``$STYX_HOME/ssh/styx-key`` (ed25519, mode 0600), made with ``ssh-keygen`` on
+first use and given to every cloud (an EC2 key pair, GCE instance metadata, an Azure OS
+profile). Each node's SSH details are stored in ``handle.extra["ssh"][i]`` (the same keys as
+the SSH provider's, plus ``options``). Host keys are remembered per *instance*
+(``$STYX_HOME/ssh/known_hosts.d/<instance-id>``): clouds hand the same private IP to new
 instances all the time, and a shared known_hosts file would then refuse the new host's key.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
+import subprocess
 import threading
 import time
 from collections.abc import Sequence
@@ -18,10 +23,54 @@ from typing import Any
 from styx import paths
 from styx.cluster.local_socket import forwarded_socket_path
 from styx.cluster.ssh import SSHHost, SSHRunner, raise_for_failures, run_parallel
-from styx.errors import HostUnreachable, RemoteError
+from styx.errors import HostUnreachable, RemoteError, StyxError
+from styx.providers.base import ClusterHandle
 
 _lock = threading.Lock()
 _RUNNERS: dict[tuple[object, ...], SSHRunner] = {}
+KEY_FILE = "styx-key"
+_key_lock = threading.Lock()
+
+
+def private_key_path() -> Path:
+    """Where the private key lives (it may not exist yet)."""
+    return paths.home() / "ssh" / KEY_FILE
+
+
+def ensure_local_key() -> tuple[Path, str]:
+    """The private key's path and the public key's text, generating the pair if missing."""
+    key = private_key_path()
+    pub = key.with_name(KEY_FILE + ".pub")
+    with _key_lock:
+        if not key.exists():
+            key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            pub.unlink(missing_ok=True)
+            try:
+                proc = subprocess.run(
+                    ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "styx", "-f", str(key)],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+            except FileNotFoundError as e:
+                raise StyxError(
+                    "ssh-keygen is not installed, so Styx cannot make its SSH key.",
+                    "Install OpenSSH (openssh-client).",
+                    code="ssh-keygen-missing",
+                ) from e
+            if proc.returncode != 0:
+                raise StyxError(
+                    f"ssh-keygen failed: {proc.stderr.strip() or proc.returncode}.",
+                    f"Check that {key.parent} is writable.",
+                    code="ssh-keygen-failed",
+                )
+        os.chmod(key, 0o600)
+        if not pub.exists():
+            out = subprocess.run(
+                ["ssh-keygen", "-y", "-f", str(key)], capture_output=True, text=True, check=True
+            )
+            pub.write_text(out.stdout)
+        return key, pub.read_text().strip()
 
 
 def known_hosts_file(instance_id: str) -> Path:
@@ -102,6 +151,23 @@ def close_runners(runners: Sequence[SSHRunner]) -> None:
             runner.close()
 
 
-def socket_path(cluster_name: str, head_ip: str) -> str:
+def socket_path(cloud: str, cluster_name: str, head_ip: str) -> str:
     """Where the head's agent socket is forwarded to on this machine (kept short)."""
-    return forwarded_socket_path(f"aws:{cluster_name}:{head_ip}")
+    return forwarded_socket_path(f"{cloud}:{cluster_name}:{head_ip}")
+
+
+def guessed_home(user: str) -> str:
+    """The login user's home folder until the node says (:func:`with_home`)."""
+    return "/root" if user == "root" else f"/home/{user}"
+
+
+def with_home(handle: ClusterHandle, home: str) -> ClusterHandle:
+    """The handle with the agent, runtime and workdir under ``home`` (as the SSH provider)."""
+    venv = f"{home}/.styx/runtime"
+    return dataclasses.replace(
+        handle,
+        agent_root=f"{home}/.styx/agent",
+        python=f"{venv}/bin/python",
+        workdir=f"{home}/sky_workdir",
+        extra={**handle.extra, "runtime_venv": venv},
+    )
