@@ -128,6 +128,13 @@ def reset() -> None:
     _default_credentials.cache_clear()
 
 
+def enum_name(value: Any) -> str:
+    """A compute_v1 enum field's name (``DONE``), or a string field as it is: proto-plus
+    enums are IntEnums, whose ``str()`` is the number on Python 3.11."""
+    name = getattr(value, "name", None)
+    return str(name) if isinstance(name, str) else str(value)
+
+
 def wait(op: Any, *, project_id: str, zone: str | None = None, region: str | None = None,
          timeout: float = 600.0, action: str = "waiting for GCE") -> Any:  # fmt: skip
     """Wait until the operation ``op`` (an ``Operation`` or an ``ExtendedOperation``) is DONE,
@@ -139,7 +146,7 @@ def wait(op: Any, *, project_id: str, zone: str | None = None, region: str | Non
     name = str(getattr(raw, "name", ""))
     deadline = time.monotonic() + timeout
     where = zone or region or "global"
-    while str(getattr(raw, "status", "")).endswith("DONE") is False:
+    while enum_name(getattr(raw, "status", "")) != "DONE":
         left = deadline - time.monotonic()
         if left <= 0:
             raise RemoteError(

@@ -95,7 +95,9 @@ def node_index(instance: Any) -> int:
 
 def status_of(instance: Any) -> str:
     """The instance's status as GCE names it (``RUNNING``, ``TERMINATED``, ...)."""
-    return str(instance.status)
+    from styx.providers.gcp.client import enum_name
+
+    return enum_name(instance.status)
 
 
 def internal_ip(instance: Any) -> str:
@@ -112,7 +114,9 @@ def external_ip(instance: Any) -> str | None:
 
 
 def is_spot(instance: Any) -> bool:
-    model = str(instance.scheduling.provisioning_model)
+    from styx.providers.gcp.client import enum_name
+
+    model = enum_name(instance.scheduling.provisioning_model)
     return model == "SPOT" or bool(instance.scheduling.preemptible)
 
 

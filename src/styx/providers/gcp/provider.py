@@ -82,8 +82,13 @@ class GCPProvider:
         """The cluster's instances in any zone of ``region``, found by label, by node index."""
         found = []
         with translated(region, action="listing the cluster's instances"):
+            from google.cloud import compute_v1  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+            query = compute_v1.AggregatedListInstancesRequest(
+                project=project, filter=instances.cluster_filter(cluster)
+            )
             pages = client.client("InstancesClient").aggregated_list(
-                project=project, filter=instances.cluster_filter(cluster), timeout=client.TIMEOUT_S
+                request=query, timeout=client.TIMEOUT_S
             )
             for scope, listed in pages:
                 if not str(scope).startswith(f"zones/{region}-"):
@@ -247,7 +252,7 @@ class GCPProvider:
             zones = sorted(
                 str(z.name)
                 for z in found
-                if str(z.name).startswith(f"{region}-") and str(z.status) in ("UP", "Status.UP")
+                if str(z.name).startswith(f"{region}-") and client.enum_name(z.status) == "UP"
             )
         if not zones:
             raise NoCapacity(
