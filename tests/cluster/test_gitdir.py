@@ -5,14 +5,13 @@ a loopback HTTP server behind a token)."""
 from __future__ import annotations
 
 import base64
-import os
 import stat
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
-from tests.testworld.gitserver import GitHTTPServer
+from tests.testworld.gitserver import GitHTTPServer, git, make_repos
 
 from styx.cluster import gitdir
 from styx.cluster.runner import LocalRunner, RunResult
@@ -259,35 +258,10 @@ def test_node_failures_name_the_node_and_hide_the_token(rc: int, code: str) -> N
 # --- the node script, for real ------------------------------------------------------------
 
 
-def git(*args: str, cwd: Path | None = None) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t", "GIT_CONFIG_GLOBAL": "/dev/null"}  # fmt: skip
-    out = subprocess.run(
-        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True
-    )
-    return out.stdout.strip()
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     """A bare repository at tmp/srv/r.git: main (c1, c2), branch side (c3), tag v1 at c1."""
-    src, srv = tmp_path / "src", tmp_path / "srv"
-    git("init", "-q", "-b", "main", str(src))
-    shas = {}
-    for name, text in (("c1", "one"), ("c2", "two")):
-        (src / "f.txt").write_text(text + "\n")
-        git("add", "f.txt", cwd=src)
-        git("commit", "-q", "-m", name, cwd=src)
-        shas[name] = git("rev-parse", "HEAD", cwd=src)
-    git("tag", "-a", "v1", "-m", "v1", shas["c1"], cwd=src)
-    git("checkout", "-q", "-b", "side", shas["c1"], cwd=src)
-    (src / "f.txt").write_text("side\n")
-    git("commit", "-qam", "c3", cwd=src)
-    shas["c3"] = git("rev-parse", "HEAD", cwd=src)
-    git("checkout", "-q", "main", cwd=src)
-    srv.mkdir()
-    git("clone", "-q", "--bare", str(src), str(srv / "r.git"))
-    yield srv, shas
+    yield make_repos(tmp_path, ("r",))
 
 
 def _sync(url: str, ref: str | None, wd: Path, auth: gitdir.GitAuth | None = None) -> str:

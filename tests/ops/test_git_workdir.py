@@ -9,27 +9,17 @@ After every test: no cluster and no Styx process; the token is nowhere Styx keep
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests import leaks
 from tests.ops.conftest import Styx, assert_no_leaks, wheelhouse
-from tests.testworld.gitserver import GitHTTPServer, git_daemon
+from tests.testworld.gitserver import GitHTTPServer, git_daemon, make_repos
 from tests.testworld.testbed import Testbed
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 TOKEN = "ghp-styx-e2e-9f3Kq2"
-
-
-def git(*args: str, cwd: Path | None = None) -> str:
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t", "GIT_CONFIG_GLOBAL": "/dev/null", "PATH": "/usr/bin:/bin"}  # fmt: skip
-    out = subprocess.run(
-        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True
-    )
-    return out.stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -43,25 +33,7 @@ def bed(testbed: Testbed) -> Testbed:
 @pytest.fixture(scope="module")
 def repos(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     """Bare repositories pub.git and priv.git: main (c1, c2), branch side (c3), tag v1 at c1."""
-    base = tmp_path_factory.mktemp("git")
-    src, srv = base / "src", base / "srv"
-    git("init", "-q", "-b", "main", str(src))
-    shas = {}
-    for name, text in (("c1", "one"), ("c2", "two")):
-        (src / "f.txt").write_text(text + "\n")
-        git("add", "f.txt", cwd=src)
-        git("commit", "-q", "-m", name, cwd=src)
-        shas[name] = git("rev-parse", "HEAD", cwd=src)
-    git("tag", "-a", "v1", "-m", "v1", shas["c1"], cwd=src)
-    git("checkout", "-q", "-b", "side", shas["c1"], cwd=src)
-    (src / "f.txt").write_text("side\n")
-    git("commit", "-qam", "c3", cwd=src)
-    shas["c3"] = git("rev-parse", "HEAD", cwd=src)
-    git("checkout", "-q", "main", cwd=src)
-    srv.mkdir()
-    for name in ("pub", "priv"):
-        git("clone", "-q", "--bare", str(src), str(srv / f"{name}.git"))
-    return srv, shas
+    return make_repos(tmp_path_factory.mktemp("git"), ("pub", "priv"))
 
 
 @pytest.fixture(scope="module")

@@ -156,7 +156,7 @@ def test_stores_styx_does_not_reach_are_not_supported(scheme: str, store: str) -
         "s3://bucket.",
         "gs://_bucket",
         "s3://my..bucket",
-        "s3://192.168.1.10",  # an IP address
+        "s3://198.18.1.10",  # an IP address
         "s3://my bucket",  # whitespace
         "s3://my-bucket ",
         " s3://my-bucket",

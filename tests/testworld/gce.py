@@ -1485,7 +1485,7 @@ class GCEServer:
                         {"IPProtocol": "udp", "ports": ["0-65535"]},
                         {"IPProtocol": "icmp"},
                     ],
-                    ["10.128.0.0/9"],
+                    ["198.18.0.0/15"],  # the world's own range (GCE: its auto-mode one)
                     65534,
                 ),
                 (

@@ -175,3 +175,36 @@ def git_daemon(base: Path, host: str) -> Iterator[str]:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, 15)
         proc.wait(timeout=10)
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    """``git ARGS`` for building test repositories: a fixed author, no user config."""
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "GIT_CONFIG_GLOBAL": "/dev/null"}  # fmt: skip
+    out = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
+
+
+def make_repos(base: Path, names: tuple[str, ...]) -> tuple[Path, dict[str, str]]:
+    """Bare repositories ``base/srv/NAME.git`` with one history: main (c1, c2), branch side
+    (c3, off c1) and the annotated tag v1 at c1; the folder and each commit's sha by name."""
+    src, srv = base / "src", base / "srv"
+    git("init", "-q", "-b", "main", str(src))
+    shas = {}
+    for name, text in (("c1", "one"), ("c2", "two")):
+        (src / "f.txt").write_text(text + "\n")
+        git("add", "f.txt", cwd=src)
+        git("commit", "-q", "-m", name, cwd=src)
+        shas[name] = git("rev-parse", "HEAD", cwd=src)
+    git("tag", "-a", "v1", "-m", "v1", shas["c1"], cwd=src)
+    git("checkout", "-q", "-b", "side", shas["c1"], cwd=src)
+    (src / "f.txt").write_text("side\n")
+    git("commit", "-qam", "c3", cwd=src)
+    shas["c3"] = git("rev-parse", "HEAD", cwd=src)
+    git("checkout", "-q", "main", cwd=src)
+    srv.mkdir()
+    for name in names:
+        git("clone", "-q", "--bare", str(src), str(srv / f"{name}.git"))
+    return srv, shas

@@ -654,7 +654,9 @@ def test_validation_errors(gce: GCEServer, c: Clients) -> None:
     with pytest.raises(gexc.Conflict):
         c.instances.insert(project=P, zone=ZONE, instance_resource=instance("v-5"))
     sub = compute_v1.Subnetwork(
-        name="outside", network="global/networks/default", ip_cidr_range="10.0.0.0/24"
+        name="outside",
+        network="global/networks/default",
+        ip_cidr_range="127.18.0.0/24",  # outside the test net, never contacted
     )
     with pytest.raises(gexc.BadRequest, match=r"198\.18\.0\.0/15"):
         c.subnetworks.insert(project=P, region="us-central1", subnetwork_resource=sub)
