@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from styx.errors import RemoteError
+from styx.errors import ConfigError, RemoteError
 
 #: Seconds one API call may take.
 TIMEOUT_S = 60.0
@@ -96,7 +96,7 @@ def project(configured: str | None = None) -> str:
     found = _gcloud_project()
     if found:
         return found
-    raise RemoteError(
+    raise ConfigError(
         "No GCP project is set.",
         "Set gcp.project_id in ~/.styx/config.yaml, GOOGLE_CLOUD_PROJECT, or "
         "`gcloud config set project PROJECT`.",

@@ -146,7 +146,7 @@ def accelerator_type(name: str) -> str:
         raise ResourcesUnavailable(
             f"GCP has no accelerator type Styx knows for {name!r}.",
             f"Use one of: {', '.join(ACCELERATOR_TYPES)}.",
-            code="unknown-accelerator",
+            code="accelerator-not-offered",
             scope=FailoverScope.CLOUD,
             details={"cloud": "gcp"},
         )
