@@ -37,6 +37,7 @@ class Capability(enum.StrEnum):
     CONTAINER_IMAGES = "container images"
     CUSTOM_IMAGES = "custom images"
     ZONES = "zones"
+    TPU_VMS = "TPU VMs"
 
 
 #: Tiers a task may name; ``best`` means the highest tier the infra has.
@@ -97,6 +98,8 @@ class Need:
         """``has no multi-node clusters (num_nodes: 2)``; for tiers, which tier."""
         if self.capability in (Capability.DISK_TIER, Capability.NETWORK_TIER):
             return f"cannot provision {self.why}"
+        if self.capability is Capability.TPU_VMS:
+            return f"does not support TPU VMs yet ({self.why})"
         return f"has no {self.capability.value} ({self.why})"
 
 
@@ -120,6 +123,9 @@ def needs(task: Task, r: Resources) -> tuple[Need, ...]:
             out.append(Need(Capability.CUSTOM_IMAGES, "image_id"))
     if r.zone is not None:
         out.append(Need(Capability.ZONES, f"zone {r.zone}"))
+    tpu = next((a.name for a in r.accelerators if a.name.lower().startswith("tpu-")), None)
+    if tpu is not None:
+        out.append(Need(Capability.TPU_VMS, f"accelerators: {tpu}"))
     if r.autostop is not None and r.autostop.enabled:
         out.append(Need(Capability.AUTOSTOP, "-i/--idle-minutes or resources.autostop"))
         if not r.autostop.down:

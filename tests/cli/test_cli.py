@@ -140,15 +140,19 @@ SHARED_CATALOG = REPO.parent / "shared" / "catalog"
 @pytest.mark.skipif(not SHARED_CATALOG.is_dir(), reason="no ../shared/catalog beside the repo")
 def test_dryrun_never_chooses_infra_styx_cannot_launch_on(tmp_path: Path) -> None:
     # GCP counts as enabled when its credentials file exists; the catalog is the shared one.
-    # There is no GCP provider yet: the dry run fails as a launch would, and says where the
-    # task would have gone.
+    # GCP is launchable and enabled: the plan chooses its cheapest H100:8 (spot, as asked).
     creds = tmp_path / "gcp.json"
     creds.write_text("{}")
     env = {"STYX_CATALOG_DIR": str(SHARED_CATALOG), "GOOGLE_APPLICATION_CREDENTIALS": str(creds)}
     r = styx("launch", "examples/any_of.yaml", "--dryrun", home=tmp_path, extra_env=env)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout + r.stderr
+    assert "gcp/us-central1" in out and "a3-highgpu-8g" in out and "✔" in out, out
+    no_traceback(r)
+    # A TPU task is refused as a launch would be: GCP does not support TPU VMs yet.
+    r = styx("launch", "examples/tpu.yaml", "--dryrun", home=tmp_path, extra_env=env)
     assert r.returncode == 6, r.stderr
-    assert "gcp: a3-highgpu-8g H100:8 in us-central1" in r.stderr
-    assert "but Styx cannot launch on GCP yet" in r.stderr
+    assert "does not support TPU VMs yet" in r.stderr
     no_traceback(r)
 
 

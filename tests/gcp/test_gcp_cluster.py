@@ -4,72 +4,68 @@ instances' internal IPs (tests/testworld/gce_hosts.py), real Ray, GCP's real cat
 
 from __future__ import annotations
 
+import csv
 import json
-from collections.abc import Iterator
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 pytest.importorskip("google.cloud.compute_v1")
 
-from tests import leaks
-from tests.ops.conftest import Styx, wheelhouse
-
-from testworld.gce import GCEServer, block_google_endpoints
-from testworld.gce_hosts import GceHosts, gce_world
-from testworld.testbed import usable
+from tests.gcp.conftest import CATALOG, GceHosts, GCEServer
+from tests.ops.conftest import REPO, Styx, wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
-CATALOG = Path(__file__).resolve().parents[3] / "shared" / "catalog"
+ONE = "resources: {infra: gcp/us-central1, cpus: 2}\n"
+#: us-central1 first (the catalog's price there and in us-east1 ties; the region named first
+#: wins), us-east1 when us-central1 is out.
+TWO_REGIONS = (
+    "resources:\n  cpus: 2\n  any_of:\n    - infra: gcp/us-central1\n    - infra: gcp/us-east1\n"
+)
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[tuple[GCEServer, GceHosts]]:
-    why = usable()
-    if why:
-        pytest.skip(why)
-    if not (CATALOG / "gcp" / "vms.csv").exists():
-        pytest.skip(f"no GCP catalog at {CATALOG}")
-    with gce_world(tmp_path / "gce") as (gce, hosts), block_google_endpoints() as tried:
-        yield gce, hosts
-        assert gce.instances() == {} and gce.disks() == {}
-        assert (
-            not [f for f in gce.firewall_names() if f.startswith("styx-")]
-            if hasattr(gce, "firewall_names")
-            else True
-        )
-    assert tried == []
+def task(tmp_path: Path, resources: str, run: str = "echo up-$SKYPILOT_NODE_RANK") -> str:
+    path = tmp_path / f"task-{len(list(tmp_path.glob('task-*')))}.yaml"
+    path.write_text(f"{resources}run: {run}\n")
+    return str(path)
 
 
-@pytest.fixture
-def styx(world: tuple[GCEServer, GceHosts], tmp_path: Path) -> Iterator[Styx]:
-    if wheelhouse() is None:
-        pytest.skip("no wheelhouse with Ray (scripts/test.sh builds .wheelhouse)")
-    gce, _ = world
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "config.yaml").write_text(
-        yaml.safe_dump({"gcp": {"use_internal_ips": True, "ssh_user": "root"}})
-    )
-    env = {
-        "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE": f"{gce.url}/compute/v1/",
-        "GOOGLE_CLOUD_PROJECT": "styx-test",
-        "STYX_CATALOG_DIR": str(CATALOG),
-        "STYX_WHEELHOUSE": str(wheelhouse()),
-        "STYX_GCP_PROVIDER": "1",  # launchable behind this switch until issue 17 is done
+def zones_of(gce: GCEServer, cluster: str) -> set[str]:
+    return {
+        key.split("/")[0]
+        for key, inst in gce.instances().items()
+        if inst.get("labels", {}).get("styx-cluster") == cluster
     }
-    before = leaks.snapshot()
-    runner = Styx(home, extra_env=env)
-    yield runner
-    runner("down", "--all", "-y", timeout=300)
-    leaks.assert_none_since(before, (str(home),))
+
+
+def inserts(gce: GCEServer) -> list[str]:
+    """The zone of each instances.insert call, in order."""
+    return [
+        e["path"].split("/zones/")[1].split("/")[0]
+        for e in gce.requests("POST", r"/zones/[^/]+/instances$")
+    ]
+
+
+def catalog_price(instance_type: str, zone: str) -> float:
+    with open(CATALOG / "gcp" / "vms.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["InstanceType"] == instance_type and row["AvailabilityZone"] == zone:
+                return float(row["Price"])
+    raise AssertionError(f"{instance_type} in {zone} is not in the catalog")
+
+
+def cluster(styx: Styx, name: str) -> dict | None:
+    rows = json.loads(styx("status", "--json", check=True).stdout)
+    return next((r for r in rows if r["name"] == name), None)
 
 
 def test_four_nodes_launch_exec_stop_start_and_down(
-    styx: Styx, world: tuple[GCEServer, GceHosts], tmp_path: Path
+    styx: Styx, gce: GCEServer, world: tuple[GCEServer, GceHosts], tmp_path: Path
 ) -> None:
-    gce, hosts = world
+    _, hosts = world
     task = tmp_path / "task.yaml"
     task.write_text(
         "num_nodes: 4\nresources:\n  infra: gcp/us-central1\n  cpus: 2+\n"
@@ -90,6 +86,72 @@ def test_four_nodes_launch_exec_stop_start_and_down(
     r = styx("exec", "g4", "--num-nodes", "4", "echo again-$SKYPILOT_NODE_RANK", timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert all(f"again-{k}" in r.stdout for k in range(4))
+    rules = [n for n in gce.firewalls() if n.startswith("styx-")]
+    assert len(rules) == 2, rules  # internal and SSH: the task has no ports
     assert styx("down", "g4", "-y", timeout=300).returncode == 0
     hosts.idle()
     assert hosts.hosts() == {}
+    assert not [n for n in gce.firewalls() if n.startswith("styx-")]
+
+
+def test_a_stockout_in_zone_a_lands_in_zone_b(styx: Styx, gce: GCEServer, tmp_path: Path) -> None:
+    gce.stockout("us-central1-a")
+    r = styx("launch", task(tmp_path, ONE), "-c", "fz", "-y", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "up-0" in r.stdout
+    assert inserts(gce) == ["us-central1-a", "us-central1-b"]
+    assert zones_of(gce, "fz") == {"us-central1-b"}
+    assert styx("down", "fz", "-y", timeout=300).returncode == 0
+
+
+def test_stockouts_in_every_zone_land_in_the_next_region(
+    styx: Styx, gce: GCEServer, tmp_path: Path
+) -> None:
+    central = ["us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f"]
+    gce.stockout(central)
+    r = styx("launch", task(tmp_path, TWO_REGIONS), "-c", "fr", "-y", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    tried = inserts(gce)
+    assert sorted(tried[:-1]) == central and tried[-1].startswith("us-east1-"), tried
+    assert zones_of(gce, "fr") == {tried[-1]}
+    # The cost report prices the cluster where it landed at GCP's real catalog price there
+    # (the failed attempt in us-central1 is a row of its own, TERMINATED).
+    report = json.loads(styx("cost-report", "--json", check=True).stdout)
+    [row] = [c for c in report["clusters"] if c["name"] == "fr" and c["status"] == "UP"]
+    assert row["infra"] == "gcp/us-east1", row
+    mt = row["resources"]["instance_type"]
+    assert row["hourly_price"] == pytest.approx(catalog_price(mt, tried[-1])), row
+    assert styx("down", "fr", "-y", timeout=300).returncode == 0
+
+
+def test_a_quota_error_blocks_the_region(styx: Styx, gce: GCEServer, tmp_path: Path) -> None:
+    gce.set_quota("us-central1", "CPUS", 0)
+    r = styx("launch", task(tmp_path, TWO_REGIONS), "-c", "fq", "-y", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    tried = inserts(gce)
+    # One failed insert in us-central1, not one per zone: the quota blocks the region.
+    assert len(tried) == 2 and tried[0].startswith("us-central1-"), tried
+    assert tried[1].startswith("us-east1-"), tried
+    assert styx("down", "fq", "-y", timeout=300).returncode == 0
+
+
+def test_kill_9_mid_provisioning_then_status_and_down_leave_nothing(
+    styx: Styx, gce: GCEServer, tmp_path: Path
+) -> None:
+    gce.slow(3.0, op_types={"insert"})  # instances exist, their inserts not yet DONE
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "styx.cli.main", "launch", task(tmp_path, TWO_REGIONS),
+         "-c", "k9", "-y", "--num-nodes", "2"],
+        env=styx.env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: bool(zones_of(gce, "k9")), 120, "instances to exist")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert cluster(styx, "k9") is not None  # recorded before anything was created
+    assert styx("status", "-r").returncode == 0
+    r = styx("down", "k9", "-y", timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert cluster(styx, "k9") is None
+    assert zones_of(gce, "k9") == set()  # and the gce fixture checks disks, rules and hosts

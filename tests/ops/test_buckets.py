@@ -357,7 +357,7 @@ def test_a_managed_job_resumes_from_its_checkpoint_after_a_host_kill(
     if world.store != "s3":
         pytest.skip("recovery with a MOUNT_CACHED bucket is store-agnostic: shown on S3")
     bucket = f"styx-ckpt-{uid()}"
-    env = {**styx.env(), "STYX_HOME": str(home)}
+    env = {**styx.env(), "STYX_HOME": str(home), **e2e.FAST_CONTROLLER}
     dbmod.clear_cache()
     os.environ["STYX_HOME"] = str(home)
     try:

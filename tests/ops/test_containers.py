@@ -266,7 +266,7 @@ run: echo never
 def test_managed_job_in_an_image_survives_a_host_kill(
     styx: Styx, world: ContainerWorld, bed: Testbed, home: Path, tmp_path: Path
 ) -> None:
-    env = {**styx.env(), "STYX_HOME": str(home)}
+    env = {**styx.env(), "STYX_HOME": str(home), **e2e.FAST_CONTROLLER}
     dbmod.clear_cache()
     os.environ["STYX_HOME"] = str(home)
     try:

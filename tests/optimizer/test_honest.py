@@ -110,16 +110,25 @@ def test_a_capability_a_fake_infra_declares_is_honoured(catalog_env: Path) -> No
 
 
 def test_infra_styx_cannot_launch_on_is_never_chosen(catalog_env: Path) -> None:
-    """As today: GCP, Azure, Lambda and Vast have no provider; with a Lambda key only, an
-    A100:8 task has nowhere to go, and the error says where it would have gone."""
-    today = [choice(n, launchable=registry.info(n).launchable) for n in CATALOG_CLOUDS]
+    """As today: Azure, Lambda and Vast have no provider; with GCP not enabled, an A100:8
+    task has nowhere to go, and the error says where it would have gone and why not."""
+    today = [
+        choice(n, launchable=registry.info(n).launchable, enabled=n != "gcp")
+        for n in CATALOG_CLOUDS
+    ]
     with pytest.raises(ResourcesUnavailable) as err:
         optimize_task(task("resources: {accelerators: A100:8}"), choices=today)
     message = err.value.message
     assert "Styx cannot launch on Lambda yet" in message
-    assert "Styx cannot launch on GCP yet" in message
     assert "Styx cannot launch on Azure yet" in message
+    assert "gcp is not enabled" in message and "cannot launch on GCP" not in message
     assert err.value.details["left_out"]
+    # Enabled, GCP is launchable today: the plan goes there and names the cheaper places
+    # that were left out because Styx cannot launch on them.
+    today = [choice(n, launchable=registry.info(n).launchable) for n in CATALOG_CLOUDS]
+    plan = optimize_task(task("resources: {accelerators: A100:8}"), choices=today)
+    assert plan.chosen.infra == "gcp"
+    assert all("cannot launch on" in n for n in plan.notes), plan.notes
 
 
 def test_not_enabled_cheaper_places_are_named(catalog_env: Path) -> None:
@@ -198,7 +207,7 @@ def test_no_example_ever_plans_onto_infra_that_cannot_run_it(
             assert future or registry.info(c.infra).launchable, (path.name, c.describe())
             missing = registry.info(c.infra).capabilities.first_missing(needs(t, c.spec))
             assert missing is None, (path.name, c.describe(), missing)
-    assert chosen == ({"local", "gcp", "azure", "vast"} if future else {"local"}), chosen
+    assert chosen == ({"local", "gcp", "azure", "vast"} if future else {"local", "gcp"}), chosen
 
 
 def test_a_name_no_catalog_has_is_skipped_and_the_rest_planned(catalog_env: Path) -> None:
@@ -213,11 +222,21 @@ def test_a_name_no_catalog_has_is_skipped_and_the_rest_planned(catalog_env: Path
     assert err.value.code == "unknown-accelerator"
 
 
-def test_a_tpu_only_gcp_sells_is_known_though_gcp_cannot_be_launched_on(catalog_env: Path) -> None:
+def test_a_tpu_plans_honestly_saying_tpus_are_not_supported_yet(catalog_env: Path) -> None:
+    """GCP launches VMs today but not TPU VMs: a TPU task (examples/tpu.yaml) is priced from the
+    real catalog and refused, saying so; with TPU VMs declared (a future provider), it plans."""
+    from styx.spec.dag_yaml import load_dag
+
     today = [choice(n, launchable=registry.info(n).launchable) for n in CATALOG_CLOUDS]
-    tpu = task("resources: {infra: gcp/us-central2, accelerators: tpu-v4-8}")
+    path = Path(__file__).resolve().parents[2] / "examples" / "tpu.yaml"
+    [tpu] = load_dag(path.read_text(), str(path)).tasks
     with pytest.raises(ResourcesUnavailable) as err:
         optimize_task(tpu, choices=today)
-    assert "tpu-v4-8" in err.value.message and "cannot launch on GCP yet" in err.value.message
-    plan = optimize_task(tpu, choices=every())  # with a GCP provider, it plans
+    assert "gcp does not support TPU VMs yet (accelerators: tpu-v4-8)" in err.value.message
+    gcp = registry.info("gcp")
+    caps = dataclasses.replace(
+        gcp.capabilities, features=gcp.capabilities.features | {Capability.TPU_VMS}
+    )
+    future = [InfraChoice("gcp", "GCP", caps, "gcp", True, True, "test")]
+    plan = optimize_task(tpu, choices=future)
     assert plan.chosen.infra == "gcp" and plan.chosen.accelerator == "tpu-v4-8"

@@ -1191,6 +1191,11 @@ class GCEServer:
         with self._lock:
             return {f"{z}/{n}": copy.deepcopy(d) for (z, n), d in self._disks.items()}
 
+    def firewalls(self) -> dict[str, JSON]:
+        """Firewall rule name -> its JSON (a copy), the default network's own rules included."""
+        with self._lock:
+            return {n: copy.deepcopy(f) for n, f in self._firewalls.items()}
+
     def operations(self, op_type: str | None = None) -> list[JSON]:
         with self._lock:
             return [

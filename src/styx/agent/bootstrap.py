@@ -20,8 +20,11 @@ import dataclasses
 import hashlib
 import sys
 
-#: First port of the block a cluster's Ray uses (GCS); SkyPilot's own is 6380.
-DEFAULT_RAY_BASE_PORT = 46380
+#: First port of the block a cluster's Ray uses (GCS); SkyPilot's own is 6380. The whole block
+#: lies below Linux's ephemeral range (32768-60999) and IANA's (49152-65535): a block inside it
+#: collides with the source ports of a node's outgoing connections (rclone, SSH, Ray's own
+#: clients), so that Ray fails to bind, or a probe connects to itself and finds a "Ray".
+DEFAULT_RAY_BASE_PORT = 16380
 #: Ports a node needs above its base: fixed services, then the workers' range.
 _WORKER_OFFSET = 20
 _WORKER_PORTS = 200

@@ -103,14 +103,25 @@ def free_port_block(span: int) -> int:
     import random
 
     rng = random.Random()
+    top = min(_ephemeral_low(), 60000) - span  # below the ephemeral ports: see bootstrap
+    if top <= 10000:  # the kernel lends nearly every port: nothing is safer than the rest
+        top = 60000 - span
     for _ in range(200):
-        base = rng.randrange(20000, 60000 - span)
+        base = rng.randrange(10000, top)
         if all(_port_free(p) for p in (base, base + 1, base + 2, base + 20, base + span - 1)):
             return base
     raise ResourcesUnavailable(
         "No free block of ports was found for the cluster's Ray.",
         "Free some local ports, or stop other local clusters.",
     )
+
+
+def _ephemeral_low() -> int:
+    """The first port the kernel hands out for outgoing connections (Linux's default 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def _port_free(port: int) -> bool:

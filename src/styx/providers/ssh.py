@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from styx.agent.bootstrap import DEFAULT_RAY_BASE_PORT
 from styx.cluster.dests import NodeFolders
 from styx.cluster.local_socket import accepts, forwarded_socket_path
 from styx.cluster.runner import Runner
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from styx.state.db import Database
 
 #: First port of the block each host's Ray uses (hosts are dedicated to one cluster).
-RAY_BASE_PORT = 46380
+RAY_BASE_PORT = DEFAULT_RAY_BASE_PORT  # below the ephemeral ports: see there
 BASE_PYTHON = "python3"
 
 _RUNNERS: dict[tuple[object, ...], SSHRunner] = {}

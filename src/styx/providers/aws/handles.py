@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from styx.agent.bootstrap import DEFAULT_RAY_BASE_PORT
 from styx.errors import FailoverScope, ResourcesUnavailable
 from styx.providers import vm_ssh
 from styx.providers import vm_ssh as ssh_access
@@ -31,7 +32,7 @@ from styx.providers.aws.settings import AWSSettings
 from styx.providers.base import ClusterHandle, Node
 
 #: First port of the block Ray uses on each node (nodes are dedicated to one cluster).
-RAY_BASE_PORT = 46380
+RAY_BASE_PORT = DEFAULT_RAY_BASE_PORT  # below the ephemeral ports: see there
 BASE_PYTHON = "python3"
 
 

@@ -97,13 +97,8 @@ INFO = InfraInfo(
         network_tiers=("standard", "best"),
     ),
     check=check,
-    # Launchable only with STYX_GCP_PROVIDER=1 for now: launches work end to end against the
-    # GCE stand-in with real hosts (tests/gcp), but plans must first say that TPUs are not
-    # supported, and failover through the optimizer, managed-job preemption and the overhead
-    # figure are not shown yet (issue 17). No AUTOSTOP yet: stopping from the head needs the
-    # cluster's service account there.
-    provider="styx.providers.gcp.provider:GCPProvider"
-    if os.environ.get("STYX_GCP_PROVIDER") == "1"
-    else None,
+    # No TPU_VMS: TPU VMs (google-cloud-tpu) are not built yet, so plans say so. No AUTOSTOP
+    # yet: stopping from the head needs the cluster's service account there.
+    provider="styx.providers.gcp.provider:GCPProvider",
     catalog="gcp",
 )

@@ -23,12 +23,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from styx.agent.bootstrap import DEFAULT_RAY_BASE_PORT
 from styx.providers import vm_ssh
 from styx.providers.base import ClusterHandle, Node
 from styx.providers.gcp import instances
 from styx.providers.gcp.settings import GCPSettings
 
-RAY_BASE_PORT = 46380
+RAY_BASE_PORT = DEFAULT_RAY_BASE_PORT  # below the ephemeral ports: see there
 BASE_PYTHON = "python3"
 _GCE_TO_NAME = {v: k for k, v in instances.ACCELERATOR_TYPES.items()}
 

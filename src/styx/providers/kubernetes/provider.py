@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from styx import paths
+from styx.agent.bootstrap import DEFAULT_RAY_BASE_PORT
 from styx.cluster.dests import NodeFolders
 from styx.cluster.local_socket import accepts, forwarded_socket_path
 from styx.cluster.runner import Runner
@@ -41,7 +42,7 @@ from styx.providers.kubernetes.errors import translated
 from styx.providers.kubernetes.podexec import PodRunner, exec_bytes
 from styx.providers.kubernetes.settings import K8sSettings
 
-RAY_BASE_PORT = 46380
+RAY_BASE_PORT = DEFAULT_RAY_BASE_PORT  # below the ephemeral ports: see there
 #: A pod without cpus or memory asked for gets these (SkyPilot's default pod is 2 CPUs, 8 GB).
 DEFAULT_CPUS = 2.0
 DEFAULT_MEMORY_PER_CPU_GB = 4.0
