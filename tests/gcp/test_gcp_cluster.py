@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("google.cloud.compute_v1")
 
-from tests.gcp.conftest import CATALOG, GceHosts, GCEServer
+from tests.gcp.conftest import CATALOG, GceHosts, GCEServer, gcp_env
 from tests.ops.conftest import REPO, Styx, wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -155,3 +155,49 @@ def test_kill_9_mid_provisioning_then_status_and_down_leave_nothing(
     assert r.returncode == 0, r.stdout + r.stderr
     assert cluster(styx, "k9") is None
     assert zones_of(gce, "k9") == set()  # and the gce fixture checks disks, rules and hosts
+
+
+def test_autostop_stops_then_autodown_deletes_from_the_head_through_its_service_account(
+    styx: Styx, gce: GCEServer, world: tuple[GCEServer, GceHosts], tmp_path: Path
+) -> None:
+    _, hosts = world
+    # The head reaches the API and the metadata server as an instance reaches Google's: the
+    # stand-in serves on the subnet's gateway too, and the client is pointed there as well.
+    url = gce.listen_also(hosts.gateway("us-central1"))
+    env = {
+        **gcp_env(gce),
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE": f"{url}/compute/v1/",
+        "GCE_METADATA_HOST": url.removeprefix("http://"),
+    }
+    s = Styx(styx.home, extra_env=env)
+    yaml = task(tmp_path, "num_nodes: 2\n" + ONE)
+    r = s("launch", yaml, "-c", "ga", "-y", "-i", "0", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    def states() -> set[str]:
+        return {
+            str(i["status"])
+            for i in gce.instances().values()
+            if i.get("labels", {}).get("styx-cluster") == "ga"
+        }
+
+    wait_for(lambda: states() == {"TERMINATED"}, 120, "autostop to stop both instances")
+    stops = gce.requests("POST", r"/instances/[^/]+/stop$")
+    head = next(i for i in gce.instances().values() if i["labels"].get("styx-node") == "0")
+    head_ip = head["networkInterfaces"][0]["networkIP"]
+    # From the head, with its service account's token; the head itself last.
+    assert len(stops) == 2 and stops[-1]["path"].endswith(f"/{head['name']}/stop"), stops
+    assert {(q["client"], q["authorization"]) for q in stops} == {
+        (head_ip, f"Bearer sa-{head['name']}")
+    }
+    assert cluster(s, "ga") is not None and s("status", "-r").returncode == 0
+    assert cluster(s, "ga")["status"] == "STOPPED"
+    # Launched again, it starts; with --down, autostop then deletes it all from the head.
+    r = s("launch", yaml, "-c", "ga", "-y", "-i", "0", "--down", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_for(lambda: states() == set(), 120, "autodown to delete both instances")
+    wait_for(lambda: not [n for n in gce.firewalls() if n.startswith("styx-")], 30, "the rules")
+    deletes = gce.requests("DELETE", r"/(instances|firewalls)/[^/]+$")
+    assert deletes and all(q["authorization"].startswith("Bearer sa-") for q in deletes), deletes
+    assert s("status", "-r").returncode == 0
+    assert cluster(s, "ga") is None  # and the gce fixture checks disks, rules and hosts

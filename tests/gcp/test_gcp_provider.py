@@ -98,7 +98,6 @@ def test_stockouts_in_every_zone_block_the_region(gce: GCEServer) -> None:
         info.value.scope is FailoverScope.REGION and info.value.details["region"] == "us-central1"
     )
     assert live(gce) == []
-    assert not [r for r in gce.requests("GET") if "firewalls/styx-" in r["path"]] or True
     assert not any(str(n).startswith(f"styx-{instances.cluster_id('g1')}") for n in _firewalls(gce))
 
 
@@ -124,6 +123,38 @@ def test_a_spot_node_preempted_is_gone(gce: GCEServer) -> None:
     assert p.gone_nodes(h) == [h.nodes[0].name]
     p.terminate(h)
     assert live(gce) == []
+
+
+@pytest.mark.parametrize("action", ["stop", "down"])
+def test_autostop_from_the_head_stops_or_deletes_workers_first_then_the_head(
+    gce: GCEServer, action: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commands the agent runs on the head (tests/gcp/test_gcp_cluster.py runs them there,
+    with a token from the metadata server); here in this process, with a token given."""
+    from styx.providers.gcp import selfstop
+
+    p = provider()
+    h = p.provision(request(num_nodes=3, ports=("8080",)))
+    stop, down = p.autostop_commands(h)
+    argv = stop if action == "stop" else down
+    assert argv[:3] == [h.python, "-m", "styx.providers.gcp.selfstop"] and argv[3] == action
+    monkeypatch.setattr(selfstop, "_token", lambda metadata: "sa-test")
+    mark = gce.mark()
+    assert selfstop.main(argv[3:]) == 0
+    calls = [q for q in gce.requests_since(mark) if q["method"] != "GET"]
+    assert all(q["authorization"] == "Bearer sa-test" for q in calls)
+    names = [q["path"].split("/instances/")[1].removesuffix("/stop") for q in calls
+             if "/instances/" in q["path"]]  # fmt: skip
+    assert names[-1] == h.nodes[0].instance_id and sorted(names) == sorted(
+        n.instance_id for n in h.nodes
+    )
+    if action == "stop":
+        assert set(p.query(h).values()) == {"TERMINATED"}
+        p.terminate(h)
+    else:
+        assert [q["path"].rsplit("/", 2)[1] for q in calls[:3]] == ["firewalls"] * 3
+    assert live(gce) == [] and gce.disks() == {}
+    assert not any(str(n).startswith(f"styx-{instances.cluster_id('g1')}") for n in _firewalls(gce))
 
 
 def _firewalls(gce: GCEServer) -> list[str]:

@@ -939,6 +939,7 @@ class GCEServer:
         self._sched_cond = threading.Condition()
         self._stopping = False
         self._httpd: ThreadingHTTPServer | None = None
+        self._also: list[ThreadingHTTPServer] = []
         self._threads: list[threading.Thread] = []
         self._zone_region = {z: r for r, zs in self.catalog.zones.items() for z in zs}
         self._images = self._make_images()
@@ -981,6 +982,7 @@ class GCEServer:
         class Handler(_Handler):
             gce = server
 
+        self._handler = Handler
         self._httpd = _HTTPServer((self.host, self._port), Handler)
         self._port = self._httpd.server_address[1]
         for target, name in (
@@ -998,6 +1000,10 @@ class GCEServer:
             self._sched_cond.notify_all()
         with self._cond:
             self._cond.notify_all()
+        for extra in self._also:
+            extra.shutdown()
+            extra.server_close()
+        self._also.clear()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -1020,6 +1026,28 @@ class GCEServer:
     def url(self) -> str:
         """The ``api_endpoint`` to give the client."""
         return f"http://{self.host}:{self._port}"
+
+    def listen_also(self, address: str) -> str:
+        """Serve on ``address`` too (a test-net address, e.g. a subnet's gateway, where the
+        hosts behind the instances reach the API and the metadata server); its base URL."""
+        if ipaddress.ip_address(address) not in TEST_NET:
+            raise ValueError(f"{address} is outside {TEST_NET}")
+        httpd = _HTTPServer((address, 0), self._handler)
+        threading.Thread(target=httpd.serve_forever, name="gce-http-also", daemon=True).start()
+        self._also.append(httpd)
+        return f"http://{address}:{httpd.server_address[1]}"
+
+    def metadata_token(self, client_ip: str) -> str | None:
+        """The metadata server's answer for an instance at ``client_ip``: an access token of
+        its service account (``sa-<instance>``), or None when no instance there has one."""
+        with self._lock:
+            for inst in self._instances.values():
+                nics = inst.data.get("networkInterfaces") or []
+                if inst.data.get("status") == "RUNNING" and any(
+                    n.get("networkIP") == client_ip for n in nics
+                ):
+                    return f"sa-{inst.data['name']}" if inst.data.get("serviceAccounts") else None
+        return None
 
     def client_kwargs(self, credentials: Any = None) -> dict[str, Any]:
         """Keyword arguments that point any ``compute_v1.*Client`` here (with
@@ -3710,9 +3738,12 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         try:
-            status, payload = self.gce._serve(
-                self.command, self.path, raw, self.headers.get("Authorization")
-            )
+            if self.path.startswith("/computeMetadata/"):
+                status, payload = self._metadata()
+            else:
+                status, payload = self.gce._serve(
+                    self.command, self.path, raw, self.headers.get("Authorization")
+                )
         except Exception as exc:  # a stand-in bug: answer like Google's 500, keep serving
             status, payload = 500, ApiError(500, f"stand-in error: {exc!r}", "backendError").body()
         body = json.dumps(payload).encode()
@@ -3732,8 +3763,22 @@ class _Handler(BaseHTTPRequestHandler):
                     "status": status,
                     "start": start,
                     "duration": time.monotonic() - t0,
+                    "authorization": self.headers.get("Authorization"),
+                    "client": self.client_address[0],
                 }
             )
+
+    def _metadata(self) -> tuple[int, JSON]:
+        """The part of GCE's metadata server autostop uses: the default service account's
+        token, for the instance at the caller's address (as the real one knows its caller)."""
+        if self.headers.get("Metadata-Flavor") != "Google":
+            return 403, {"error": "Missing Metadata-Flavor:Google header."}
+        if self.path.split("?")[0] != "/computeMetadata/v1/instance/service-accounts/default/token":
+            return 404, {"error": "not found"}
+        token = self.gce.metadata_token(self.client_address[0])
+        if token is None:
+            return 404, {"error": "no service account"}
+        return 200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
 
     do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _handle
 

@@ -327,6 +327,15 @@ class GceHosts:
                 for (z, n), e in self._entries.items()
             }
 
+    def gateway(self, region: str) -> str:
+        """The gateway address of ``region``'s subnet, on this machine's bridge (added now if no
+        host there has booted yet): where hosts reach services of the test world."""
+        assert self._bridge is not None, "GceHosts is not started"
+        net = ipaddress.ip_network(self.server.region_cidrs[region])
+        gateway = str(net.network_address + 1)
+        self._bridge.add_address(f"{gateway}/{net.prefixlen}")
+        return gateway
+
     def host(self, name: str) -> GceHost:
         return self._entry(name).info
 

@@ -58,7 +58,7 @@ def _config_project() -> str | None:
 
 def _local_check() -> InfraStatus:
     override = os.environ.get("CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE", "")
-    if override.startswith(("http://127.0.0.1", "http://localhost")):
+    if override.startswith("http://"):  # Google's API is HTTPS only: this is a stand-in
         return InfraStatus("gcp", True, f"the Compute API stand-in at {override}")
     env = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
     if env:
@@ -93,12 +93,13 @@ INFO = InfraInfo(
         C.CONTAINER_IMAGES,
         C.CUSTOM_IMAGES,
         C.ZONES,
+        C.AUTOSTOP,
         disk_tiers=("low", "medium", "high", "ultra"),
         network_tiers=("standard", "best"),
     ),
     check=check,
-    # No TPU_VMS: TPU VMs (google-cloud-tpu) are not built yet, so plans say so. No AUTOSTOP
-    # yet: stopping from the head needs the cluster's service account there.
+    # No TPU_VMS: TPU VMs (google-cloud-tpu) are not built yet, so plans say so. Autostop runs
+    # on the head with the instances' service account (selfstop.py).
     provider="styx.providers.gcp.provider:GCPProvider",
     catalog="gcp",
 )

@@ -5,8 +5,9 @@
 - The project: ``gcp.project_id`` in the config, else the credentials' project, else
   ``GOOGLE_CLOUD_PROJECT`` / ``CLOUDSDK_CORE_PROJECT``, else gcloud's active configuration.
 - The endpoint: ``CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE``, gcloud's own override, when set
-  (``https://HOST/compute/v1/``; the tests point it at a stand-in on loopback). A plain
-  ``http://`` loopback endpoint is a stand-in: its calls go without credentials.
+  (``https://HOST/compute/v1/``; the tests point it at a stand-in). A plain ``http://``
+  endpoint is a stand-in (Google serves the API over HTTPS only): its calls go without
+  credentials, so no token ever crosses a network in the clear.
 
 Every call has a deadline (:data:`TIMEOUT_S`). Operations are waited for through the
 endpoint-pointed ``*OperationsClient.wait`` (:func:`wait`): the client library's own
@@ -29,14 +30,14 @@ from styx.errors import ConfigError, RemoteError
 TIMEOUT_S = 60.0
 #: Seconds one ``wait`` call blocks at most (GCE's own wait returns after about two minutes).
 WAIT_S = 30.0
-_ENDPOINT_ENV = "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE"
+ENDPOINT_ENV = "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE"
 _lock = threading.Lock()
 _clients: dict[tuple[str, str], Any] = {}
 
 
 def endpoint() -> str | None:
     """The API host to use (``host[:port]`` or a URL without the path), or None for Google's."""
-    raw = os.environ.get(_ENDPOINT_ENV, "").strip()
+    raw = os.environ.get(ENDPOINT_ENV, "").strip()
     if not raw:
         return None
     for suffix in ("/compute/v1/", "/compute/v1", "/"):
@@ -47,9 +48,8 @@ def endpoint() -> str | None:
 
 
 def is_stand_in() -> bool:
-    """Whether the endpoint is a plain-HTTP stand-in on loopback (no credentials needed)."""
-    found = endpoint() or ""
-    return found.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
+    """Whether the endpoint is a plain-HTTP stand-in (no credentials are sent to it)."""
+    return (endpoint() or "").startswith("http://")
 
 
 def _gcloud_project() -> str | None:

@@ -16,6 +16,7 @@ cluster's firewall rules.
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from pathlib import Path
@@ -500,7 +501,23 @@ class GCPProvider:
         )
 
     def autostop_commands(self, handle: ClusterHandle) -> tuple[list[str], list[str]]:
-        return [], []  # no autostop yet: see INFO's capabilities
+        """Stop and down from the head, through its service account (:mod:`.selfstop`): the
+        Compute API and metadata server this client is pointed at go with them."""
+        base = [handle.python, "-m", "styx.providers.gcp.selfstop"]
+        where = [
+            self._project(handle),
+            str(handle.extra["zone"]),
+            instances.cluster_id(handle.cluster_name),
+            str(handle.nodes[0].instance_id),
+        ]
+        for flag, env in (("--api", client.ENDPOINT_ENV), ("--metadata", "GCE_METADATA_HOST")):
+            if os.environ.get(env):
+                where += [flag, os.environ[env]]
+        rules = handle.extra.get("firewall_rules") or list(
+            network.rule_names(handle.cluster_name).values()
+        )
+        down = [*base, "down", *where, *(a for r in rules for a in ("--rule", str(r)))]
+        return [*base, "stop", *where], down
 
     def node_folders(self, cluster_name: str, handle: ClusterHandle | None) -> NodeFolders:
         return remote_node_folders(handle)
