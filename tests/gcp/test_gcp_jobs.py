@@ -79,5 +79,10 @@ def test_a_spot_job_preempted_ten_times_in_a_row_succeeds(
     # Every attempt ran on a new SPOT instance; each went when its attempt ended.
     inserts = gce.requests("POST", r"/zones/[^/]+/instances$")
     assert len(inserts) == 11
-    e2e.wait_until(lambda: not gce.instances(), 120, "the last attempt's instance to go")
-    assert cluster_name(job_id) not in [c.name for c in list_clusters(db)]
+    e2e.wait_until(
+        lambda: (
+            not gce.instances() and cluster_name(job_id) not in [c.name for c in list_clusters(db)]
+        ),
+        120,
+        "the last attempt's instance and cluster record to go",
+    )

@@ -29,6 +29,7 @@ from tests.testworld.testbed import Testbed
 
 from styx.jobs.controller import cluster_name
 from styx.state import db as dbmod
+from styx.state.clusters import list_clusters
 from styx.state.db import Database
 from styx.state.records import ManagedJobStatus
 
@@ -390,6 +391,12 @@ run: |
         saved = step()
         bed.crash(victim)
         e2e.wait_status(db, job_id, ManagedJobStatus.SUCCEEDED, 900, attempt=1)
+        # MOUNT_CACHED writes back after the job: the teardown of its cluster flushes them.
+        e2e.wait_until(
+            lambda: cluster_name(job_id) not in [c.name for c in list_clusters(db)],
+            300,
+            "the job's cluster to go",
+        )
         lines = world.get(bucket, "attempts").decode().split()
         assert lines[:2] == ["resumed-from", "0"], lines
         resumed = int(lines[lines.index("resumed-from", 1) + 1])
