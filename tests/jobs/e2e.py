@@ -244,13 +244,15 @@ def preempt_ten_times(
     revive: Callable[[list[str]], None],
     launch_timeout: float,
     meanwhile: Callable[[int], None] = lambda attempt: None,
+    times: int = 10,
 ) -> list[str]:
-    """Preempt the running job ten times in a row (each time once it runs on its cluster,
-    after ``meanwhile(attempt)``); it must still end SUCCEEDED."""
+    """Preempt the running job ten (``times``) times in a row, each time once it runs on its
+    cluster, after ``meanwhile(attempt)``; it must still end SUCCEEDED. Returns the placement
+    of each attempt."""
     name = cluster_name(job_id)
     killed: list[str] = []
     regions: list[str] = []
-    for attempt in range(10):
+    for attempt in range(times):
         wait_status(db, job_id, S.RUNNING, launch_timeout, attempt)
         wait_job_running_on_cluster(db, job_id, 60)
         regions.append(str((job(db, job_id).resources or {}).get("region")))
@@ -260,11 +262,11 @@ def preempt_ten_times(
         killed.append(victim)
         wait_status(db, job_id, S.RECOVERING, 120, attempt + 1)
         revive(killed)
-    wait_status(db, job_id, S.SUCCEEDED, launch_timeout + 60, 10)
+    wait_status(db, job_id, S.SUCCEEDED, launch_timeout + 60, times)
     regions.append(str((job(db, job_id).resources or {}).get("region")))
-    assert job(db, job_id).recovery_count == 10
+    assert job(db, job_id).recovery_count == times
     steps = history(db, job_id)
-    assert steps.count(S.RECOVERING) == 10 and steps.count(S.RUNNING) == 11
+    assert steps.count(S.RECOVERING) == times and steps.count(S.RUNNING) == times + 1
     assert steps[-3:] == [S.RECOVERING, S.RUNNING, S.SUCCEEDED]
     return regions
 

@@ -274,7 +274,7 @@ def test_a_pod_deleted_under_a_managed_job_is_a_preemption_and_the_job_recovers(
             "name: train\nresources: {infra: k8s, cpus: 1}\n"
             "run: for i in $(seq 1 20); do echo step-$i; sleep 1; done\n"
         )
-        (job_id,) = e2e.launch({**os.environ}, home, "train", yaml_text)
+        (job_id,) = e2e.launch({**os.environ, **e2e.FAST_CONTROLLER}, home, "train", yaml_text)
         e2e.wait_status(db, job_id, S.RUNNING, 300)
         e2e.wait_job_running_on_cluster(db, job_id, 120)
         heads = [
