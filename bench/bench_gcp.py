@@ -43,7 +43,7 @@ def main() -> None:
         block_google_endpoints() as tried,
     ):
         os.environ["CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE"] = f"{gce.url}/compute/v1/"
-        os.environ["GOOGLE_CLOUD_PROJECT"] = "styx-bench"
+        os.environ["GOOGLE_CLOUD_PROJECT"] = gce.project
         os.environ["STYX_HOME"] = str(Path(tmp) / "home")
         from styx.providers.base import ProvisionRequest
         from styx.providers.gcp.provider import GCPProvider
