@@ -182,6 +182,8 @@ def test_autostop_stops_then_autodown_deletes_from_the_head_through_its_service_
         }
 
     wait_for(lambda: states() == {"TERMINATED"}, 120, "autostop to stop both instances")
+    # (the stand-in logs a call just after answering it)
+    wait_for(lambda: len(gce.requests("POST", r"/instances/[^/]+/stop$")) == 2, 10, "the log")
     stops = gce.requests("POST", r"/instances/[^/]+/stop$")
     head = next(i for i in gce.instances().values() if i["labels"].get("styx-node") == "0")
     head_ip = head["networkInterfaces"][0]["networkIP"]

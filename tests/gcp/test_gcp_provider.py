@@ -7,6 +7,7 @@ API's shapes on 127.0.0.1, and any lookup of a googleapis.com name fails the tes
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +41,10 @@ def gce(server: GCEServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> I
         yield server
     assert tried == []
     client.reset()
+    server.clear_faults()
+    # Nothing of Styx's is left after any test: no instance, disk or cluster firewall rule.
+    assert server.instances() == {} and server.disks() == {}
+    assert not [n for n in server.firewalls() if n.startswith("styx-")]
 
 
 def provider() -> GCPProvider:
@@ -141,7 +146,16 @@ def test_autostop_from_the_head_stops_or_deletes_workers_first_then_the_head(
     monkeypatch.setattr(selfstop, "_token", lambda metadata: "sa-test")
     mark = gce.mark()
     assert selfstop.main(argv[3:]) == 0
-    calls = [q for q in gce.requests_since(mark) if q["method"] != "GET"]
+    want = 3 + (3 if action == "down" else 0)  # the instances, and on down the rules first
+
+    def calls_made() -> list[dict]:  # the stand-in logs a call just after answering it
+        return [q for q in gce.requests_since(mark) if q["method"] != "GET"]
+
+    deadline = time.monotonic() + 10
+    while len(calls_made()) < want and time.monotonic() < deadline:
+        time.sleep(0.05)
+    calls = calls_made()
+    assert len(calls) == want, calls
     assert all(q["authorization"] == "Bearer sa-test" for q in calls)
     names = [q["path"].split("/instances/")[1].removesuffix("/stop") for q in calls
              if "/instances/" in q["path"]]  # fmt: skip
