@@ -44,7 +44,9 @@ RAY_BIN = str(Path(sys.executable).parent / "ray")
 def free_port_base() -> int:
     """A base whose whole RayPorts block is free on loopback right now."""
     for _ in range(200):
-        base = random.randrange(20000, 60000 - RayPorts.span())
+        # Below the kernel's ephemeral ports (32768+), as Styx's own blocks: an outgoing
+        # connection's source port inside the block would keep Ray from binding it.
+        base = random.randrange(10000, 32768 - RayPorts.span())
         ports = RayPorts.from_base(base)
         probe = [
             ports.gcs,
