@@ -51,3 +51,15 @@ def report(name: str, samples: list[float], base: float | None = None) -> float:
     ratio = f"  ratio {med / base:5.2f}x" if base else ""
     print(f"{name:<52} median {med * 1000:8.1f} ms  p90 {p90 * 1000:8.1f} ms{ratio}")
     return med
+
+
+def print_overhead(title: str, labels: tuple[str, str, str], rows: list[tuple[float, ...]]) -> None:
+    """The launch-overhead table of the cloud benchmarks: medians of (wall time, the API's
+    busy time, the slowest host boot, Styx's own overhead) and every run's four figures."""
+    print(f"{title}, {len(rows)} runs (medians):")
+    for label, k in ((labels[0], 0), (labels[1], 1), (labels[2], 2), ("Styx's own overhead", 3)):
+        print(f"  {label:<28} {statistics.median(r[k] for r in rows):7.2f} s")
+    print(
+        "  per run (wall / api / boot / overhead): "
+        + "; ".join(f"{a:.2f}/{b:.2f}/{c:.2f}/{d:.2f}" for a, b, c, d in rows)
+    )

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _util import REPO
+from _util import REPO, print_overhead
 
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
@@ -69,17 +68,10 @@ def main() -> None:
             provider.terminate(handle)
             hosts.idle()
         assert not tried, f"calls to real Google endpoints: {tried}"
-    print(f"{args.nodes}-node GCP launch to all nodes SSH-ready, {args.runs} runs (medians):")
-    for label, k in (
-        ("wall time", 0),
-        ("stand-in busy time", 1),
-        ("slowest host boot", 2),
-        ("Styx's own overhead", 3),
-    ):
-        print(f"  {label:<28} {statistics.median(r[k] for r in rows):7.2f} s")
-    print(
-        "  per run (wall / busy / boot / overhead): "
-        + "; ".join(f"{a:.2f}/{b:.2f}/{c:.2f}/{d:.2f}" for a, b, c, d in rows)
+    print_overhead(
+        f"{args.nodes}-node GCP launch to all nodes SSH-ready",
+        ("wall time", "stand-in busy time", "slowest host boot"),
+        rows,
     )
 
 

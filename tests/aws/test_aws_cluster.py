@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,13 @@ import yaml
 from tests import leaks
 from tests.aws.harness import AwsEndpoint, AwsNetwork
 from tests.aws.materializer import Materializer
-from tests.ops.conftest import REPO, Styx, wait_for, wheelhouse
+from tests.ops.conftest import (
+    Styx,
+    cluster_row,
+    kill_9_mid_launch_then_down,
+    wait_for,
+    wheelhouse,
+)
 from tests.testworld.containers import ContainerWorld, why_not
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -76,11 +80,6 @@ def task(tmp_path: Path, body: str = "") -> str:
     return str(path)
 
 
-def cluster(styx: Styx, name: str) -> dict | None:
-    rows = json.loads(styx("status", "--json", check=True).stdout)
-    return next((r for r in rows if r["name"] == name), None)
-
-
 def zone_of(aws_endpoint: AwsEndpoint, name: str) -> set[str]:
     zones = set()
     for region in ZONES:
@@ -102,17 +101,17 @@ def test_two_node_cluster_runs_stops_starts_and_goes(
     assert r.returncode == 0, r.stdout + r.stderr
     assert "rank=0 of 2" in r.stdout and "rank=1 of 2" in r.stdout
     assert zone_of(aws_endpoint, "aws2") == {"us-east-1a"}  # the cheapest zone
-    assert cluster(styx, "aws2")["status"] == "UP"
+    assert cluster_row(styx, "aws2")["status"] == "UP"
 
     assert styx("stop", "aws2", "-y", timeout=300).returncode == 0
-    assert cluster(styx, "aws2")["status"] == "STOPPED"
+    assert cluster_row(styx, "aws2")["status"] == "STOPPED"
     assert styx("start", "aws2", "-y", timeout=600).returncode == 0
     r = styx("exec", "aws2", "--num-nodes", "2", "echo again-$SKYPILOT_NODE_RANK", timeout=120)
     assert r.returncode == 0, r.stderr
     assert "again-0" in r.stdout and "again-1" in r.stdout
 
     assert styx("down", "aws2", "-y", timeout=300).returncode == 0
-    assert cluster(styx, "aws2") is None
+    assert cluster_row(styx, "aws2") is None
     # Priced at launch from the catalog (2 nodes in us-east-1), billed while up, not stopped.
     r = styx("cost-report", "--json")
     assert r.returncode == 0, r.stderr
@@ -140,11 +139,11 @@ def test_capacity_error_in_zone_a_lands_in_zone_b(
     )["Reservations"][0]["Instances"][0]["InstanceId"]
     ec2.terminate_instances(InstanceIds=[worker])
     wait_for(
-        lambda: styx("status", "-r").returncode == 0 and cluster(styx, "fzb")["status"] != "UP",
+        lambda: styx("status", "-r").returncode == 0 and cluster_row(styx, "fzb")["status"] != "UP",
         60,
         "status -r to notice",
     )
-    assert cluster(styx, "fzb")["status"] in ("DEGRADED", "STOPPED")
+    assert cluster_row(styx, "fzb")["status"] in ("DEGRADED", "STOPPED")
     assert styx("down", "fzb", "-y", timeout=300).returncode == 0
 
 
@@ -173,23 +172,9 @@ def test_quota_error_blocks_the_region(
 def test_kill_9_mid_provisioning_then_status_and_down_leave_nothing(
     styx: Styx, aws_endpoint: AwsEndpoint, tmp_path: Path
 ) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "styx.cli.main", "launch", task(tmp_path), "-c", "k9", "-y"],
-        env=styx.env(),
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    kill_9_mid_launch_then_down(
+        styx, "k9", [task(tmp_path)], lambda: bool(zone_of(aws_endpoint, "k9"))
     )
-    try:
-        wait_for(lambda: bool(zone_of(aws_endpoint, "k9")), 120, "instances to exist")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    assert cluster(styx, "k9") is not None  # recorded before anything was created
-    assert styx("status", "-r").returncode == 0
-    r = styx("down", "k9", "-y", timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert cluster(styx, "k9") is None
     time.sleep(0.5)  # the no_aws_leaks fixture checks moto after the test
 
 

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +13,7 @@ import pytest
 pytest.importorskip("google.cloud.compute_v1")
 
 from tests.gcp.conftest import CATALOG, GceHosts, GCEServer, gcp_env
-from tests.ops.conftest import REPO, Styx, wait_for
+from tests.ops.conftest import Styx, cluster_row, kill_9_mid_launch_then_down, wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 ONE = "resources: {infra: gcp/us-central1, cpus: 2}\n"
@@ -55,11 +52,6 @@ def catalog_price(instance_type: str, zone: str) -> float:
             if row["InstanceType"] == instance_type and row["AvailabilityZone"] == zone:
                 return float(row["Price"])
     raise AssertionError(f"{instance_type} in {zone} is not in the catalog")
-
-
-def cluster(styx: Styx, name: str) -> dict | None:
-    rows = json.loads(styx("status", "--json", check=True).stdout)
-    return next((r for r in rows if r["name"] == name), None)
 
 
 def test_four_nodes_launch_exec_stop_start_and_down(
@@ -139,21 +131,10 @@ def test_kill_9_mid_provisioning_then_status_and_down_leave_nothing(
     styx: Styx, gce: GCEServer, tmp_path: Path
 ) -> None:
     gce.slow(3.0, op_types={"insert"})  # instances exist, their inserts not yet DONE
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "styx.cli.main", "launch", task(tmp_path, TWO_REGIONS),
-         "-c", "k9", "-y", "--num-nodes", "2"],
-        env=styx.env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    kill_9_mid_launch_then_down(
+        styx, "k9", [task(tmp_path, TWO_REGIONS), "--num-nodes", "2"],
+        lambda: bool(zones_of(gce, "k9")),
     )  # fmt: skip
-    try:
-        wait_for(lambda: bool(zones_of(gce, "k9")), 120, "instances to exist")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    assert cluster(styx, "k9") is not None  # recorded before anything was created
-    assert styx("status", "-r").returncode == 0
-    r = styx("down", "k9", "-y", timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert cluster(styx, "k9") is None
     assert zones_of(gce, "k9") == set()  # and the gce fixture checks disks, rules and hosts
 
 
@@ -192,8 +173,8 @@ def test_autostop_stops_then_autodown_deletes_from_the_head_through_its_service_
     assert {(q["client"], q["authorization"]) for q in stops} == {
         (head_ip, f"Bearer sa-{head['name']}")
     }
-    assert cluster(s, "ga") is not None and s("status", "-r").returncode == 0
-    assert cluster(s, "ga")["status"] == "STOPPED"
+    assert cluster_row(s, "ga") is not None and s("status", "-r").returncode == 0
+    assert cluster_row(s, "ga")["status"] == "STOPPED"
     # Launched again, it starts; with --down, autostop then deletes it all from the head.
     r = s("launch", yaml, "-c", "ga", "-y", "-i", "0", "--down", timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -202,4 +183,4 @@ def test_autostop_stops_then_autodown_deletes_from_the_head_through_its_service_
     deletes = gce.requests("DELETE", r"/(instances|firewalls)/[^/]+$")
     assert deletes and all(q["authorization"].startswith("Bearer sa-") for q in deletes), deletes
     assert s("status", "-r").returncode == 0
-    assert cluster(s, "ga") is None  # and the gce fixture checks disks, rules and hosts
+    assert cluster_row(s, "ga") is None  # and the gce fixture checks disks, rules and hosts

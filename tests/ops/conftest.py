@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -86,6 +87,36 @@ def wait_for(pred: Callable[[], bool], timeout: float, what: str) -> None:
             return
         time.sleep(0.5)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def cluster_row(styx: Styx, name: str) -> dict | None:
+    """The cluster's row of ``styx status --json``, or None."""
+    import json
+
+    rows = json.loads(styx("status", "--json", check=True).stdout)
+    return next((r for r in rows if r["name"] == name), None)
+
+
+def kill_9_mid_launch_then_down(
+    styx: Styx, name: str, launch_args: list[str], made: Callable[[], bool]
+) -> None:
+    """``styx launch LAUNCH_ARGS -c NAME -y`` killed with SIGKILL once ``made()`` (the infra
+    has begun making the cluster); then the record is there, ``status -r`` works and
+    ``down`` removes it. The caller checks the infra itself is empty."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "styx.cli.main", "launch", *launch_args, "-c", name, "-y"],
+        env=styx.env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(made, 120, "instances to exist")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert cluster_row(styx, name) is not None  # recorded before anything was created
+    assert styx("status", "-r").returncode == 0
+    r = styx("down", name, "-y", timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert cluster_row(styx, name) is None
 
 
 def assert_no_leaks(before: leaks.Snapshot, home: Path, timeout: float = 15.0) -> None:
