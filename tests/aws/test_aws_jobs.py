@@ -21,14 +21,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests import leaks
 from tests.aws.harness import AwsEndpoint, AwsNetwork
 from tests.aws.materializer import Materializer
 from tests.aws.test_aws_cluster import PRICES, ZONES, write_catalog
 from tests.jobs import e2e
 from tests.ops.conftest import wheelhouse
 
-from styx.state import db as dbmod
 from styx.state.clusters import list_clusters
 from styx.state.db import Database
 
@@ -57,20 +55,12 @@ def db(
         pytest.skip("no wheelhouse with Ray (scripts/test.sh builds .wheelhouse)")
     no_aws_leaks.add("styx-key-*")  # the user's own key pair stays, as in SkyPilot
     (home / "config.yaml").write_text(yaml.safe_dump({"aws": aws_vpc.config()}))
-    monkeypatch.delenv("STYX_DB_URL", raising=False)
-    monkeypatch.setenv("STYX_HOME", str(home))
-    monkeypatch.setenv("STYX_CATALOG_DIR", str(write_catalog(tmp_path / "catalog")))
-    monkeypatch.setenv("STYX_WHEELHOUSE", str(wheelhouse()))
-    dbmod.clear_cache()
-    before = leaks.snapshot()
-    database = Database.open()
-    yield database
-    e2e.stop_everything(home)
-    leaked = [c.name for c in list_clusters(database) if c.name.startswith("styx-mj-")]
-    leaks.assert_none_since(before, (str(home),))
-    database.close()
-    dbmod.clear_cache()
-    assert leaked == []  # and no_aws_leaks checks moto itself
+    env = {
+        "STYX_CATALOG_DIR": str(write_catalog(tmp_path / "catalog")),
+        "STYX_WHEELHOUSE": str(wheelhouse()),
+    }
+    with e2e.jobs_database(home, monkeypatch, env) as database:
+        yield database  # and no_aws_leaks checks moto itself
 
 
 def terminate(aws_endpoint: AwsEndpoint, cluster: str) -> str:

@@ -18,12 +18,10 @@ import pytest
 
 pytest.importorskip("google.cloud.compute_v1")
 
-from tests import leaks
 from tests.gcp.conftest import GCEServer, gcp_env, write_config
 from tests.jobs import e2e
 
 from styx.jobs.controller import cluster_name
-from styx.state import db as dbmod
 from styx.state.clusters import list_clusters
 from styx.state.db import Database
 
@@ -36,20 +34,8 @@ def db(gce: GCEServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     home = tmp_path / "home"
     home.mkdir()
     write_config(home)
-    monkeypatch.delenv("STYX_DB_URL", raising=False)
-    monkeypatch.setenv("STYX_HOME", str(home))
-    for k, v in gcp_env(gce).items():
-        monkeypatch.setenv(k, v)
-    dbmod.clear_cache()
-    before = leaks.snapshot()
-    database = Database.open()
-    yield database
-    e2e.stop_everything(home)
-    leaked = [c.name for c in list_clusters(database) if c.name.startswith("styx-mj-")]
-    leaks.assert_none_since(before, (str(home),))
-    database.close()
-    dbmod.clear_cache()
-    assert leaked == []  # and the gce fixture checks the stand-in and its hosts
+    with e2e.jobs_database(home, monkeypatch, gcp_env(gce)) as database:
+        yield database  # and the gce fixture checks the stand-in and its hosts
 
 
 def preempt(gce: GCEServer, cluster: str) -> str:

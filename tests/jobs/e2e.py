@@ -1,6 +1,6 @@
-"""Managed jobs on real clusters (SSH pools, AWS through moto): helpers and the scenarios of
-issue 7's "Must show", written once and run on each infra by tests/jobs/test_jobs_ssh.py and
-tests/aws/test_aws_jobs.py.
+"""Managed jobs on real clusters (SSH pools, AWS through moto, GCP through its stand-in):
+helpers and the scenarios of issue 7's "Must show", written once and run on each infra by
+tests/jobs/test_jobs_ssh.py, tests/aws/test_aws_jobs.py and tests/gcp/test_gcp_jobs.py.
 
 Jobs go in through ``styx jobs launch``, and the real daemon (supervisor and controller, with
 the real ``ClusterBackend``) drives them while the test injects faults (kills a host,
@@ -9,6 +9,7 @@ terminates an instance, ``kill -9`` of the controller) and reads the database as
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,17 +17,49 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+
+import pytest
+from tests import leaks
 
 from styx.errors import StyxError
 from styx.jobs.controller import cluster_name
+from styx.state import db as dbmod
 from styx.state import managed_jobs as repo
-from styx.state.clusters import get_cluster
+from styx.state.clusters import get_cluster, list_clusters
 from styx.state.db import Database
 from styx.state.records import DagRunStatus, ManagedJobEvent, ManagedJobRecord, ManagedJobStatus
 
 S = ManagedJobStatus
+
+
+@contextlib.contextmanager
+def jobs_database(
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    env: Mapping[str, str] | None = None,
+    after: Callable[[], None] = lambda: None,
+) -> Iterator[Database]:
+    """The state database of ``home`` for a managed-jobs scenario, with ``STYX_HOME`` (and
+    ``env``) set through ``monkeypatch``. Afterwards: the daemon is stopped, no process of any
+    cluster started meanwhile is alive, and no managed-job cluster is left in the database
+    (``after()`` runs between the two, e.g. to reboot hosts a test powered off)."""
+    monkeypatch.delenv("STYX_DB_URL", raising=False)
+    monkeypatch.setenv("STYX_HOME", str(home))
+    for key, value in (env or {}).items():
+        monkeypatch.setenv(key, value)
+    dbmod.clear_cache()
+    before = leaks.snapshot()
+    database = Database.open()
+    yield database
+    stop_everything(home)
+    leaked = [c.name for c in list_clusters(database) if c.name.startswith("styx-mj-")]
+    leaks.assert_none_since(before, (str(home),))
+    after()
+    database.close()
+    dbmod.clear_cache()
+    assert leaked == []
 
 
 #: The jobs daemon's knobs for tests: poll clusters every 0.5 s (not 10), exit 2 s after the

@@ -12,14 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests import leaks
 from tests.jobs import e2e
 from tests.jobs.e2e import cluster_hosts
 from tests.ops.conftest import wheelhouse
 from tests.testworld.testbed import Testbed, usable
 
-from styx.state import db as dbmod
-from styx.state.clusters import list_clusters
 from styx.state.db import Database
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -54,23 +51,15 @@ def home(bed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def db(home: Path, bed: Testbed, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
-    monkeypatch.delenv("STYX_DB_URL", raising=False)
-    monkeypatch.setenv("STYX_HOME", str(home))
-    monkeypatch.setenv("STYX_WHEELHOUSE", str(wheelhouse()))
-    dbmod.clear_cache()
-    before = leaks.snapshot()
-    database = Database.open()
-    yield database
-    e2e.stop_everything(home)
+    def reboot_dead_hosts() -> None:
+        for i in range(1, HOSTS + 1):
+            if not bed.alive(i):
+                bed.reboot(i)
+
     # Whatever happened, no managed-job cluster may be left holding a host, nor any process.
-    leaked = [c.name for c in list_clusters(database) if c.name.startswith("styx-mj-")]
-    leaks.assert_none_since(before, (str(home),))
-    for i in range(1, HOSTS + 1):
-        if not bed.alive(i):
-            bed.reboot(i)
-    database.close()
-    dbmod.clear_cache()
-    assert leaked == []
+    env = {"STYX_WHEELHOUSE": str(wheelhouse())}
+    with e2e.jobs_database(home, monkeypatch, env, after=reboot_dead_hosts) as database:
+        yield database
 
 
 def host_index(bed: Testbed, address: str) -> int:
