@@ -118,6 +118,28 @@ def test_forked_child_uses_its_own_connections(db: Database) -> None:
 # -- selection ---------------------------------------------------------------------------------
 
 
+def test_a_second_database_object_keeps_the_first_ones_locks(tmp_path: Path) -> None:
+    """Two Database objects on one SQLite file in one process (a controller and the user
+    operations it runs): opening the second must not drop the first one's POSIX locks, else
+    another process closing its last connection deletes the WAL the first still writes to,
+    and what it writes is lost to everyone else."""
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    first = Database(url)
+    first.set_setting("who", "first")
+    second = Database(url)
+    second.set_setting("who", "second")
+    first.set_setting("who", "first again")  # both hold pooled connections now
+    code = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('select count(*) from meta').fetchall(); c.close()"
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "state.db")], check=True)
+    first.set_setting("who", "after")
+    other = sqlite3.connect(tmp_path / "state.db")
+    [(value,)] = other.execute("SELECT value FROM meta WHERE key = 'who'").fetchall()
+    other.close()
+    assert value == "after"
+    first.close()
+    second.close()
+
+
 def test_url_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("STYX_HOME", str(tmp_path))
     monkeypatch.delenv("STYX_DB_URL", raising=False)

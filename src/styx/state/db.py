@@ -280,9 +280,13 @@ def _make_private(path: str) -> None:
     this user does not own."""
     if path == ":memory:":
         return
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
+    # Only create it: opening and closing a file this process has open through SQLite would
+    # drop every POSIX lock SQLite holds on it here (locks belong to the process, and close
+    # releases them all). Another process would then take itself for the last one, delete
+    # the WAL, and this process would go on writing into a deleted file nobody else reads.
+    if not os.path.exists(path):
+        with contextlib.suppress(OSError):
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     for name in (path, f"{path}-wal", f"{path}-shm"):
         with contextlib.suppress(OSError):
             if os.stat(name).st_mode & 0o077:
