@@ -10,7 +10,7 @@ root="$(pwd)"
 need_apt=()
 for bin in sshd:openssh-server rsync:rsync ip:iproute2 nft:nftables podman:podman runc:runc \
   docker-registry:docker-registry debootstrap:debootstrap rclone:rclone fusermount3:fuse3 \
-  git:git npm:npm; do
+  git:git npm:npm haproxy:haproxy wrk:wrk; do
   command -v "${bin%%:*}" >/dev/null 2>&1 || need_apt+=("${bin#*:}")
 done
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)

@@ -3,7 +3,8 @@
 A cluster's processes are found the way Styx itself finds them, by ownership, not by command
 lines: Ray's processes carry ``STYX_RAY_OWNER`` (and run in a session recorded in their private
 folder), job processes carry ``STYX_JOB_MARKER``, agents and supervisors name their root on
-their command line. Folders: each cluster's private Ray folder, ``/tmp/styx-ray-*``.
+their command line, as do the serve daemon and each service's HAProxy. Folders: each
+cluster's private Ray folder, ``/tmp/styx-ray-*``.
 Zombies are not counted: they are dead, and only their parent (or init) can reap them.
 """
 
@@ -47,6 +48,8 @@ def styx_processes(also: tuple[str, ...] = ()) -> dict[int, str]:
             continue
         ours = any(b"\0" + m in b"\0" + env for m in MARKERS)
         ours = ours or "styx.agent" in cmd or any(a in cmd for a in also)
+        # Serving: the serve daemon, and a service's HAProxy (its config is under serve/).
+        ours = ours or "styx.serve.daemon" in cmd or "/serve/services/" in cmd
         if ours:
             out[int(pid)] = cmd[:200]
     return out

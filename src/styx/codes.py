@@ -171,6 +171,23 @@ CODES: tuple[Code, ...] = (
     _C("git-repo-unreachable", 7, "the git repository cannot be reached, or is not a repository"),
     _C("git-missing", 7, "git is not installed on a node (or on this machine)"),
     _C("git-clone-failed", 7, "cloning or updating the git workdir failed on a node"),
+    # services (styx serve)
+    _C("no-service-section", 2, "`styx serve` was given a task without a `service:` section"),
+    _C("service-port-missing", 2, "a service gives no port its replicas listen on"),
+    _C("invalid-service-name", 2, "a service name that is not lower-case letters, digits and '-'"),
+    _C("service-not-found", 3, "no service of that name (`styx serve status`)"),
+    _C("replica-not-found", 3, "the service has no replica of that id"),
+    _C("load-balancer-missing", 4, "HAProxy, the services' load balancer, is not installed here"),
+    _C("load-balancer-config", 4, "HAProxy refused the load balancer's configuration (TLS files)"),
+    _C("load-balancer-failed", 4, "the load balancer did not start"),
+    _C("tls-file-unreadable", 4, "a service's TLS key or certificate cannot be read"),
+    _C("service-exists", 5, "a service of that name exists already"),
+    _C("service-shutting-down", 5, "the service is being torn down"),
+    _C("service-down-timeout", 5, "a service was still shutting down when `serve down` gave up"),
+    _C("service-infeasible", 6, "no enabled infra could ever run a replica of the service"),
+    _C("no-free-port", 6, "no port is free for the service's load balancer"),
+    _C("load-balancer-unreachable", 7, "the load balancer's runtime API did not answer"),
+    _C("load-balancer-refused", 7, "the load balancer refused a runtime-API command"),
     # 8: state
     _C("state-error", 8, "the local state database failed"),
     # 70: bugs and unexpected states

@@ -163,8 +163,19 @@ def test_dryrun_of_an_infeasible_request_says_why(tmp_path: Path) -> None:
 
 
 def test_unsupported_fields_are_refused_not_ignored(tmp_path: Path) -> None:
-    r = styx("launch", "examples/service.yaml", "-c", "svc", home=tmp_path)
-    assert r.returncode == 4 and "not-supported" in r.stderr and "service" in r.stderr
+    task = tmp_path / "volumes.yaml"
+    task.write_text("volumes: {/data: my-volume}\nrun: ls /data\n")
+    r = styx("launch", str(task), "-c", "vol", home=tmp_path)
+    assert r.returncode == 4 and "not-supported" in r.stderr and "volumes" in r.stderr
+    no_traceback(r)
+
+
+def test_a_service_file_is_planned_as_a_plain_task(tmp_path: Path) -> None:
+    r = styx("launch", "examples/service.yaml", "--dryrun", home=tmp_path)
+    assert r.returncode == 6 and "resources-unavailable" in r.stderr  # GPUs, no cloud here
+    assert "not-supported" not in r.stderr
+    r = styx("serve", "up", "examples/service.yaml", "-n", "llm", "-y", home=tmp_path)
+    assert r.returncode == 6 and "service-infeasible" in r.stderr
     no_traceback(r)
 
 
@@ -211,7 +222,7 @@ def test_status_empty(tmp_path: Path) -> None:
     "example, code, words",
     [
         ("examples/file_mounts.yaml", 2, "does not exist"),
-        ("examples/service.yaml", 4, "services"),
+        ("examples/service.yaml", 6, "resources-unavailable"),
         ("examples/envs_secrets.yaml", 2, "RUN_ID"),
     ],
 )

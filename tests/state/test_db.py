@@ -35,6 +35,9 @@ TABLES = {
     "cluster_usage",
     "dag_runs",
     "locks",
+    "storage",
+    "services",
+    "service_replicas",
 }
 
 

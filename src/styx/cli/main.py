@@ -59,6 +59,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "jobs",
         "Managed jobs and DAG runs: launch, queue, logs, cancel.",
     ),
+    "serve": (
+        "styx.cli.cmd_serve",
+        "serve",
+        "Services behind a load balancer: up, status, update, down, logs.",
+    ),
 }
 
 

@@ -76,6 +76,11 @@ def launch_warnings(task: Task, infra: str) -> list[str]:
     title = info(infra).title
     for key in unapplied_task_config(infra, thaw(task.config) if task.config else {}):
         out.append(f"Task config '{key}' has no effect on {title}; it is ignored.")
+    if task.service is not None:
+        out.append(
+            "The task has a 'service:' section: `styx launch` runs it as a plain task. To serve "
+            "it behind a load balancer with replicas, use `styx serve up FILE`."
+        )
     return out
 
 

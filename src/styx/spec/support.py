@@ -22,8 +22,6 @@ def unsupported_features(task: Task) -> list[tuple[str, str]]:
         path = format_path(("file_mounts", dest))
         if mount.is_volume:
             found.append((path, "volume mounts in file_mounts"))
-    if task.service is not None:
-        found.append(("service", "services"))
     if task.volumes:
         found.append(("volumes", "volumes"))
     return found

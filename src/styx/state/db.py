@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from styx.state._fast import FastReader
 
 #: The Alembic revision this Styx writes; bump it with every new file in migrations/versions.
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 ENV_VAR = "STYX_DB_URL"
 BUSY_TIMEOUT_S = 30.0
 #: How long contention is retried before it is reported as an error.

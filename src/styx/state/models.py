@@ -236,3 +236,46 @@ class Storage(Base):
     updated_at: Mapped[float] = mapped_column(Double)
     last_use: Mapped[str | None] = mapped_column(Text)
     user_name: Mapped[str | None] = mapped_column(String(255))
+
+
+class Service(Base):
+    """A service ``styx serve up`` started. ``specs`` maps each version (as text) to its task
+    (a task dict with its ``service:`` section); ``version`` is the one replicas converge to.
+    ``lb_port`` is the load balancer's port on this machine."""
+
+    __tablename__ = "services"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    status: Mapped[str] = mapped_column(String(24))
+    version: Mapped[int] = mapped_column(Integer)
+    specs: Mapped[dict[str, Any]] = mapped_column(JSONValue)
+    update_mode: Mapped[str] = mapped_column(String(16))
+    lb_host: Mapped[str] = mapped_column(String(64))
+    lb_port: Mapped[int] = mapped_column(Integer)
+    tls: Mapped[int] = mapped_column(Integer)
+    next_replica_id: Mapped[int] = mapped_column(Integer)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Double)
+    updated_at: Mapped[float] = mapped_column(Double)
+    user_name: Mapped[str | None] = mapped_column(String(255))
+
+
+class ServiceReplica(Base):
+    """One replica of a service: its own cluster, the version it runs and where it serves."""
+
+    __tablename__ = "service_replicas"
+
+    service: Mapped[str] = mapped_column(
+        String(255), ForeignKey("services.name", ondelete="CASCADE"), primary_key=True
+    )
+    replica_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(24))
+    cluster_name: Mapped[str] = mapped_column(String(255))
+    use_spot: Mapped[int] = mapped_column(Integer)
+    endpoint: Mapped[str | None] = mapped_column(String(255))
+    infra: Mapped[str | None] = mapped_column(String(255))
+    reason: Mapped[str | None] = mapped_column(Text)
+    launched_at: Mapped[float] = mapped_column(Double)
+    status_since: Mapped[float] = mapped_column(Double)
+    ready_at: Mapped[float | None] = mapped_column(Double)
