@@ -40,8 +40,8 @@ _LAZY = {
 def __getattr__(name: str) -> Any:
     import importlib
 
-    if name == "jobs":  # managed jobs: styx.jobs.launch, queue, cancel, logs, wait
-        return importlib.import_module("styx.jobs")
+    if name in ("jobs", "serve"):  # styx.jobs.launch, queue ...; styx.serve.up, status ...
+        return importlib.import_module(f"styx.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'styx' has no attribute {name!r}")
@@ -54,5 +54,6 @@ __all__ = [
     "Task",
     "__version__",
     "jobs",
+    "serve",
     *sorted(set(_LAZY) - {"Dag", "Resources", "Task"}),
 ]

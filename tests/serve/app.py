@@ -67,6 +67,7 @@ def main() -> None:
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 8080
     server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
     server.daemon_threads = True
+    print(f"replica {REPLICA} v{VERSION} serving on port {port}", flush=True)
     server.serve_forever()
 
 

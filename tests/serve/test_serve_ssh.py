@@ -11,6 +11,7 @@ and ``serve down`` leaving no cluster, process or port.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -30,10 +31,16 @@ from tests.ops.conftest import wheelhouse
 from tests.serve.conftest import APP, Load, get
 from tests.testworld.testbed import Testbed, usable
 
+from styx.serve import haproxy
+
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 HOSTS = 5  # 2 replicas, 2 more while a rolling update surges, 1 spare for a replacement
 #: The serve daemon's knobs for tests: a round every 0.5 s, a 3 s QPS window, exit 2 s idle.
-FAST = {"STYX_SERVE_TICK": "0.5", "STYX_SERVE_QPS_WINDOW": "3", "STYX_SERVE_IDLE_EXIT": "2"}
+#: Requests held while no replica is READY wait 3 s (not 600) before a 503.
+FAST = {
+    "STYX_SERVE_TICK": "0.5", "STYX_SERVE_QPS_WINDOW": "3", "STYX_SERVE_IDLE_EXIT": "2",
+    "STYX_SERVE_HOLD_TIMEOUT": "3",
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +167,9 @@ def test_two_replicas_kill_9_rolling_update_host_loss_and_down(world: World) -> 
     }
     table = world.cli("serve", "status").stdout
     assert "web" in table and endpoint in table and "READY" in table
+    first = view["replicas"][0]["replica_id"]
+    out = world.cli("serve", "logs", "web", str(first), "--no-follow").stdout
+    assert f"replica {first} v1 serving on port 8080" in out
 
     # Round robin: both replicas answer, in turn.
     answers = [get(host, port, "/whoami")[1].split()[1] for _ in range(20)]
@@ -278,7 +288,12 @@ def test_autoscaling_and_a_probe_that_never_passes(world: World) -> None:
     world.wait(lambda: failed(), 240, "the sick replica to fail")
     reason = failed()[0]["reason"]
     assert "readiness probe did not pass within 8 s" in reason and "HTTP 503" in reason
-    lb_log = world.cli("serve", "logs", "sick", "--load-balancer", "--no-follow").stdout
-    assert "replicas/r" not in lb_log.replace("replicas/hold", "")  # no request went to a slot
+    # No traffic reached it: a request is held (no replica is READY), then refused, and no
+    # server slot of the load balancer ever carried a request.
+    status, body = get("127.0.0.1", sick_port, "/whoami", timeout=30)
+    assert status == 503 and "No replica" in body
+    lb = haproxy.LbSettings(world.home / "serve" / "services" / "sick", "127.0.0.1", sick_port)
+    stats = asyncio.run(haproxy.stats(lb))
+    assert stats.requests >= 1 and all(slot.total == 0 for slot in stats.slots.values())
     world.cli("serve", "down", "--all", "-y")
     assert not port_open("127.0.0.1", sick_port) and not port_open("127.0.0.1", auto_port)

@@ -196,7 +196,6 @@ def down(
     """Tear services down (``names``, or every one with ``all_``): their replicas' clusters,
     load balancers and records. Waits until they are gone unless ``wait`` is False."""
     from styx.serve import daemon
-    from styx.state import secret_files
     from styx.state import services as repo
 
     if bool(names) == all_:
@@ -227,17 +226,7 @@ def down(
                 code="service-down-timeout",
             )
         time.sleep(0.5)
-    for name in chosen:
-        for key in _secret_keys(name):
-            secret_files.forget("serve", key)
     return chosen
-
-
-def _secret_keys(name: str) -> list[str]:
-    from styx import paths
-
-    folder = paths.home() / "serve" / "secrets"
-    return [p.stem for p in folder.glob(f"{name}.v*.json")] if folder.exists() else []
 
 
 def logs(name: str, target: str | int = "controller", *, follow: bool = False) -> Iterator[str]:

@@ -97,6 +97,7 @@ class ServiceLoop:
         self.ready: dict[int, str] = {}  # replica id -> host:port, READY
         self.failures: collections.Counter[int] = collections.Counter()  # version -> in a row
         self.samples: collections.deque[tuple[float, int]] = collections.deque()
+        self.job_checked: dict[int, float] = {}  # replica id -> when its job was last asked
         self.autoscaler: Autoscaler | None = None
         self.lb: haproxy.LbSettings | None = None
         self.holder: Holder | None = None
@@ -154,7 +155,7 @@ class ServiceLoop:
         except NotFoundError:
             return True
         if svc.status is ServiceStatus.SHUTTING_DOWN:
-            await self._shutdown()
+            await self._shutdown(svc)
             return True
         stats = await self._stats()
         rows = await self.call(repo.list_replicas, self.db, self.name)
@@ -232,7 +233,9 @@ class ServiceLoop:
                 self.ready[r.replica_id] = str(r.endpoint)
                 continue
             self.ready.pop(r.replica_id, None)
-            if r.status is RS.STARTING and now - r.status_since > spec.initial_delay_s:
+            if r.status is RS.STARTING and await self._job_ended(r):
+                changed = True
+            elif r.status is RS.STARTING and now - r.status_since > spec.initial_delay_s:
                 reason = f"readiness probe did not pass within {spec.initial_delay_s:g} s: {why}"
                 await self._fail(r, reason)
                 changed = True
@@ -256,6 +259,19 @@ class ServiceLoop:
         if changed:
             return await self.call(repo.list_replicas, self.db, self.name)
         return rows
+
+    async def _job_ended(self, r: ReplicaRecord) -> bool:
+        """Whether the replica's service exited before its probe passed (then it is FAILED
+        now, without waiting out the initial delay); asked at most every 5 s."""
+        now = time.monotonic()
+        if now - self.job_checked.get(r.replica_id, 0.0) < 5.0:
+            return False
+        self.job_checked[r.replica_id] = now
+        ended = await self.call(replicas.job_ended, r.cluster_name)
+        if ended is None:
+            return False
+        await self._fail(r, f"the service exited before its readiness probe passed ({ended})")
+        return True
 
     async def _probe(self, svc: ServiceRecord, r: ReplicaRecord) -> str | None:
         host, _, port = str(r.endpoint).rpartition(":")
@@ -472,7 +488,7 @@ class ServiceLoop:
         if status is not svc.status:
             await self.call(repo.set_service_status, self.db, self.name, status)
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self, svc: ServiceRecord) -> None:
         assert self.lb is not None
         self.info("shutting down")
         self.ready.clear()
@@ -498,6 +514,8 @@ class ServiceLoop:
             raise _NotYet()
         await asyncio.to_thread(haproxy.stop, self.lb)
         await self.call(repo.remove_service, self.db, self.name)
+        for version in {int(v) for v in svc.specs}:
+            secret_files.forget("serve", f"{self.name}.v{version}")
         self.info("down")
 
 

@@ -69,7 +69,7 @@ class LbSettings:
 
 def binary() -> str:
     """The haproxy executable; NotSupportedError ``load-balancer-missing`` when absent."""
-    found = os.environ.get("STYX_HAPROXY") or shutil.which("haproxy")
+    found = shutil.which(os.environ.get("STYX_HAPROXY") or "haproxy")
     if not found:
         raise NotSupportedError(
             "HAProxy, which Styx uses as the services' load balancer, is not installed here.",
@@ -89,12 +89,16 @@ def render(lb: LbSettings) -> str:
     if lb.tls_pem is not None:
         bind += f" ssl crt {lb.tls_pem}"
     stream = max(1, int(lb.stream_timeout_s))
+    # Half the cores: the rest stay with the replicas, the controller and the clients on this
+    # machine (on 2 cores, 1 thread gave 56 % of direct throughput against 44 % for 2).
+    threads = max(1, (os.cpu_count() or 2) // 2)
     return f"""# Written by Styx for one service; driven at run time through {lb.socket.name}.
 global
     stats socket {lb.socket} mode 600 level admin
     stats timeout 10s
     log stdout format raw daemon
     hard-stop-after 30s
+    nbthread {threads}
 
 defaults
     mode http

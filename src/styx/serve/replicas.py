@@ -119,6 +119,26 @@ def gone(cluster: str) -> bool:
         return False
 
 
+def job_ended(cluster: str) -> str | None:
+    """How the replica's service job ended (``"FAILED, exit code 1"``), or None while it runs
+    (or when that cannot be told now)."""
+    from styx.ops import queries
+
+    try:
+        jobs = queries.queue(cluster, all_jobs=True)
+    except Exception as e:  # the check failed, not (yet) the job
+        log.info("%s: job check failed: %s", cluster, e)
+        return None
+    if not jobs:
+        return None
+    latest = max(jobs, key=lambda j: j.job_id)
+    status = str(getattr(latest.status, "value", latest.status))
+    if status in ("PENDING", "SETTING_UP", "RUNNING", "INIT"):
+        return None
+    code = getattr(latest, "exit_code", None)
+    return status + (f", exit code {code}" if code is not None else "")
+
+
 def log_chunks(cluster: str, *, follow: bool) -> Iterator[bytes]:
     """The output of the replica's service job (the latest job on its cluster)."""
     from styx.ops import queries
