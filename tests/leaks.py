@@ -56,7 +56,8 @@ def styx_processes(also: tuple[str, ...] = ()) -> dict[int, str]:
 
 
 def ray_folders() -> set[str]:
-    return set(glob.glob("/tmp/styx-ray-*"))
+    """Clusters' private Ray folders, and services' load-balancer socket folders."""
+    return set(glob.glob("/tmp/styx-ray-*")) | set(glob.glob("/tmp/styx-lb-*"))
 
 
 def snapshot() -> Snapshot:

@@ -512,6 +512,8 @@ class ServiceLoop:
         if left:  # tried again next tick: the service stays SHUTTING_DOWN
             self.info("could not tear down %s yet", ", ".join(left))
             raise _NotYet()
+        assert self.holder is not None
+        await self.holder.close()  # its socket goes before the sockets' folder
         await asyncio.to_thread(haproxy.stop, self.lb)
         await self.call(repo.remove_service, self.db, self.name)
         for version in {int(v) for v in svc.specs}:

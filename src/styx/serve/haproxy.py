@@ -47,12 +47,21 @@ class LbSettings:
     tls_pem: Path | None = None
 
     @property
+    def sockets(self) -> Path:
+        """A short private folder for the unix sockets: a socket's path may not pass 107
+        bytes, and a service's folder under a deep STYX_HOME can."""
+        import hashlib
+
+        digest = hashlib.sha1(str(self.folder.resolve()).encode()).hexdigest()[:10]
+        return Path(f"/tmp/styx-lb-{digest}")
+
+    @property
     def socket(self) -> Path:
-        return self.folder / "haproxy.sock"
+        return self.sockets / "haproxy.sock"
 
     @property
     def holder(self) -> Path:
-        return self.folder / "hold.sock"
+        return self.sockets / "hold.sock"
 
     @property
     def config(self) -> Path:
@@ -146,13 +155,30 @@ def write_tls(folder: Path, keyfile: str, certfile: str) -> Path:
     return pem
 
 
+def private_dir(path: Path) -> None:
+    """Make ``path`` a folder only this user may enter, or refuse one someone else made."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = path.lstat()
+    if path.is_symlink() or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise NotSupportedError(
+            f"{path} is not a private folder of this user, so the load balancer cannot use it.",
+            f"Remove {path} (someone else made it), then run the command again.",
+            code="load-balancer-config",
+        )
+
+
 def check_config(lb: LbSettings) -> None:
     """Write the configuration and have HAProxy check it (a bad TLS file fails here)."""
     lb.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(lb.sockets)
     lb.config.write_text(render(lb))
-    done = subprocess.run(
-        [binary(), "-c", "-q", "-f", str(lb.config)], capture_output=True, text=True, timeout=30
-    )
+    try:
+        done = subprocess.run(
+            [binary(), "-c", "-q", "-f", str(lb.config)], capture_output=True, text=True, timeout=30
+        )
+    finally:
+        with contextlib.suppress(OSError):
+            lb.sockets.rmdir()  # made again by start(); none is left by a refused config
     if done.returncode != 0:
         detail = (done.stderr or done.stdout).strip().splitlines()
         raise NotSupportedError(
@@ -179,6 +205,7 @@ def start(lb: LbSettings) -> int:
     if pid is not None:
         return pid
     lb.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(lb.sockets)
     lb.config.write_text(render(lb))
     lb.socket.unlink(missing_ok=True)
     with lb.log.open("ab") as log:
@@ -222,6 +249,9 @@ def stop(lb: LbSettings, timeout: float = 10.0) -> None:
             deadline = time.monotonic() + timeout
         time.sleep(0.05)
     lb.pidfile.unlink(missing_ok=True)
+    lb.socket.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        lb.sockets.rmdir()  # empty once the holder's socket is gone too
 
 
 def _ended(pid: int) -> bool:

@@ -39,6 +39,7 @@ class Holder:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+            self._server = None
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
         self.path.unlink(missing_ok=True)
