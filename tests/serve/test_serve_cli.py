@@ -19,8 +19,7 @@ from tests import leaks
 from tests.serve.conftest import APP, free_port, get
 
 from styx.errors import StyxError
-from styx.spec.check import Value
-from styx.spec.service import ServiceSpec, parse_service
+from styx.spec.service import ServiceSpec
 
 REPO = Path(__file__).resolve().parents[2]
 needs_haproxy = pytest.mark.skipif(

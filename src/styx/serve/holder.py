@@ -37,11 +37,11 @@ class Holder:
         self.path.chmod(0o600)
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2.0)
+                await asyncio.wait_for(server.wait_closed(), 2.0)
         self.path.unlink(missing_ok=True)
 
     def poke(self) -> None:
