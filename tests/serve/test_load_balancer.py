@@ -160,3 +160,35 @@ def test_a_refused_configuration_is_a_coded_error(tmp_path: Path) -> None:
     with pytest.raises(NotSupportedError) as err:
         haproxy.check_config(settings)
     assert err.value.code == "load-balancer-config"
+
+
+def test_tls_is_terminated_at_the_load_balancer(tmp_path: Path, apps: list[App]) -> None:
+    import ssl
+    import subprocess
+
+    key, cert = tmp_path / "lb.key", tmp_path / "lb.crt"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    folder = tmp_path / "lb"
+    folder.mkdir()
+    pem = haproxy.write_tls(folder, str(key), str(cert))
+    assert pem.stat().st_mode & 0o777 == 0o600
+    settings = haproxy.LbSettings(folder, "127.0.0.1", free_port(), "least_load", tls_pem=pem)
+    assert "balance leastconn" in haproxy.render(settings)
+    haproxy.check_config(settings)
+    haproxy.start(settings)
+    try:
+        apps.append(App("1"))
+        run(haproxy.point(settings, "r1", "127.0.0.1", apps[0].port))
+        context = ssl.create_default_context(cafile=str(cert))
+        conn = http.client.HTTPSConnection("127.0.0.1", settings.port, context=context, timeout=10)
+        conn.request("GET", "/whoami")
+        resp = conn.getresponse()
+        assert (resp.status, resp.read()) == (200, b"replica 1 v1\n")
+        conn.close()
+    finally:
+        haproxy.stop(settings)
