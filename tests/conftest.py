@@ -18,9 +18,12 @@ def _private_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     writes the real user's credentials, config or clusters (tests that need their own set
     them again)."""
     home = tmp_path_factory.mktemp("user-home")
-    saved = {k: os.environ.get(k) for k in ("HOME", "STYX_HOME")}
+    saved = {k: os.environ.get(k) for k in ("HOME", "STYX_HOME", "STYX_TMP_TAG")}
     os.environ["HOME"] = str(home)
     os.environ["STYX_HOME"] = str(home / ".styx")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:  # the /tmp folders of this worker's clusters carry its name (tests/leaks.py)
+        os.environ["STYX_TMP_TAG"] = f"{worker}-"
     yield
     for key, value in saved.items():
         if value is None:

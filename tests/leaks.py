@@ -6,6 +6,14 @@ folder), job processes carry ``STYX_JOB_MARKER``, agents and supervisors name th
 their command line, as do the serve daemon and each service's HAProxy. Folders: each
 cluster's private Ray folder, ``/tmp/styx-ray-*``.
 Zombies are not counted: they are dead, and only their parent (or init) can reap them.
+
+With several pytest-xdist workers, each checks only what is its own: a process belongs to the
+worker named by ``PYTEST_XDIST_WORKER`` in the environment of the process itself or of its
+nearest ancestor that has one. Local clusters, daemons and load balancers inherit the worker's
+environment; a test host's processes (started by its sshd, with a clean environment) descend
+from the host's init, which the worker started. A process with no tagged ancestor counts for
+every worker. Folders carry the worker in their name (``STYX_TMP_TAG``, set by
+tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -17,6 +25,32 @@ import time
 from pathlib import Path
 
 MARKERS = (b"STYX_RAY_OWNER=", b"STYX_JOB_MARKER=")
+WORKER_ENV = b"PYTEST_XDIST_WORKER="
+
+
+def _worker_of(pid: int) -> bytes | None:
+    """The xdist worker the process belongs to (see the module's docstring), or None."""
+    for _ in range(64):  # a chain of parents is short; this bounds a race with pid reuse
+        if pid <= 1:
+            return None
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes()
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        for item in env.split(b"\0"):
+            if item.startswith(WORKER_ENV):
+                return item[len(WORKER_ENV) :]
+        pid = int(stat.rsplit(")", 1)[-1].split()[1])
+    return None
+
+
+def _mine(pid: int) -> bool:
+    me = os.environ.get("PYTEST_XDIST_WORKER")
+    if not me:
+        return True
+    owner = _worker_of(pid)
+    return owner is None or owner == me.encode()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,14 +84,16 @@ def styx_processes(also: tuple[str, ...] = ()) -> dict[int, str]:
         ours = ours or "styx.agent" in cmd or any(a in cmd for a in also)
         # Serving: the serve daemon, and a service's HAProxy (its config is under serve/).
         ours = ours or "styx.serve.daemon" in cmd or "/serve/services/" in cmd
-        if ours:
+        if ours and _mine(int(pid)):
             out[int(pid)] = cmd[:200]
     return out
 
 
 def ray_folders() -> set[str]:
-    """Clusters' private Ray folders, and services' load-balancer socket folders."""
-    return set(glob.glob("/tmp/styx-ray-*")) | set(glob.glob("/tmp/styx-lb-*"))
+    """Clusters' private Ray folders, and services' load-balancer socket folders (this
+    worker's only, when it is one)."""
+    tag = os.environ.get("STYX_TMP_TAG", "")
+    return set(glob.glob(f"/tmp/styx-ray-{tag}*")) | set(glob.glob(f"/tmp/styx-lb-{tag}*"))
 
 
 def snapshot() -> Snapshot:

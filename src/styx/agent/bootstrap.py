@@ -74,7 +74,18 @@ def ray_private_dir(root: str) -> str:
     """The private folder (0700, removed when Ray stops) of the cluster whose agent root is
     ``root``, which holds its Ray temp dir; see :mod:`styx.agent.raynode`."""
     digest = hashlib.sha1(root.encode()).hexdigest()[:10]
-    return f"/tmp/styx-ray-{digest}"
+    return f"/tmp/styx-ray-{tmp_tag()}{digest}"
+
+
+def tmp_tag() -> str:
+    """``STYX_TMP_TAG``, put in the names of the private folders Styx makes under /tmp (Ray's,
+    the load balancers' sockets), so that several users of one machine (test runs side by side)
+    can tell theirs apart; empty by default. Letters, digits and '-' only."""
+    import os
+    import re
+
+    tag = os.environ.get("STYX_TMP_TAG", "")
+    return tag if re.fullmatch(r"[A-Za-z0-9-]{0,16}", tag) else ""
 
 
 def default_temp_dir(root: str) -> str:

@@ -52,8 +52,10 @@ class LbSettings:
         bytes, and a service's folder under a deep STYX_HOME can."""
         import hashlib
 
+        from styx.agent.bootstrap import tmp_tag
+
         digest = hashlib.sha1(str(self.folder.resolve()).encode()).hexdigest()[:10]
-        return Path(f"/tmp/styx-lb-{digest}")
+        return Path(f"/tmp/styx-lb-{tmp_tag()}{digest}")
 
     @property
     def socket(self) -> Path:
