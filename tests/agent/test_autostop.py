@@ -65,3 +65,20 @@ def test_set_autostop_resets_timer_and_down(handle: AgentHandle) -> None:
     fired = wait_file(handle.root / "DOWNED", timeout=10)
     assert fired - t >= 2 * MINUTE_S * 0.9
     assert JobStore(handle.root / "jobs.db").events("autostop")[-1]["data"]["action"] == "down"
+
+
+def test_a_follower_of_a_jobs_output_holds_autostop_until_it_has_read_the_end(
+    handle: AgentHandle,
+) -> None:
+    """`styx launch -i 0 --down` streams its job: the machines must not go while it reads."""
+    from styx.agent.autostop import FOLLOWER_GRACE_S
+
+    c = handle.client
+    (handle.root / "STOPPED").unlink(missing_ok=True)
+    c.set_autostop(0)
+    job = c.submit(JobSpec(run="sleep 1; echo done"))
+    out = "".join(c.tail_logs(job, follow=True))
+    read_at = time.time()
+    assert "done" in out
+    fired = wait_file(handle.root / "STOPPED", timeout=20)
+    assert fired - read_at >= FOLLOWER_GRACE_S * 0.8

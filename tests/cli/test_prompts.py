@@ -184,5 +184,7 @@ def test_unknown_cluster_fails_before_any_question(tmp_path: Path) -> None:
 
 
 def test_launch_checks_the_task_before_asking(tmp_path: Path) -> None:
-    code, shown = styx_on_tty(tmp_path, "launch", "examples/service.yaml", "-c", "svc", answer=None)
+    task = tmp_path / "volumes.yaml"
+    task.write_text("volumes: {/data: my-volume}\nrun: ls /data\n")  # not launchable yet
+    code, shown = styx_on_tty(tmp_path, "launch", str(task), "-c", "vol", answer=None)
     assert code == 4 and "not-supported" in shown and "Proceed?" not in shown

@@ -48,7 +48,7 @@ def launch_yaml(text: str, *secrets: str) -> api.Submitted:
         ("run: x\nenvs: {MODEL: null}\n", SpecError, "missing-value"),
         ("run: x\nworkdir: /no/such/folder\n", SpecError, "workdir-not-found"),
         ("run: x\nfile_mounts: {/tmp/x: /no/such/file}\n", SpecError, "mount-source-not-found"),
-        ("run: x\nservice: {readiness_probe: /}\n", NotSupportedError, "not-supported"),
+        ("run: x\nvolumes: {/data: my-volume}\n", NotSupportedError, "not-supported"),
     ],
 )
 def test_a_task_that_could_never_run_is_refused_and_nothing_is_queued(

@@ -103,3 +103,12 @@ def test_spot_with_base_and_dynamic_on_demand_fallback() -> None:
     assert plan(static, 2, 1, [], task_spot=True) == plan(static, 2, 1, [], task_spot=True)
     out = plan(static, 2, 1, [], task_spot=True)
     assert (out.launch_spot, out.launch_ondemand) == (1, 1)
+
+
+def test_the_sdk_exposes_the_serve_calls() -> None:
+    import styx
+    from styx.serve import api
+
+    assert [getattr(styx.serve, n) for n in ("up", "status", "update", "down", "logs")] == [
+        api.up, api.status, api.update, api.down, api.logs,
+    ]  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 
 import pytest
@@ -188,12 +189,15 @@ def test_records_are_frozen_snapshots(db: Database) -> None:
     assert rec.status is ClusterStatus.INIT
 
 
-def test_last_use_is_written_without_sqlalchemy_where_sqlite_allows(db: Database) -> None:
+def test_last_use_is_written_without_sqlalchemy_where_sqlite_allows(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # `exec` records LAST USE through the sqlite3 fast path (no SQLAlchemy import on its way to
     # the job's first output); PostgreSQL, or a database the fast path cannot read, goes the
     # ordinary way. Either way the record says the same.
     from styx.ops.stages import record_use
 
+    monkeypatch.setattr(sys, "argv", ["/usr/bin/styx", "exec", "c1", "echo hi"])  # as a CLI's
     upsert_cluster(db, "c1", provider="local", handle=HANDLE, status=ClusterStatus.UP)
     record_use(db, "c1")
     used = require_cluster(db, "c1").last_use

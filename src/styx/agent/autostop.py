@@ -1,6 +1,8 @@
 """Autostop with SkyPilot's semantics.
 
-The cluster is idle when no job is PENDING, SETTING_UP or RUNNING. It has been idle since the
+The cluster is idle when no job is PENDING, SETTING_UP or RUNNING and no client is following
+a job's output (a `styx launch` that streams its job, say: stopping under it would cut it off
+before it read the job's end), nor has for ``FOLLOWER_GRACE_S``. It has been idle since the
 latest of: the end of its last job, the moment the current autostop setting was made (setting
 autostop resets the idle timer, as ``sky autostop`` does) and the agent's start. Once it has been
 idle for ``idle_minutes`` the agent runs the provider's ``stop_command`` (or ``down_command`` when
@@ -28,6 +30,11 @@ log = logging.getLogger(__name__)
 
 MINUTE_ENV = "STYX_AGENT_MINUTE_S"
 _META_KEY = "autostop"
+
+
+#: How long after the last follower of a job's output the cluster still counts as busy: time
+#: for the follower to read the end it was sent before the machines go.
+FOLLOWER_GRACE_S = 5.0
 
 
 class Autostop:
@@ -71,9 +78,10 @@ class Autostop:
         self._store.record_event("autostop_set", {"idle_minutes": idle_minutes, "down": down})
         return self.setting
 
-    def busy(self) -> None:
-        """Called whenever the cluster has an active job."""
-        self._last_busy = time.time()
+    def busy(self, grace_s: float = 0.0) -> None:
+        """Called whenever the cluster has an active job (or reader); with ``grace_s``, the
+        cluster counts as busy that much longer."""
+        self._last_busy = max(self._last_busy, time.time() + grace_s)
 
     def idle_since(self) -> float:
         return max(self._last_busy, self.set_at, self._started)

@@ -7,6 +7,7 @@ error reply; nothing a client sends can crash the agent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -187,13 +188,19 @@ class Server:
     async def _tail(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> None:
         a = _only(args, "job_id", "follow", "lines")
         job_id = a.integer_at("job_id")
+        follow = a.boolean_at("follow", False)
+        # A follower keeps the cluster from being idle until it has read the job's end.
+        with self.agent.following() if follow else contextlib.nullcontext():
+            await self._stream(job_id, follow, a.opt_integer_at("lines"), writer)
+
+    async def _stream(
+        self, job_id: int, follow: bool, lines: int | None, writer: asyncio.StreamWriter
+    ) -> None:
         chunks: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=64)
 
         async def produce() -> None:
             try:
-                async for data in self.agent.tail(
-                    job_id, a.boolean_at("follow", False), a.opt_integer_at("lines")
-                ):
+                async for data in self.agent.tail(job_id, follow, lines):
                     await chunks.put(data)
             finally:
                 await chunks.put(None)
@@ -212,12 +219,12 @@ class Server:
                 writer.write(encode(chunk_reply(data)))
                 await writer.drain()
             await producer  # ended: raises the log's own error (an unknown job), if any
+            rec = self.agent.store.get(job_id)
+            writer.write(encode(ok_reply({"status": rec.status.value, "exit_code": rec.exit_code})))
+            await writer.drain()
         finally:
             if not producer.done():
                 producer.cancel()
-        rec = self.agent.store.get(job_id)
-        writer.write(encode(ok_reply({"status": rec.status.value, "exit_code": rec.exit_code})))
-        await writer.drain()
 
 
 async def _with_heartbeats(work: Awaitable[Any], writer: asyncio.StreamWriter) -> Any:

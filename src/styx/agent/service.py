@@ -29,12 +29,12 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 from styx.agent import logs
-from styx.agent.autostop import Autostop
+from styx.agent.autostop import FOLLOWER_GRACE_S, Autostop
 from styx.agent.db import JobStore
 from styx.agent.execution import PartResult, RayExecutor, job_envs
 from styx.agent.health import gcs_answers
@@ -81,6 +81,7 @@ class Agent:
         self.started_at = time.time()
         self.version = agent_version()
         self._pending: dict[int, Candidate] = {}
+        self.followers = 0  # clients following a job's output now
         self._specs: dict[int, JobSpec] = {}
         self._running: dict[int, _Run] = {}
         self._signals: dict[int, logs.Signal] = {}
@@ -318,7 +319,17 @@ class Agent:
             (self.paths.secrets / f"{job_id}.json").unlink()
 
     def is_idle(self) -> bool:
-        return not self._pending and not self._running
+        return not self._pending and not self._running and not self.followers
+
+    @contextlib.contextmanager
+    def following(self) -> Iterator[None]:
+        """While a client follows a job's output, the cluster is not idle (autostop waits)."""
+        self.followers += 1
+        try:
+            yield
+        finally:
+            self.followers -= 1
+            self.autostop.busy(FOLLOWER_GRACE_S)  # the idle clock starts once it has read
 
     def is_active(self, job_id: int) -> bool:
         return job_id in self._pending or job_id in self._running
