@@ -70,7 +70,16 @@ echo "== lint"
 "$py" -m mypy
 "$root/.venv/bin/lint-imports"  # the design's layers: [tool.importlinter] in pyproject.toml
 
-run=("$py" -m pytest "$@")
+# Two workers (pytest-xdist), a test file each at a time: the cluster scenarios mostly wait, so
+# the suite takes about half as long; leak checks count only their own worker's processes
+# (tests/leaks.py). STYX_TEST_WORKERS=1 runs it in one process; -n in the arguments wins.
+workers="${STYX_TEST_WORKERS:-2}"
+parallel=()
+case " $* " in
+  *" -n "* | *" -n"[0-9]* | *" --numprocesses"*) ;;
+  *) if [ "$workers" -gt 1 ]; then parallel=(-n "$workers" --dist loadfile); fi ;;
+esac
+run=("$py" -m pytest "${parallel[@]}" "$@")
 export STYX_TEST_PG_URL="$pg_url"
 if [ "$(id -u)" = 0 ] && ip netns list >/dev/null 2>&1; then
   if ! ip netns list | grep -qw styx-ci; then ip netns add styx-ci; made_ns=1; fi
