@@ -112,3 +112,20 @@ def test_the_sdk_exposes_the_serve_calls() -> None:
     assert [getattr(styx.serve, n) for n in ("up", "status", "update", "down", "logs")] == [
         api.up, api.status, api.update, api.down, api.logs,
     ]  # fmt: skip
+
+
+def test_a_replica_task_opens_the_service_port_and_takes_the_chosen_spot_setting() -> None:
+    from styx.serve.replicas import replica_task
+
+    spec = {"run": "x", "resources": {"infra": "aws", "use_spot": True, "ports": [22, "9000-9100"]}}
+    task = replica_task(spec, 7, use_spot=False, port=8080)
+    assert task.envs["STYX_SERVE_REPLICA_ID"] == "7"
+    assert [(p.start, p.end) for p in task.resources.ports] == [
+        (22, 22),
+        (9000, 9100),
+        (8080, 8080),
+    ]
+    assert task.resources.use_spot is False
+    covered = replica_task(spec, 1, use_spot=True, port=9050)
+    assert [(p.start, p.end) for p in covered.resources.ports] == [(22, 22), (9000, 9100)]
+    assert replica_task({"run": "x"}, 1, use_spot=True, port=80).resources.use_spot is True

@@ -360,7 +360,12 @@ class ServiceLoop:
             task = secret_files.restore("serve", f"{self.name}.v{r.version}", svc.spec(r.version))
             try:
                 at = await self.call(
-                    replicas.launch, r.cluster_name, task, r.replica_id, use_spot=r.use_spot
+                    replicas.launch,
+                    r.cluster_name,
+                    task,
+                    r.replica_id,
+                    use_spot=r.use_spot,
+                    port=port,
                 )
             except StyxError as e:
                 await self._fail(r, f"launch failed: [{e.code}] {e.message}", teardown=False)

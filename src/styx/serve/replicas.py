@@ -26,32 +26,45 @@ class Launched:
     infra: str | None
 
 
-def replica_task(spec: dict[str, Any], replica_id: int, *, use_spot: bool) -> Any:
-    """The task a replica runs: the service's, with its id in the environment, and spot or
-    on-demand as the replica policy chose."""
+def replica_task(
+    spec: dict[str, Any], replica_id: int, *, use_spot: bool, port: int | None = None
+) -> Any:
+    """The task a replica runs: the service's, with its id in the environment, spot or
+    on-demand as the replica policy chose, and the service's ``port`` among the ports its
+    infra opens (a security group, a firewall rule), as SkyServe does."""
     from styx.spec.task import Task
 
     data = dict(spec)
     data["envs"] = {**dict(data.get("envs") or {}), "STYX_SERVE_REPLICA_ID": str(replica_id)}
     resources = data.get("resources")
-    if isinstance(resources, dict):
-        data["resources"] = _with_spot(resources, use_spot)
-    elif isinstance(resources, list):
-        data["resources"] = [_with_spot(dict(r), use_spot) for r in resources]
-    elif use_spot:
-        data["resources"] = {"use_spot": True}
+    if isinstance(resources, list):
+        data["resources"] = [_adjusted(dict(r), use_spot, port) for r in resources]
+    else:
+        data["resources"] = _adjusted(dict(resources or {}), use_spot, port)
     return Task.from_dict(data)
 
 
-def _with_spot(resources: dict[str, Any], use_spot: bool) -> dict[str, Any]:
+def _adjusted(resources: dict[str, Any], use_spot: bool, port: int | None) -> dict[str, Any]:
     out = dict(resources)
-    out.pop("use_spot", None)
-    if "any_of" in out:
-        out["any_of"] = [_with_spot(dict(r), use_spot) for r in out["any_of"]]
-    if "ordered" in out:
-        out["ordered"] = [_with_spot(dict(r), use_spot) for r in out["ordered"]]
+    for key in ("any_of", "ordered"):
+        if key in out:
+            out[key] = [_adjusted(dict(r), use_spot, None) for r in out[key]]
     out["use_spot"] = use_spot
+    if port is not None and not _covers(out.get("ports"), port):
+        given = out.get("ports")
+        listed = [] if given is None else list(given) if isinstance(given, list) else [given]
+        out["ports"] = [*listed, port]
     return out
+
+
+def _covers(ports: Any, port: int) -> bool:
+    """Whether a ``resources.ports`` value (a port, "a-b", or a list of those) has ``port``."""
+    items = ports if isinstance(ports, list) else [] if ports is None else [ports]
+    for item in items:
+        lo, _, hi = str(item).partition("-")
+        if lo.strip().isdigit() and int(lo) <= port <= int(hi.strip() or lo):
+            return True
+    return False
 
 
 def task_uses_spot(spec: dict[str, Any]) -> bool:
@@ -61,7 +74,9 @@ def task_uses_spot(spec: dict[str, Any]) -> bool:
     return any(c.use_spot for c in Task.from_dict(spec).resources.candidates())
 
 
-def launch(cluster: str, spec: dict[str, Any], replica_id: int, *, use_spot: bool) -> Launched:
+def launch(
+    cluster: str, spec: dict[str, Any], replica_id: int, *, use_spot: bool, port: int | None = None
+) -> Launched:
     """Launch the replica's cluster and start the service on it (detached). Raises the
     StyxError of a launch that failed; a half-made cluster is torn down first."""
     from styx.errors import StyxError
@@ -69,7 +84,7 @@ def launch(cluster: str, spec: dict[str, Any], replica_id: int, *, use_spot: boo
     from styx.ops.launch import launch as launch_task
     from styx.state.clusters import get_cluster
 
-    task = replica_task(spec, replica_id, use_spot=use_spot)
+    task = replica_task(spec, replica_id, use_spot=use_spot, port=port)
     started = time.monotonic()
     try:
         launch_task(task, cluster, detach=True, quiet=True)
