@@ -315,29 +315,25 @@ class Stats:
 
 
 def parse_stats(csv_text: str) -> Stats:
-    """Read ``show stat``'s CSV."""
+    """Read ``show stat``'s CSV (its header line starts with ``# ``)."""
     lines = [line for line in csv_text.splitlines() if line.strip()]
     if not lines or not lines[0].startswith("# "):
         raise ValueError("not a 'show stat' answer")
     fields = lines[0][2:].split(",")
-    col = {name: i for i, name in enumerate(fields)}
+
+    def number(row: dict[str, str], name: str) -> int:
+        text = row.get(name, "")
+        return int(text) if text.isdigit() else 0
+
     requests, slots = 0, {}
     for line in lines[1:]:
-        cells = line.split(",")
-
-        def cell(name: str, cells: list[str] = cells) -> str:
-            i = col.get(name)
-            return cells[i] if i is not None and i < len(cells) else ""
-
-        def number(name: str, cell: object = cell) -> int:
-            text = cell(name)  # type: ignore[operator]
-            return int(text) if text.isdigit() else 0
-
-        if cell("pxname") == "service" and cell("svname") == "FRONTEND":
-            requests = number("req_tot")
-        elif cell("pxname") == BACKEND and cell("svname") not in ("BACKEND", "hold"):
-            slots[cell("svname")] = SlotStats(
-                cell("svname"), cell("status"), number("scur"), number("stot")
+        row = dict(zip(fields, line.split(","), strict=False))
+        proxy, server = row.get("pxname"), row.get("svname", "")
+        if proxy == "service" and server == "FRONTEND":
+            requests = number(row, "req_tot")
+        elif proxy == BACKEND and server not in ("BACKEND", "hold"):
+            slots[server] = SlotStats(
+                server, row.get("status", ""), number(row, "scur"), number(row, "stot")
             )
     return Stats(requests, slots)
 
